@@ -1,0 +1,210 @@
+// The function app and its hosting plan. Flex Consumption (default) takes its runtime from
+// functionAppConfig.runtime and reads the deployment package from a blob container with the app's
+// identity; FUNCTIONS_WORKER_RUNTIME and linuxFxVersion are invalid there. Elastic Premium (the
+// alternative) is configured the classic way, with those two settings. Either way the app reaches
+// storage only through its user-assigned identity: the settings name the account, never a key.
+
+@description('Azure region of the plan and the app.')
+param location string
+
+@description('Tags applied to the plan and the app (the app also gets azd-service-name).')
+param tags object
+
+@description('Name of the function app.')
+param name string
+
+@description('Name of the hosting plan.')
+param planName string
+
+@description('FlexConsumption (scale to zero, the default) or ElasticPremium (pre-warmed, billed per instance).')
+@allowed([
+  'FlexConsumption'
+  'ElasticPremium'
+])
+param hostingPlan string = 'FlexConsumption'
+
+@description('Python version of the Functions runtime.')
+@allowed([
+  '3.10'
+  '3.11'
+  '3.12'
+])
+param pythonVersion string = '3.11'
+
+@description('Flex Consumption: most instances the app may scale out to.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Flex Consumption: memory of each instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Elastic Premium: SKU of the plan.')
+@allowed([
+  'EP1'
+  'EP2'
+  'EP3'
+])
+param elasticPremiumSku string = 'EP1'
+
+@description('Elastic Premium: most instances the plan may scale out to.')
+@minValue(1)
+@maxValue(100)
+param maximumElasticWorkerCount int = 20
+
+@description('Resource id of the user-assigned identity the app runs as.')
+param identityId string
+
+@description('Client id of that identity (selects it for identity-based connections).')
+param identityClientId string
+
+@description('Name of the storage account used for AzureWebJobsStorage and the task hub.')
+param storageAccountName string
+
+@description('Blob endpoint of that account, for example https://<account>.blob.core.windows.net/.')
+param blobEndpoint string
+
+@description('Queue endpoint of that account.')
+param queueEndpoint string
+
+@description('Table endpoint of that account.')
+param tableEndpoint string
+
+@description('URL of the blob container Flex Consumption deploys the package to.')
+param deploymentContainerUrl string
+
+@description('Name of the Application Insights component the app reports to.')
+param applicationInsightsName string
+
+@description('Settings the AOS code reads (AOS_*), added to the platform settings below.')
+param aosSettings object
+
+var isFlex = hostingPlan == 'FlexConsumption'
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: isFlex ? 'functionapp' : 'elastic'
+  sku: isFlex ? {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  } : {
+    name: elasticPremiumSku
+    tier: 'ElasticPremium'
+  }
+  properties: {
+    reserved: true
+    maximumElasticWorkerCount: isFlex ? null : maximumElasticWorkerCount
+  }
+}
+
+// Identity-based AzureWebJobsStorage: account and service endpoints plus the identity to use. The
+// Application Insights connection string is an ingestion address and instrumentation id, not a
+// secret, because local authentication is disabled on the component: ingestion needs the Entra token
+// that APPLICATIONINSIGHTS_AUTHENTICATION_STRING tells the host to fetch with the same identity.
+var platformSettings = {
+  AzureWebJobsStorage__accountName: storageAccountName
+  AzureWebJobsStorage__blobServiceUri: blobEndpoint
+  AzureWebJobsStorage__queueServiceUri: queueEndpoint
+  AzureWebJobsStorage__tableServiceUri: tableEndpoint
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+}
+
+// Only for Elastic Premium. Without WEBSITE_CONTENTAZUREFILECONNECTIONSTRING the app runs without an
+// Azure Files content share (which would need an account key); code arrives by zip deploy with a
+// remote build.
+var elasticPremiumSettings = {
+  FUNCTIONS_EXTENSION_VERSION: '~4'
+  FUNCTIONS_WORKER_RUNTIME: 'python'
+  SCM_DO_BUILD_DURING_DEPLOYMENT: 'true'
+  ENABLE_ORYX_BUILD: 'true'
+}
+
+var appSettings = union(aosSettings, platformSettings, isFlex ? {} : elasticPremiumSettings)
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, {
+    'azd-service-name': 'api'
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled'
+    clientCertEnabled: false
+    siteConfig: {
+      // Flex Consumption takes the runtime from functionAppConfig.runtime and rejects linuxFxVersion.
+      linuxFxVersion: isFlex ? null : 'Python|${pythonVersion}'
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: [for setting in items(appSettings): {
+        name: setting.key
+        value: setting.value
+      }]
+    }
+    functionAppConfig: isFlex ? {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: pythonVersion
+      }
+    } : null
+  }
+}
+
+// Publishing goes through Entra ID (azd, Core Tools and the CLI all use it); no FTP or basic-auth
+// deployment credentials exist to leak.
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+output name string = functionApp.name
+output defaultHostName string = functionApp.properties.defaultHostName

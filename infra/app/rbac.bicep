@@ -1,0 +1,55 @@
+// The least set of role assignments the function app's identity needs, each named with guid() so a
+// re-deployment finds the same assignment instead of failing on a duplicate.
+//   Storage Blob Data Owner         host leases, Durable task-hub blobs, Flex deployment package
+//   Storage Queue Data Contributor  queue trigger and output, Durable control and work-item queues
+//   Storage Table Data Contributor  agents index, history, Durable history and instances tables
+//   Monitoring Metrics Publisher    sending telemetry to Application Insights with Entra auth
+// Role definition ids: https://learn.microsoft.com/azure/role-based-access-control/built-in-roles
+
+@description('Name of the storage account the roles are scoped to.')
+param storageAccountName string
+
+@description('Name of the Application Insights component the publisher role is scoped to.')
+param applicationInsightsName string
+
+@description('Principal (object) id of the function app\'s managed identity.')
+param principalId string
+
+var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
+
+var storageRoles = [
+  storageBlobDataOwner
+  storageQueueDataContributor
+  storageTableDataContributor
+]
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+resource storageRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleId in storageRoles: {
+  name: guid(storage.id, principalId, roleId)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}]
+
+resource monitoringRoleAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(applicationInsights.id, principalId, monitoringMetricsPublisher)
+  scope: applicationInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisher)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}

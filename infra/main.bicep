@@ -1,0 +1,182 @@
+// AOS on Azure Functions: composition only. Deploys into an existing resource group (azd up asks for
+// it, or az deployment group create names it). Every resource name carries a token derived from the
+// resource group and environment name, so two environments never collide.
+//   app/identity.bicep    user-assigned managed identity the app runs as
+//   app/storage.bicep     storage account, deployment container, AOS queues and tables
+//   app/monitoring.bicep  Log Analytics workspace and Application Insights
+//   app/rbac.bicep        the identity's role assignments (least privilege)
+//   app/api.bicep         hosting plan and function app, identity-based settings only
+targetScope = 'resourceGroup'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; seeds the resource names and tags every resource.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region for all resources (Flex Consumption is not offered in every region).')
+param location string = resourceGroup().location
+
+@description('FlexConsumption (scale to zero, the default) or ElasticPremium (always warm, billed per instance).')
+@allowed([
+  'FlexConsumption'
+  'ElasticPremium'
+])
+param hostingPlan string = 'FlexConsumption'
+
+@description('Python version of the Functions runtime.')
+@allowed([
+  '3.10'
+  '3.11'
+  '3.12'
+])
+param pythonVersion string = '3.11'
+
+@description('Flex Consumption: most instances the app may scale out to (caps the bill under load).')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Redundancy of the storage account.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+])
+param storageSku string = 'Standard_LRS'
+
+@description('AOS_TASK_HUB: Durable Functions task hub name (host.json reads it as %AOS_TASK_HUB%).')
+param aosTaskHub string = 'AOSHub'
+
+@description('AOS_EVENTS_QUEUE: queue that carries events to agents.')
+param aosEventsQueue string = 'aos-events'
+
+@description('AOS_DEADLETTER_QUEUE: queue for messages that can never be valid.')
+param aosDeadletterQueue string = 'aos-events-deadletter'
+
+@description('AOS_AGENTS_TABLE: table indexing registered agents.')
+param aosAgentsTable string = 'AOSAgents'
+
+@description('AOS_HISTORY_TABLE: table archiving every handled event and decision.')
+param aosHistoryTable string = 'AOSHistory'
+
+@description('AOS_RECENT_EVENTS: events kept in each agent\'s state.')
+@minValue(1)
+param aosRecentEvents int = 20
+
+@description('AOS_RECENT_DECISIONS: decisions kept in each agent\'s state.')
+@minValue(1)
+param aosRecentDecisions int = 10
+
+@description('AOS_PROCESSED_IDS: recent event ids each agent remembers to drop redelivered events.')
+@minValue(1)
+param aosProcessedIds int = 256
+
+@description('AOS_HISTORY_RETENTION_DAYS: days the history table keeps entries.')
+@minValue(1)
+param aosHistoryRetentionDays int = 365
+
+var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var tags = {
+  'azd-env-name': environmentName
+}
+var functionAppName = 'func-aos-${resourceToken}'
+var deploymentContainerName = 'app-package-${resourceToken}'
+
+// App settings read by the AOS code: the same names as in local.settings.json.
+var aosSettings = {
+  AOS_TASK_HUB: aosTaskHub
+  AOS_EVENTS_QUEUE: aosEventsQueue
+  AOS_DEADLETTER_QUEUE: aosDeadletterQueue
+  AOS_AGENTS_TABLE: aosAgentsTable
+  AOS_HISTORY_TABLE: aosHistoryTable
+  AOS_RECENT_EVENTS: string(aosRecentEvents)
+  AOS_RECENT_DECISIONS: string(aosRecentDecisions)
+  AOS_PROCESSED_IDS: string(aosProcessedIds)
+  AOS_HISTORY_RETENTION_DAYS: string(aosHistoryRetentionDays)
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  params: {
+    location: location
+    tags: tags
+    name: 'id-aos-${resourceToken}'
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  params: {
+    location: location
+    tags: tags
+    name: 'staos${resourceToken}'
+    skuName: storageSku
+    deploymentContainerName: deploymentContainerName
+    // The Functions runtime moves a message that keeps failing to "<queue>-poison"; creating it up
+    // front makes it visible (and monitorable) before the first failure.
+    queueNames: [
+      aosEventsQueue
+      aosDeadletterQueue
+      '${aosEventsQueue}-poison'
+    ]
+    tableNames: [
+      aosAgentsTable
+      aosHistoryTable
+    ]
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    tags: tags
+    logAnalyticsName: 'log-aos-${resourceToken}'
+    applicationInsightsName: 'appi-aos-${resourceToken}'
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  params: {
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    principalId: identity.outputs.principalId
+  }
+}
+
+module api 'app/api.bicep' = {
+  name: 'api'
+  params: {
+    location: location
+    tags: tags
+    name: functionAppName
+    planName: 'plan-aos-${resourceToken}'
+    hostingPlan: hostingPlan
+    pythonVersion: pythonVersion
+    maximumInstanceCount: maximumInstanceCount
+    identityId: identity.outputs.resourceId
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    blobEndpoint: storage.outputs.blobEndpoint
+    queueEndpoint: storage.outputs.queueEndpoint
+    tableEndpoint: storage.outputs.tableEndpoint
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    aosSettings: aosSettings
+  }
+  // The host must be able to reach storage the moment it starts.
+  dependsOn: [
+    rbac
+  ]
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = resourceGroup().name
+output AZURE_FUNCTION_APP_NAME string = api.outputs.name
+output AZURE_FUNCTION_APP_URL string = 'https://${api.outputs.defaultHostName}'
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AOS_TASK_HUB string = aosTaskHub
