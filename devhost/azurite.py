@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from devhost.errors import DevHostError
+
 __all__ = [
     "ACCOUNT_KEY",
     "ACCOUNT_NAME",
@@ -41,7 +43,7 @@ DEFAULT_BINARY = REPO_ROOT / "node_modules" / ".bin" / "azurite"
 STANDARD_PORTS = (10000, 10001, 10002)
 
 
-class AzuriteError(RuntimeError):
+class AzuriteError(DevHostError):
     """Base class: Azurite could not be provided."""
 
 

@@ -1,0 +1,246 @@
+"""Durable entity state and pending signals, persisted in one Azure Table (Azurite locally).
+
+Layout (one partition per entity, so one transaction can cover everything an entity batch changes):
+
+    PartitionKey  `<entity name>@<key>` (characters Table keys forbid are %-escaped)
+    RowKey        `state`          exists flag and the state JSON, in chunks (`s000`, `s001`, ...)
+                  `state-001`...   more chunks when the state outgrows one row (1 MB per row)
+                  `sig-<seq>`      one pending signal: operation name, id, input (also chunked)
+
+A signal row is written before the signal is acknowledged, and removed in the same transaction that
+stores the state the batch produced: a crash at any point either keeps the signal (and the old
+state) or neither, so every signal changes the state exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
+
+from devhost.errors import EntityStateTooLargeError
+
+__all__ = [
+    "MAX_SIGNALS_PER_COMMIT",
+    "EntityId",
+    "EntityStore",
+    "Signal",
+    "StoredState",
+]
+
+CHUNK_CHARS = 16_000  # <= 64 KiB as UTF-16 even if every char is a surrogate pair
+CHUNKS_PER_ROW = 12  # 12 x 64 KiB < the 1 MiB entity limit
+MAX_STATE_ROWS = 5  # a transaction carries at most 4 MiB
+MAX_SIGNAL_CHUNKS = CHUNKS_PER_ROW
+TRANSACTION_LIMIT = 100
+# State rows to upsert + stale rows to delete + consumed signals must fit one transaction.
+MAX_SIGNALS_PER_COMMIT = TRANSACTION_LIMIT - 2 * MAX_STATE_ROWS
+STATE_ROW = "state"
+SIGNAL_PREFIX = "sig-"
+_FORBIDDEN = re.compile(r"[%/\\#?\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class EntityId:
+    """An entity's identity; names are case-insensitive in Durable Functions, so kept lowercase."""
+
+    name: str
+    key: str
+
+    @classmethod
+    def of(cls, name: str, key: str) -> EntityId:
+        return cls(name.lower(), key)
+
+    @property
+    def partition_key(self) -> str:
+        raw = f"{self.name}@{self.key}"
+        return _FORBIDDEN.sub(lambda m: f"%{ord(m.group()):02X}", raw)
+
+    @classmethod
+    def from_partition_key(cls, pk: str) -> EntityId:
+        raw = re.sub(r"%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), pk)
+        name, _, key = raw.partition("@")
+        return cls(name, key)
+
+    def __str__(self) -> str:
+        return f"@{self.name}@{self.key}"
+
+
+@dataclass
+class Signal:
+    """One operation signalled to an entity; `input` is the raw request body (JSON text) or None."""
+
+    seq: str
+    id: str
+    operation: str
+    input: str | None
+    durable: bool = False
+
+    @property
+    def row_key(self) -> str:
+        return SIGNAL_PREFIX + self.seq
+
+
+@dataclass(frozen=True)
+class StoredState:
+    exists: bool = False
+    state: str | None = None
+    rows: int = 0  # how many state rows are stored (0 = none)
+
+
+class _SeqGenerator:
+    """Strictly increasing, sortable sequence numbers that keep increasing across restarts."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns() // 1000)
+            return f"{self._last:020d}"
+
+
+def _chunks(text: str) -> list[str]:
+    return [text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
+
+
+def _join(entity: dict[str, Any], prefix: str) -> str:
+    parts = sorted((k, v) for k, v in entity.items() if re.fullmatch(prefix + r"\d{3}", k))
+    return "".join(str(v) for _, v in parts)
+
+
+class EntityStore:
+    """Reads and writes entity rows; the host must be the only writer of its table."""
+
+    def __init__(self, connection_string: str, table_name: str) -> None:
+        self.table_name = table_name
+        self._table = TableClient.from_connection_string(
+            connection_string, table_name, retry_total=5, retry_backoff_factor=0.2
+        )
+        self._seq = _SeqGenerator()
+
+    async def open(self) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            await self._table.create_table()
+
+    async def close(self) -> None:
+        await self._table.close()
+
+    def new_signal(self, signal_id: str, operation: str, input_text: str | None) -> Signal:
+        return Signal(seq=self._seq.next(), id=signal_id, operation=operation, input=input_text)
+
+    @staticmethod
+    def signal_fits(input_text: str | None) -> bool:
+        return input_text is None or len(input_text) <= CHUNK_CHARS * MAX_SIGNAL_CHUNKS
+
+    async def add_signal(self, entity: EntityId, signal: Signal) -> None:
+        row: dict[str, Any] = {
+            "PartitionKey": entity.partition_key,
+            "RowKey": signal.row_key,
+            "op": signal.operation,
+            "id": signal.id,
+            "has_input": signal.input is not None,
+        }
+        if signal.input is not None:
+            if not self.signal_fits(signal.input):
+                raise EntityStateTooLargeError(f"signal input for {entity} is too large")
+            for i, chunk in enumerate(_chunks(signal.input)):
+                row[f"i{i:03d}"] = chunk
+        await self._table.create_entity(row)
+
+    async def load_state(self, entity: EntityId) -> StoredState:
+        pk = entity.partition_key.replace("'", "''")
+        rows = [
+            row
+            async for row in self._table.query_entities(
+                f"PartitionKey eq '{pk}' and RowKey ge 'state' and RowKey lt 'state.'"
+            )
+        ]
+        head = next((r for r in rows if r["RowKey"] == STATE_ROW), None)
+        if head is None:
+            return StoredState()
+        by_key = {r["RowKey"]: r for r in rows}
+        text = "".join(
+            _join(by_key[name], "s") for name in _state_row_names(int(head.get("rows", 1)))
+        )
+        exists = bool(head.get("exists", False))
+        return StoredState(exists, text if exists else None, int(head.get("rows", 1)))
+
+    async def pending_signals(self) -> dict[EntityId, list[Signal]]:
+        """Every signal not yet applied, per entity, in arrival order (for resuming at start-up)."""
+        found: dict[EntityId, list[Signal]] = {}
+        query = f"RowKey ge '{SIGNAL_PREFIX}' and RowKey lt 'sig.'"
+        async for row in self._table.query_entities(query):
+            entity = EntityId.from_partition_key(row["PartitionKey"])
+            signal = Signal(
+                seq=row["RowKey"][len(SIGNAL_PREFIX) :],
+                id=str(row.get("id", "")),
+                operation=str(row["op"]),
+                input=_join(row, "i") if row.get("has_input") else None,
+                durable=True,
+            )
+            found.setdefault(entity, []).append(signal)
+        for signals in found.values():
+            signals.sort(key=lambda s: s.seq)
+        return found
+
+    async def commit(
+        self,
+        entity: EntityId,
+        previous: StoredState,
+        exists: bool,
+        state: str | None,
+        consumed: Iterable[Signal],
+    ) -> StoredState:
+        """Store the state a batch produced and delete its signals, atomically."""
+        pk = entity.partition_key
+        consumed = list(consumed)
+        if len(consumed) > MAX_SIGNALS_PER_COMMIT:
+            raise ValueError(f"at most {MAX_SIGNALS_PER_COMMIT} signals per commit")
+        ops: list[tuple[Any, ...]] = []
+        new_rows = 0
+        if exists:
+            chunks = _chunks(state if state is not None else "null")
+            new_rows = -(-len(chunks) // CHUNKS_PER_ROW)
+            if new_rows > MAX_STATE_ROWS:
+                raise EntityStateTooLargeError(
+                    f"state of {entity} is {len(chunks) * CHUNK_CHARS // 1000}k+ characters; the "
+                    f"local host stores at most {MAX_STATE_ROWS * CHUNKS_PER_ROW * CHUNK_CHARS} "
+                    "characters per entity"
+                )
+            for row_name, group in zip(
+                _state_row_names(new_rows), _grouped(chunks, CHUNKS_PER_ROW), strict=True
+            ):
+                row: dict[str, Any] = {"PartitionKey": pk, "RowKey": row_name}
+                if row_name == STATE_ROW:
+                    row |= {"exists": True, "rows": new_rows}
+                for i, chunk in enumerate(group):
+                    row[f"s{i:03d}"] = chunk
+                ops.append(("upsert", row, {"mode": UpdateMode.REPLACE}))
+        for row_name in _state_row_names(previous.rows)[new_rows:]:
+            ops.append(("delete", {"PartitionKey": pk, "RowKey": row_name}))
+        for signal in consumed:
+            ops.append(("delete", {"PartitionKey": pk, "RowKey": signal.row_key}))
+        if ops:
+            await self._table.submit_transaction(ops)
+        return StoredState(exists, state if exists else None, new_rows)
+
+
+def _state_row_names(count: int) -> list[str]:
+    return [STATE_ROW if i == 0 else f"{STATE_ROW}-{i:03d}" for i in range(count)]
+
+
+def _grouped(items: list[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while group := list(itertools.islice(iterator, size)):
+        yield group

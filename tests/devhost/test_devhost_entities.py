@@ -1,0 +1,216 @@
+"""The durable side: signals persisted before 202, batches in order, state persisted per batch."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import azure.durable_functions as df
+import httpx
+import pytest
+from azure.data.tables import TableClient
+from helpers import fast_config, run, sample_host
+
+from devhost.azurite import Azurite
+from devhost.entity_store import EntityId, EntityStore
+from devhost.host import entities_table_name
+from devhost.storage_names import UniqueName
+
+pytestmark = pytest.mark.azurite
+
+
+async def _read(host: Any, key: str) -> Any:
+    client = df.DurableOrchestrationClient(host.client_binding())
+    return await client.read_entity_state(df.EntityId("counter", key))
+
+
+def test_signals_apply_in_order_and_persist_across_hosts(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    hub = unique_name.table_name("Hub")
+
+    async def scenario() -> None:
+        async with sample_host(azurite.connection_string, hub) as host:
+            client = df.DurableOrchestrationClient(host.client_binding())
+            for amount in range(1, 21):
+                await client.signal_entity(df.EntityId("counter", "k1"), "add", amount)
+            await host.wait_idle()
+            state = await _read(host, "k1")
+            assert state.entity_exists
+            assert state.entity_state["seen"] == list(range(1, 21))
+            assert state.entity_state["total"] == 210
+        async with sample_host(azurite.connection_string, hub) as again:
+            assert (await _read(again, "k1")).entity_state["total"] == 210
+            assert not (await _read(again, "never")).entity_exists
+
+    run(scenario())
+
+
+def test_pending_signals_resume_in_one_batch_with_the_hosts_json(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    """Signals stored by a previous run are resumed at start-up, batched up to the limit."""
+    hub = unique_name.table_name("Hub")
+    seen: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        store = EntityStore(azurite.connection_string, entities_table_name(hub))
+        await store.open()
+        entity = EntityId.of("counter", "k2")
+        for amount in (5, 6, 7, 8, 9):
+            await store.add_signal(
+                entity, store.new_signal(f"id{amount}", "add", json.dumps(json.dumps(amount)))
+            )
+        await store.close()
+        host = sample_host(azurite.connection_string, hub, config=fast_config(batch_size=2))
+        host.runtime.batch_observer = lambda text: seen.append(json.loads(text))
+        async with host:
+            await host.wait_idle()
+            assert (await _read(host, "k2")).entity_state["seen"] == [5, 6, 7, 8, 9]
+
+    run(scenario())
+    assert [len(b["batch"]) for b in seen] == [2, 2, 1]
+    first = seen[0]
+    assert first["self"] == {"name": "counter", "key": "k2"}
+    assert first["state"] is None
+    assert first["exists"] is False
+    assert first["batch"][0] == {"name": "add", "input": '"5"', "signal": True, "id": "id5"}
+    assert seen[1]["exists"] is True
+    assert json.loads(seen[1]["state"])["seen"] == [5, 6]
+
+
+def test_client_input_arrives_encoded_twice(azurite: Azurite, unique_name: UniqueName) -> None:
+    hub = unique_name.table_name("Hub")
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        host = sample_host(azurite.connection_string, hub)
+        host.runtime.batch_observer = seen.append
+        async with host:
+            client = df.DurableOrchestrationClient(host.client_binding())
+            await client.signal_entity(df.EntityId("counter", "k3"), "add", 41)
+            await host.wait_idle()
+
+    run(scenario())
+    assert json.loads(seen[0])["batch"][0]["input"] == json.dumps(json.dumps(41))
+
+
+def test_destruct_deletes_the_entity_and_its_rows(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    hub = unique_name.table_name("Hub")
+
+    async def scenario() -> None:
+        async with sample_host(azurite.connection_string, hub) as host:
+            client = df.DurableOrchestrationClient(host.client_binding())
+            await client.signal_entity(df.EntityId("counter", "gone"), "add", 1)
+            await host.wait_idle()
+            assert (await _read(host, "gone")).entity_exists
+            await client.signal_entity(df.EntityId("counter", "gone"), "delete")
+            await host.wait_idle()
+            assert not (await _read(host, "gone")).entity_exists
+
+    run(scenario())
+    with TableClient.from_connection_string(
+        azurite.connection_string, entities_table_name(hub)
+    ) as t:
+        assert list(t.query_entities("PartitionKey eq 'counter@gone'")) == []
+
+
+def test_failing_operation_keeps_state_and_later_operations_run(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    hub = unique_name.table_name("Hub")
+
+    async def scenario() -> None:
+        async with sample_host(azurite.connection_string, hub) as host:
+            client = df.DurableOrchestrationClient(host.client_binding())
+            entity = df.EntityId("counter", "k4")
+            await client.signal_entity(entity, "add", 2)
+            await client.signal_entity(entity, "explode")
+            await client.signal_entity(entity, "add", 3)
+            await host.wait_idle()
+            assert (await _read(host, "k4")).entity_state["seen"] == [2, 3]
+
+    run(scenario())
+
+
+def test_large_state_is_split_not_truncated(azurite: Azurite, unique_name: UniqueName) -> None:
+    hub = unique_name.table_name("Hub")
+    size = 300_000  # far beyond Table's 64 KB property limit
+
+    async def scenario() -> None:
+        async with sample_host(azurite.connection_string, hub) as host:
+            client = df.DurableOrchestrationClient(host.client_binding())
+            await client.signal_entity(df.EntityId("counter", "big"), "big", size)
+            await host.wait_idle()
+        async with sample_host(azurite.connection_string, hub) as again:
+            state = (await _read(again, "big")).entity_state
+            assert len(state["blob"]) == size
+            # Shrinking again removes the extra rows.
+            client = df.DurableOrchestrationClient(again.client_binding())
+            await client.signal_entity(df.EntityId("counter", "big"), "big", 10)
+            await again.wait_idle()
+        again2 = sample_host(azurite.connection_string, hub)
+        async with again2:
+            assert len((await _read(again2, "big")).entity_state["blob"]) == 10
+
+    run(scenario())
+    with TableClient.from_connection_string(
+        azurite.connection_string, entities_table_name(hub)
+    ) as t:
+        assert [r["RowKey"] for r in t.query_entities("PartitionKey eq 'counter@big'")] == ["state"]
+
+
+def test_oversized_state_is_refused_loudly_and_old_state_kept(
+    azurite: Azurite, unique_name: UniqueName, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = unique_name.table_name("Hub")
+
+    async def scenario() -> None:
+        async with sample_host(azurite.connection_string, hub) as host:
+            client = df.DurableOrchestrationClient(host.client_binding())
+            await client.signal_entity(df.EntityId("counter", "huge"), "add", 1)
+            await client.signal_entity(df.EntityId("counter", "huge"), "big", 2_000_000)
+            await host.wait_idle()
+            state = (await _read(host, "huge")).entity_state
+            assert state["total"] == 1
+            assert "blob" not in state
+
+    run(scenario())
+    assert "too large" in caplog.text
+
+
+def test_http_api_answers_like_the_durable_extension(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    hub = unique_name.table_name("Hub")
+
+    async def scenario() -> None:
+        async with sample_host(azurite.connection_string, hub) as host:
+            rpc = json.loads(host.client_binding())["rpcBaseUrl"]
+            async with httpx.AsyncClient(base_url=rpc) as http:
+                missing_op = await http.post("entities/counter/x")
+                assert missing_op.status_code == 400
+                assert missing_op.headers["content-type"].startswith("application/problem+json")
+                unknown = await http.post("entities/nosuch/x?op=add")
+                assert unknown.status_code == 400
+                assert (await http.get("entities/counter/none")).status_code == 404
+                ok = await http.post("entities/counter/x?op=add", content=json.dumps("4"))
+                assert ok.status_code == 202
+                await host.wait_idle()
+                read = await http.get("entities/counter/x")
+                assert read.status_code == 200
+                assert read.json()["total"] == 4
+                for method, path in [
+                    ("POST", "orchestrators/hello"),
+                    ("GET", "instances/abc"),
+                    ("GET", "instances"),
+                    ("POST", "instances/abc/raiseEvent/e"),
+                    ("DELETE", "instances/abc"),
+                ]:
+                    response = await http.request(method, path)
+                    assert response.status_code == 501
+                    assert "orchestrations" in response.json()["detail"]
+
+    run(scenario())
