@@ -157,13 +157,13 @@ def run_checkov(directory: str, skips_path: str) -> int:
 
     parsing_errors: list[str] = []
     failed: list[dict[str, Any]] = []
-    passed = 0
+    passed: set[str] = set()
     for report in reports:
         results = report.get("results", {})
         parsing_errors.extend(results.get("parsing_errors", []))
         failed.extend(results.get("failed_checks", []))
-        passed += len(results.get("passed_checks", []))
-    if passed == 0 and not failed:
+        passed.update(check["check_id"] for check in results.get("passed_checks", []))
+    if not passed and not failed:
         errors.append(f"checkov found nothing to check in {directory}")
 
     for path in parsing_errors:
@@ -185,10 +185,9 @@ def run_checkov(directory: str, skips_path: str) -> int:
         print(error, file=sys.stderr)
     if errors:
         return 1
-    print(
-        f"checkov: {passed} passed, {len(failed)} accepted finding(s) of "
-        f"{len(fired)} justified check(s), 0 parsing errors"
-    )
+    print(f"checkov passed: {' '.join(sorted(passed))}")
+    print(f"checkov accepted (justified in {skips_path}): {' '.join(sorted(fired)) or 'none'}")
+    print("checkov parsing errors: 0")
     return 0
 
 

@@ -1,0 +1,402 @@
+"""Security and wiring properties of the Bicep templates, read through the parser checkov uses.
+
+The templates are parsed by `infra/scripts/bicep_check.py json` running in `.venv-infra` (built by
+`scripts/check-infra`); pycep-parser turns each template into a dict in which literals are Python
+values and references are the referenced name (a parameter, variable or `resource.property` path).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+INFRA_PYTHON = ROOT / ".venv-infra" / "bin" / "python"
+BICEP_CHECK = INFRA / "scripts" / "bicep_check.py"
+
+# Built-in role definition ids, https://learn.microsoft.com/azure/role-based-access-control/built-in-roles
+STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
+STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
+STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
+MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+
+AOS_SETTINGS = {
+    "AOS_TASK_HUB": "AOSHub",
+    "AOS_EVENTS_QUEUE": "aos-events",
+    "AOS_DEADLETTER_QUEUE": "aos-events-deadletter",
+    "AOS_AGENTS_TABLE": "AOSAgents",
+    "AOS_HISTORY_TABLE": "AOSHistory",
+    "AOS_RECENT_EVENTS": 20,
+    "AOS_RECENT_DECISIONS": 10,
+    "AOS_PROCESSED_IDS": 256,
+    "AOS_HISTORY_RETENTION_DAYS": 365,
+}
+
+SECRET_MARKERS = ("AccountKey=", "SharedAccessSignature", "DefaultEndpointsProtocol", "sig=")
+
+
+def infra_python() -> Path:
+    if not INFRA_PYTHON.exists():
+        pytest.fail(
+            f"{INFRA_PYTHON} is missing: run scripts/check-infra first "
+            "(scripts/check and make test do); it builds the venv with the Bicep parsers",
+            pytrace=False,
+        )
+    return INFRA_PYTHON
+
+
+@functools.cache
+def templates() -> dict[str, dict[str, Any]]:
+    paths = sorted(str(path.relative_to(ROOT)) for path in INFRA.rglob("*.bicep"))
+    completed = subprocess.run(
+        [str(infra_python()), str(BICEP_CHECK), "json", *paths],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    parsed: dict[str, dict[str, Any]] = json.loads(completed.stdout)
+    return parsed
+
+
+def template(name: str) -> dict[str, Any]:
+    return templates()[f"infra/{name}"]
+
+
+def body(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource's declared body, under any loop or condition wrapper."""
+    config: dict[str, Any] = resource["config"]
+    while "loop_type" in config or "condition" in config:
+        config = config["config"]
+    return config
+
+
+def resource(template_name: str, symbol: str) -> dict[str, Any]:
+    return body(template(template_name)["resources"][symbol])
+
+
+def variable(template_name: str, name: str) -> Any:
+    return template(template_name)["variables"][name]["value"]
+
+
+def param_default(template_name: str, name: str) -> Any:
+    return template(template_name)["parameters"][name]["default"]
+
+
+def ref(expression: Any) -> str:
+    """`a.b.c` for a parsed property access, the name itself for a plain reference."""
+    if isinstance(expression, str):
+        return expression
+    if isinstance(expression, dict) and "operator" in expression:
+        operator = expression["operator"]
+        if operator["type"] == "property_accessor":
+            operands = operator["operands"]
+            return f"{ref(operands['operand_1'])}.{ref(operands['operand_2'])}"
+    raise AssertionError(f"not a reference: {expression!r}")
+
+
+def conditional(expression: Any) -> dict[str, Any]:
+    assert isinstance(expression, dict), expression
+    operator = expression["operator"]
+    assert operator["type"] == "conditional", expression
+    operands: dict[str, Any] = operator["operands"]
+    return operands
+
+
+def all_resources() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, symbol, declared)
+        for path, parsed in templates().items()
+        for symbol, declared in parsed.get("resources", {}).items()
+    ]
+
+
+def strings_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in [key, *strings_in(item)]]
+    if isinstance(value, list):
+        return [text for item in value for text in strings_in(item)]
+    return []
+
+
+# -- storage ---------------------------------------------------------------------------------------
+
+
+def test_storage_account_is_identity_only_https_only_and_private_to_anonymous_readers() -> None:
+    properties = resource("app/storage.bicep", "storage")["properties"]
+    assert properties["allowSharedKeyAccess"] is False
+    assert properties["defaultToOAuthAuthentication"] is True
+    assert properties["allowBlobPublicAccess"] is False
+    assert properties["supportsHttpsTrafficOnly"] is True
+    assert properties["minimumTlsVersion"] == "TLS1_2"
+
+
+def test_deployment_container_is_private() -> None:
+    container = resource("app/storage.bicep", "deploymentContainer")
+    assert container["properties"]["publicAccess"] == "None"
+    assert ref(container["parent"]) == "blobService"
+
+
+def test_queues_and_tables_are_created_with_the_app_defaults() -> None:
+    storage_types = {
+        symbol: declared["type"]
+        for symbol, declared in template("app/storage.bicep")["resources"].items()
+    }
+    assert storage_types["queues"] == "Microsoft.Storage/storageAccounts/queueServices/queues"
+    assert storage_types["tables"] == "Microsoft.Storage/storageAccounts/tableServices/tables"
+
+    params = body(template("main.bicep")["modules"]["storage"])["params"]
+    defaults = {
+        name: spec["default"] for name, spec in template("main.bicep")["parameters"].items()
+    }
+
+    def resolve(name: str) -> str:
+        return re.sub(
+            r"\$\{(\w+)\}", lambda match: str(defaults[match.group(1)]), defaults.get(name, name)
+        )
+
+    assert [resolve(name) for name in params["queueNames"]] == [
+        "aos-events",
+        "aos-events-deadletter",
+        "aos-events-poison",
+    ]
+    assert [resolve(name) for name in params["tableNames"]] == ["AOSAgents", "AOSHistory"]
+
+
+# -- function app ----------------------------------------------------------------------------------
+
+
+def test_function_app_is_https_only_with_tls_1_2_and_no_ftp() -> None:
+    app = resource("app/api.bicep", "functionApp")
+    assert app["properties"]["httpsOnly"] is True
+    site_config = app["properties"]["siteConfig"]
+    assert site_config["minTlsVersion"] == "1.2"
+    assert site_config["scmMinTlsVersion"] == "1.2"
+    assert site_config["ftpsState"] == "Disabled"
+    for policy in ("ftpCredentials", "scmCredentials"):
+        assert resource("app/api.bicep", policy)["properties"]["allow"] is False
+
+
+def test_function_app_runs_as_the_user_assigned_identity() -> None:
+    app = resource("app/api.bicep", "functionApp")
+    assert app["identity"]["type"] == "UserAssigned"
+    assert list(app["identity"]["userAssignedIdentities"]) == ["'${identityId}'"]
+
+
+def test_flex_consumption_is_the_default_with_python_3_11_in_function_app_config() -> None:
+    assert param_default("main.bicep", "hostingPlan") == "FlexConsumption"
+    assert param_default("main.bicep", "pythonVersion") == "3.11"
+    assert variable("app/api.bicep", "isFlex") == {
+        "operator": {
+            "type": "equals",
+            "operands": {"operand_1": "hostingPlan", "operand_2": "FlexConsumption"},
+        }
+    }
+    plan_sku = conditional(resource("app/api.bicep", "plan")["sku"])
+    assert plan_sku["condition"] == "isFlex"
+    assert plan_sku["true_value"] == {"name": "FC1", "tier": "FlexConsumption"}
+    assert plan_sku["false_value"]["tier"] == "ElasticPremium"
+
+    app = resource("app/api.bicep", "functionApp")
+    flex = conditional(app["properties"]["functionAppConfig"])
+    assert flex["condition"] == "isFlex"
+    assert flex["false_value"] is None
+    assert flex["true_value"]["runtime"] == {"name": "python", "version": "pythonVersion"}
+    deployment = flex["true_value"]["deployment"]["storage"]
+    assert deployment["type"] == "blobContainer"
+    assert deployment["authentication"] == {
+        "type": "UserAssignedIdentity",
+        "userAssignedIdentityResourceId": "identityId",
+    }
+
+
+def test_worker_runtime_and_linux_fx_version_are_set_only_for_elastic_premium() -> None:
+    app = resource("app/api.bicep", "functionApp")
+    linux_fx = conditional(app["properties"]["siteConfig"]["linuxFxVersion"])
+    assert linux_fx == {
+        "condition": "isFlex",
+        "true_value": None,
+        "false_value": "Python|${pythonVersion}",
+    }
+    assert variable("app/api.bicep", "elasticPremiumSettings")["FUNCTIONS_WORKER_RUNTIME"] == (
+        "python"
+    )
+    union_args = variable("app/api.bicep", "appSettings")["function"]["parameters"]
+    assert union_args["arg_1"] == "aosSettings"
+    assert union_args["arg_2"] == "platformSettings"
+    assert conditional(union_args["arg_3"]) == {
+        "condition": "isFlex",
+        "true_value": {},
+        "false_value": "elasticPremiumSettings",
+    }
+    for always_set in ("platformSettings",):
+        assert "FUNCTIONS_WORKER_RUNTIME" not in variable("app/api.bicep", always_set)
+    assert "FUNCTIONS_WORKER_RUNTIME" not in variable("main.bicep", "aosSettings")
+
+
+def test_app_settings_are_applied_from_the_merged_settings_object() -> None:
+    app_settings = resource("app/api.bicep", "functionApp")["properties"]["siteConfig"][
+        "appSettings"
+    ]
+    assert app_settings["loop_type"]["detail"] == {
+        "item_name": "setting",
+        "object_name": "appSettings",
+    }
+    assert {key: ref(value) for key, value in app_settings["config"].items()} == {
+        "name": "setting.key",
+        "value": "setting.value",
+    }
+
+
+def test_storage_connection_is_identity_based() -> None:
+    settings = variable("app/api.bicep", "platformSettings")
+    assert settings["AzureWebJobsStorage__accountName"] == "storageAccountName"
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert settings["AzureWebJobsStorage__clientId"] == "identityClientId"
+    for service in ("blob", "queue", "table"):
+        assert settings[f"AzureWebJobsStorage__{service}ServiceUri"] == f"{service}Endpoint"
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == (
+        "ClientId=${identityClientId};Authorization=AAD"
+    )
+    main_api = body(template("main.bicep")["modules"]["api"])["params"]
+    assert ref(main_api["identityClientId"]) == "identity.outputs.clientId"
+    assert ref(main_api["storageAccountName"]) == "storage.outputs.name"
+
+
+def test_no_app_setting_holds_a_key_or_a_storage_connection_string() -> None:
+    settings: dict[str, Any] = {}
+    for name in ("platformSettings", "elasticPremiumSettings"):
+        settings.update(variable("app/api.bicep", name))
+    settings.update(variable("main.bicep", "aosSettings"))
+
+    assert "AzureWebJobsStorage" not in settings
+    assert "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING" not in settings
+    connection_strings = {name for name in settings if "CONNECTION" in name.upper()}
+    # Ingestion address and instrumentation id only: local auth is off on the component below.
+    assert connection_strings == {"APPLICATIONINSIGHTS_CONNECTION_STRING"}
+    assert ref(settings["APPLICATIONINSIGHTS_CONNECTION_STRING"]) == (
+        "applicationInsights.properties.ConnectionString"
+    )
+    insights = resource("app/monitoring.bicep", "applicationInsights")
+    assert insights["properties"]["DisableLocalAuth"] is True
+    for text in strings_in(settings):
+        assert not any(marker in text for marker in SECRET_MARKERS), text
+
+
+def test_no_template_reads_keys_or_outputs_secrets() -> None:
+    for path in INFRA.rglob("*.bicep"):
+        text = path.read_text()
+        assert not re.search(r"\blist(Keys|AccountSas|ServiceSas)\s*\(", text, re.I), path
+        assert "AccountKey=" not in text, path
+    for template_path, parsed in templates().items():
+        for name, output in parsed.get("outputs", {}).items():
+            text = json.dumps(output["value"])
+            for secret in ("ConnectionString", "InstrumentationKey", "listKeys", "primaryKey"):
+                assert secret not in text, (template_path, name)
+
+
+def test_aos_settings_are_parameters_with_the_documented_defaults() -> None:
+    aos_settings = variable("main.bicep", "aosSettings")
+    assert set(aos_settings) == set(AOS_SETTINGS)
+    for setting, expected in AOS_SETTINGS.items():
+        value = aos_settings[setting]
+        param = (
+            value["function"]["parameters"]["value_to_convert"]
+            if isinstance(value, dict)
+            else value
+        )
+        assert param_default("main.bicep", param) == expected, setting
+        if isinstance(expected, int):
+            assert value["function"]["type"] == "string", setting  # app settings are strings
+    assert body(template("main.bicep")["modules"]["api"])["params"]["aosSettings"] == (
+        "aosSettings"
+    )
+
+
+def test_task_hub_setting_is_the_one_host_json_reads() -> None:
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["extensions"]["durableTask"]["hubName"] == "%AOS_TASK_HUB%"
+    assert "AOS_TASK_HUB" in variable("main.bicep", "aosSettings")
+
+
+# -- role assignments ------------------------------------------------------------------------------
+
+
+def test_identity_gets_exactly_the_roles_the_bindings_and_durable_need() -> None:
+    rbac = template("app/rbac.bicep")
+    role_vars = {name: spec["value"] for name, spec in rbac["variables"].items()}
+    granted: dict[str, str] = {}
+    for symbol, declared in rbac["resources"].items():
+        if declared["type"] != "Microsoft.Authorization/roleAssignments":
+            continue
+        config = body(declared)
+        role_id = config["properties"]["roleDefinitionId"]["function"]
+        assert role_id["type"] == "subscription_resource_id", symbol
+        assert role_id["parameters"]["resource_type"] == "Microsoft.Authorization/roleDefinitions"
+        role_var = role_id["parameters"]["resource_name_1"]
+        granted[role_vars[role_var]] = config["scope"]
+        assert config["properties"]["principalId"] == "principalId", symbol
+        assert config["properties"]["principalType"] == "ServicePrincipal", symbol
+
+        name = config["name"]["function"]
+        assert name["type"] == "guid", symbol
+        assert ref(name["parameters"]["base_string"]) == f"{config['scope']}.id", symbol
+        assert name["parameters"]["extra_string_1"] == "principalId", symbol
+        assert name["parameters"]["extra_string_2"] == role_var, symbol
+
+    assert granted == {
+        STORAGE_BLOB_DATA_OWNER: "storage",
+        STORAGE_QUEUE_DATA_CONTRIBUTOR: "storage",
+        STORAGE_TABLE_DATA_CONTRIBUTOR: "storage",
+        MONITORING_METRICS_PUBLISHER: "applicationInsights",
+    }
+    rbac_params = body(template("main.bicep")["modules"]["rbac"])["params"]
+    assert ref(rbac_params["principalId"]) == "identity.outputs.principalId"
+
+
+def test_no_other_template_assigns_roles() -> None:
+    assigners = {
+        path
+        for path, _symbol, declared in all_resources()
+        if declared["type"] == "Microsoft.Authorization/roleAssignments"
+    }
+    assert assigners == {"infra/app/rbac.bicep"}
+
+
+def test_app_deploys_after_its_roles_exist() -> None:
+    api = template("main.bicep")["modules"]["api"]
+    assert "rbac" in body(api)["dependsOn"]
+
+
+# -- outputs ---------------------------------------------------------------------------------------
+
+
+def test_outputs_name_the_app_and_its_url_for_azd() -> None:
+    outputs = template("main.bicep")["outputs"]
+    assert ref(outputs["AZURE_FUNCTION_APP_NAME"]["value"]) == "api.outputs.name"
+    assert outputs["AZURE_FUNCTION_APP_URL"]["value"] == "https://${api.outputs.defaultHostName}"
+    assert ref(template("app/api.bicep")["outputs"]["defaultHostName"]["value"]) == (
+        "functionApp.properties.defaultHostName"
+    )
+    for name, output in outputs.items():
+        assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name), name
+        assert "CONNECTION" not in name, name
+        if name.endswith(("_URL", "_URI", "_ENDPOINT")):
+            assert str(output["value"]).startswith("https://"), name
+
+
+def test_function_app_is_tagged_for_the_azd_service() -> None:
+    tags = resource("app/api.bicep", "functionApp")["tags"]["function"]
+    assert tags["type"] == "union"
+    assert tags["parameters"]["arg_2"] == {"'azd-service-name'": "api"}
+    assert variable("main.bicep", "tags") == {"'azd-env-name'": "environmentName"}
