@@ -26,3 +26,18 @@ def azurite() -> Iterator[Azurite]:
 def unique_name() -> UniqueName:
     """Per-test storage names from uuid4 (lowercase hex: valid for queues and tables)."""
     return UniqueName()
+
+
+@pytest.fixture
+def host_env(azurite: Azurite, unique_name: UniqueName) -> dict[str, str]:
+    """App settings isolating one devhost process: its own task hub, queues and tables."""
+    return {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "AOS_TASK_HUB": unique_name.table_name("Hub"),
+        "AOS_EVENTS_QUEUE": unique_name.queue_name("events"),
+        "AOS_DEADLETTER_QUEUE": unique_name.queue_name("dead"),
+        "AOS_AGENTS_TABLE": unique_name.table_name("Agents"),
+        "AOS_HISTORY_TABLE": unique_name.table_name("History"),
+        "DEVHOST_TEST_QUEUE": unique_name.queue_name("sample"),
+        "PYTHONUNBUFFERED": "1",
+    }
