@@ -142,7 +142,16 @@ def run_checkov(directory: str, skips_path: str) -> int:
     env = dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
     checkov = Path(sys.executable).with_name("checkov")
     completed = subprocess.run(
-        [str(checkov), "--directory", directory, "--framework", "bicep", "--output", "json"],
+        [
+            str(checkov),
+            "--directory",
+            directory,
+            "--framework",
+            "bicep",
+            "--output",
+            "json",
+            "--skip-download",  # offline: no Prisma Cloud guidelines or policies
+        ],
         capture_output=True,
         text=True,
         env=env,
