@@ -61,16 +61,19 @@ param aosAgentsTable string = 'AOSAgents'
 @description('AOS_HISTORY_TABLE: table archiving every handled event and decision.')
 param aosHistoryTable string = 'AOSHistory'
 
-@description('AOS_RECENT_EVENTS: events kept in each agent\'s state.')
+@description('AOS_RECENT_EVENTS: events kept in each agent\'s state (the app refuses limits whose worst-case state exceeds 32 KB).')
 @minValue(1)
-param aosRecentEvents int = 20
+@maxValue(100)
+param aosRecentEvents int = 10
 
 @description('AOS_RECENT_DECISIONS: decisions kept in each agent\'s state.')
 @minValue(1)
-param aosRecentDecisions int = 10
+@maxValue(100)
+param aosRecentDecisions int = 8
 
 @description('AOS_PROCESSED_IDS: recent event ids each agent remembers to drop redelivered events.')
-@minValue(1)
+@minValue(16)
+@maxValue(4096)
 param aosProcessedIds int = 256
 
 @description('AOS_HISTORY_RETENTION_DAYS: days the history table keeps entries.')

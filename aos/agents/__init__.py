@@ -1,0 +1,14 @@
+"""Agent classes and the kind registry."""
+
+from aos.agents.base import PerpetualAgent
+from aos.agents.kinds import GenericPurposeDrivenAgent, LeadershipAgent
+from aos.agents.purpose import PurposeDrivenAgent
+from aos.agents.registry import AgentKinds
+
+__all__ = [
+    "AgentKinds",
+    "GenericPurposeDrivenAgent",
+    "LeadershipAgent",
+    "PerpetualAgent",
+    "PurposeDrivenAgent",
+]

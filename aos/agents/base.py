@@ -1,0 +1,261 @@
+"""``PerpetualAgent``: an agent registered once that keeps its context between events.
+
+In Azure Functions an agent does not run as a process. It is a Durable entity: the host loads its
+state when an operation arrives ("wake on event"), the entity function rebuilds the agent object
+from that state, runs one operation, stores the new state and unloads ("sleep when idle"). So the
+methods come in two layers:
+
+* synchronous cores (``receive``, ``set_state_value``, ...) that the entity calls; each either
+  completes or leaves ``self.document`` exactly as it was;
+* the seed's ``async`` methods (``initialize``, ``handle_event``, ``update_state``, ``get_state``,
+  ``save_state``, ``load_state``, ``cleanup``) for using an agent directly from Python, which run
+  a core and persist through ``self.context_server``.
+
+Subclasses say what the agent does with an event by overriding ``on_event``. It runs inside the
+entity's batch, synchronously: keep it quick and deterministic, and do slow I/O elsewhere (send an
+event or use an orchestration), as the Durable Functions guidance for entities advises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, Self
+
+from pydantic import JsonValue
+
+from aos.context import ContextServer, InMemoryContextServer
+from aos.document import STRICT_JSON, ContextDocument, id_digest, summarize_event
+from aos.errors import AOSError, InvalidInputError
+from aos.limits import Limits
+from aos.models import AgentContext, AgentSpec, Event, SpecUpdate, format_timestamp, utc_now
+from aos.validation import parse
+
+__all__ = ["RESERVED_STATE_KEYS", "PerpetualAgent"]
+
+RESERVED_STATE_KEYS = frozenset({"last_event", "events_handled", "recent_events"})
+"""Keys ``get_state`` answers from the agent's bookkeeping; ``update_state`` refuses them."""
+
+
+class PerpetualAgent:
+    """The base agent: identity, key/value state, event handling, lifecycle."""
+
+    kind: ClassVar[str] = "perpetual"
+    default_purpose: ClassVar[str] = "Respond to the events it receives and keep its context"
+
+    document: ContextDocument
+    limits: Limits
+    context_server: ContextServer | None
+
+    def __init__(
+        self,
+        agent_id: str,
+        adapter_name: str = "default",
+        *,
+        purpose: str | None = None,
+        purpose_scope: str = "",
+        success_criteria: Sequence[str] = (),
+        subscriptions: Sequence[str] = (),
+        limits: Limits | None = None,
+        context_server: ContextServer | None = None,
+    ) -> None:
+        spec = parse(
+            AgentSpec,
+            {
+                "agent_id": agent_id,
+                "kind": self.kind,
+                "purpose": purpose or self.default_purpose,
+                "purpose_scope": purpose_scope,
+                "success_criteria": tuple(success_criteria),
+                "adapter_name": adapter_name,
+                "subscriptions": tuple(subscriptions),
+            },
+            what="agent spec",
+        )
+        self.limits = limits or Limits()
+        self.document = ContextDocument.create(spec, self.limits)
+        self.context_server = context_server
+
+    @classmethod
+    def from_document(cls, document: ContextDocument, *, limits: Limits) -> Self:
+        """Rebuild an agent from stored state: what the entity does on every batch."""
+        agent = cls.__new__(cls)
+        agent.document = document
+        agent.limits = limits
+        agent.context_server = None
+        return agent
+
+    # ------------------------------------------------------------------------------ reading
+    @property
+    def agent_id(self) -> str:
+        return self.document.agent_id
+
+    @property
+    def context(self) -> AgentContext:
+        """The whole persisted context, typed."""
+        return self.document.context
+
+    @property
+    def spec(self) -> AgentSpec:
+        return self.document.context.spec
+
+    @property
+    def purpose(self) -> str:
+        return self.spec.purpose
+
+    @property
+    def adapter_name(self) -> str:
+        return self.spec.adapter_name
+
+    # ------------------------------------------------------------------------------ sync cores
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Run a change as a unit: on any exception the document is put back as it was."""
+        before = self.document
+        try:
+            yield
+        except BaseException:
+            self.document = before
+            raise
+
+    def configure(self, update: SpecUpdate | Mapping[str, Any]) -> AgentContext:
+        """Change the spec (purpose, scope, criteria, adapter, subscriptions, kind)."""
+        update = parse(SpecUpdate, update, what="agent spec")
+        spec = update.apply_to(self.agent_id, self.spec)
+        self.document = self.document.replace(self.limits, spec=spec)
+        return self.context
+
+    def receive(
+        self, event: Event | Mapping[str, Any], *, received_at: str | None = None
+    ) -> dict[str, Any]:
+        """Apply an event once: a repeated ``event_id`` is counted and otherwise ignored.
+
+        ``received_at`` (a formatted timestamp) defaults to now; the entity passes the time its
+        batch arrived, shared by every event of the batch.
+        """
+        event = parse(Event, event, what="event")
+        digest = id_digest(event.event_id)
+        if self.document.has_processed(digest):
+            self.document = self.document.with_duplicate()
+            return {"event_id": event.event_id, "status": "duplicate"}
+        before = self.document  # on_event may decide or add goals: undo them if it fails
+        try:
+            sequence = self.document.events_handled + 1
+            result = self.on_event(event)
+            if result is not None:
+                _ensure_json(result, what=f"{type(self).__name__}.on_event result", error=AOSError)
+            summary = summarize_event(
+                event,
+                received_at=received_at or format_timestamp(utc_now()),
+                preview_bytes=self.limits.event_preview_bytes,
+            )
+            self.document = self.document.with_event(summary, digest, self.limits)
+        except BaseException:
+            self.document = before
+            raise
+        return {
+            "event_id": event.event_id,
+            "status": "applied",
+            "sequence": sequence,
+            "result": result,
+        }
+
+    def on_event(self, event: Event) -> JsonValue:
+        """What this kind of agent does with an event. Override it; the base agent only records
+        the event (which ``receive`` does for every kind)."""
+        return None
+
+    def set_state_value(self, key: str, value: JsonValue) -> None:
+        if not isinstance(key, str) or not 1 <= len(key) <= 128:
+            raise InvalidInputError("state keys are strings of 1 to 128 characters")
+        if key in RESERVED_STATE_KEYS:
+            raise InvalidInputError(f"{key!r} is maintained by the agent and cannot be set")
+        _ensure_json(value, what=f"value of state key {key!r}", error=InvalidInputError)
+        state = {**self.context.state, key: value}
+        self.document = self.document.replace(self.limits, state=state)
+
+    def delete_state_value(self, key: str) -> bool:
+        """Remove a key; ``False`` if it was not there (deleting twice is harmless)."""
+        if key not in self.context.state:
+            return False
+        state = {k: v for k, v in self.context.state.items() if k != key}
+        self.document = self.document.replace(self.limits, state=state)
+        return True
+
+    def get_state_value(self, key: str, default: Any = None) -> Any:
+        raw = self.document.raw
+        if key == "last_event":
+            return raw["last_event"]
+        if key == "events_handled":
+            return raw["counters"]["events_handled"]
+        if key == "recent_events":
+            return list(raw["recent_events"])
+        return raw["state"].get(key, default)
+
+    # ------------------------------------------------------------------------------ seed API
+    async def initialize(self) -> None:
+        """Attach a context server (in-memory unless one was given) and load any saved context,
+        so that an agent re-created under a known id continues where it left off."""
+        if self.context_server is None:
+            self.context_server = InMemoryContextServer()
+        stored = await self.context_server.load(agent_id=self.agent_id)
+        if stored is not None:
+            self.document = ContextDocument.load(stored)
+
+    async def start(self) -> None:
+        """Nothing to start: under Azure Functions the host wakes the entity when an operation
+        arrives. Kept so code written for the seed runs unchanged."""
+
+    async def stop(self) -> None:
+        """Nothing to stop: an idle entity is unloaded by the host. See ``start``."""
+
+    async def handle_event(self, event: Event | Mapping[str, Any]) -> dict[str, Any]:
+        """Apply an event (see ``receive``) and save the context."""
+        outcome = self.receive(event)
+        await self.save_state()
+        return outcome
+
+    async def update_state(self, key: str, value: JsonValue) -> None:
+        self.set_state_value(key, value)
+        await self.save_state()
+
+    async def delete_state(self, key: str) -> bool:
+        removed = self.delete_state_value(key)
+        await self.save_state()
+        return removed
+
+    async def get_state(self, key: str, default: Any = None) -> Any:
+        return self.get_state_value(key, default)
+
+    async def save_state(self) -> bool:
+        """Persist the context through the context server (no-op before ``initialize``)."""
+        if self.context_server is None:
+            return False
+        await self.context_server.save(agent_id=self.agent_id, context=self.document.raw)
+        return True
+
+    async def load_state(self) -> dict[str, Any]:
+        """The key/value state as last saved (reloading the whole context from the server)."""
+        if self.context_server is not None:
+            stored = await self.context_server.load(agent_id=self.agent_id)
+            if stored is not None:
+                self.document = ContextDocument.load(stored)
+        return dict(self.context.state)
+
+    async def cleanup(self) -> None:
+        """Save and release the context server. The agent itself lives on in its stored state."""
+        if self.context_server is not None:
+            await self.save_state()
+            await self.context_server.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(agent_id={self.agent_id!r}, kind={self.document.kind!r})"
+
+
+def _ensure_json(value: Any, *, what: str, error: type[AOSError]) -> None:
+    """Results and values are serialised by the SDK only when the batch ends, where a failure
+    would fail every operation of the batch; find it here, in the operation that caused it."""
+    try:
+        STRICT_JSON.encode(value)
+    except (TypeError, ValueError) as exc:
+        raise error(f"{what} is not JSON: {exc}") from exc

@@ -1,0 +1,258 @@
+"""The ``agent`` Durable entity: one perpetual agent per entity key.
+
+The durable SDK calls ``AgentEntity`` once per operation of a batch with the same
+``DurableEntityContext``. Rules this module follows (measured in FACTS.md):
+
+* the SDK does not roll back on exceptions and ``get_state`` returns the live object, so every
+  operation builds a new document and only then calls ``set_state``; the stored dict is never
+  mutated;
+* the SDK does not reset the result between operations, so every operation calls ``set_result``;
+* ``set_result`` marks an entity as existing, so reads of a never-configured agent call
+  ``destruct_on_exit`` to keep it non-existent;
+* input is read only by operations that take one, and a missing or ``null`` input means "no input".
+
+Loading the stored state into a typed context costs more than the SDK's whole per-operation work, so
+the agent rebuilt for the first operation of a batch is kept on the SDK's context object (which
+lives exactly one batch) and reused while the state is the one it produced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from aos.agents import AgentKinds, PerpetualAgent, PurposeDrivenAgent
+from aos.document import ContextDocument
+from aos.errors import AgentNotFoundError, InvalidInputError, UnknownOperationError
+from aos.limits import Limits
+from aos.models import (
+    GoalRef,
+    SpecUpdate,
+    StateDelete,
+    StateWrite,
+    format_timestamp,
+    utc_now,
+)
+from aos.validation import parse
+
+__all__ = ["ENTITY_NAME", "OPERATIONS", "AgentEntity", "EntityContext", "context_summary"]
+
+ENTITY_NAME = "agent"
+logger = logging.getLogger("aos.entity")
+
+
+class EntityContext(Protocol):
+    """The part of ``azure.durable_functions.DurableEntityContext`` the entity uses."""
+
+    @property
+    def entity_key(self) -> str: ...
+    @property
+    def operation_name(self) -> str | None: ...
+    def get_state(self, initializer: Callable[[], Any] | None = None) -> Any: ...
+    def set_state(self, state: Any) -> None: ...
+    def get_input(self) -> Any: ...
+    def set_result(self, result: Any) -> None: ...
+    def destruct_on_exit(self) -> None: ...
+
+
+_AGENT_ATTRIBUTE = "_aos_agent"
+_BATCH_TIME_ATTRIBUTE = "_aos_batch_time"
+
+
+def context_summary(document: ContextDocument) -> dict[str, Any]:
+    """What ``configure`` answers: the spec plus the counters and timestamps, not the windows."""
+    raw = document.raw
+    return {
+        **raw["spec"],
+        "goals": len(raw["goals"]),
+        "counters": raw["counters"],
+        "created_at": raw["created_at"],
+        "updated_at": raw["updated_at"],
+    }
+
+
+class AgentEntity:
+    """The entity function: ``entity(context)`` runs one operation."""
+
+    def __init__(self, kinds: AgentKinds, limits: Limits) -> None:
+        self.kinds = kinds
+        self.limits = limits
+        self._operations: dict[str, Callable[[EntityContext, PerpetualAgent | None], Any]] = {
+            "configure": self._configure,
+            "handle_event": self._handle_event,
+            "add_goal": self._add_goal,
+            "update_goal": self._update_goal,
+            "remove_goal": self._remove_goal,
+            "update_state": self._update_state,
+            "delete_state": self._delete_state,
+            "decide": self._decide,
+            "get": self._get,
+            "deregister": self._deregister,
+        }
+
+    def __call__(self, context: EntityContext) -> None:
+        operation_name = context.operation_name or ""
+        operation = self._operations.get(operation_name)
+        if operation is None:
+            self._fail(context)
+            raise UnknownOperationError(
+                f"The agent entity has no operation {operation_name!r}; "
+                f"known operations: {', '.join(OPERATIONS)}"
+            )
+        agent = self._agent(context)
+        try:
+            result = operation(context, agent)
+        except Exception:
+            self._fail(context)
+            logger.warning(
+                "agent %s: operation %s failed", context.entity_key, operation_name, exc_info=True
+            )
+            raise
+        context.set_result(result)
+        if context.get_state() is None:
+            context.destruct_on_exit()  # set_result marks existence; reads must not create agents
+
+    # ------------------------------------------------------------------------------ plumbing
+    @staticmethod
+    def _fail(context: EntityContext) -> None:
+        """Clear the previous operation's result (the SDK would repeat it), without letting
+        ``set_result`` bring a never-configured agent into existence."""
+        context.set_result(None)
+        if context.get_state() is None:
+            context.destruct_on_exit()
+
+    def _agent(self, context: EntityContext) -> PerpetualAgent | None:
+        state = context.get_state()
+        if state is None:
+            return None
+        agent: PerpetualAgent | None = getattr(context, _AGENT_ATTRIBUTE, None)
+        if agent is None or agent.document.raw is not state:
+            agent = self._rebuild(ContextDocument.load(state))
+            setattr(context, _AGENT_ATTRIBUTE, agent)
+        return agent
+
+    def _rebuild(self, document: ContextDocument) -> PerpetualAgent:
+        return self.kinds.resolve(document.kind).from_document(document, limits=self.limits)
+
+    def _commit(self, context: EntityContext, agent: PerpetualAgent) -> None:
+        context.set_state(agent.document.raw)
+        setattr(context, _AGENT_ATTRIBUTE, agent)
+
+    @staticmethod
+    def _batch_time(context: EntityContext) -> str:
+        """When the batch arrived: the receive time of each of its events (formatted once)."""
+        stamp: str | None = getattr(context, _BATCH_TIME_ATTRIBUTE, None)
+        if stamp is None:
+            stamp = format_timestamp(utc_now())
+            setattr(context, _BATCH_TIME_ATTRIBUTE, stamp)
+        return stamp
+
+    @staticmethod
+    def _input(context: EntityContext) -> Any:
+        try:
+            return context.get_input()
+        except (TypeError, KeyError):
+            return None  # no input, or a null one
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"operation input is not JSON: {exc}") from exc
+
+    @staticmethod
+    def _existing(context: EntityContext, agent: PerpetualAgent | None) -> PerpetualAgent:
+        if agent is None:
+            raise AgentNotFoundError(context.entity_key)
+        return agent
+
+    def _purpose_driven(
+        self, context: EntityContext, agent: PerpetualAgent | None, operation: str
+    ) -> PurposeDrivenAgent:
+        agent = self._existing(context, agent)
+        if not isinstance(agent, PurposeDrivenAgent):
+            raise UnknownOperationError(f"agents of kind {agent.kind!r} do not support {operation}")
+        return agent
+
+    # ------------------------------------------------------------------------------ operations
+    def _configure(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+        update = parse(SpecUpdate, self._input(context), what="agent spec")
+        if update.kind is not None:
+            self.kinds.resolve(update.kind)  # an unknown kind fails before anything changes
+        if agent is None:
+            document = ContextDocument.create(
+                update.apply_to(context.entity_key, None), self.limits
+            )
+        else:
+            agent.configure(update)
+            document = agent.document
+        configured = self._rebuild(document)  # the kind may have changed
+        self._commit(context, configured)
+        return context_summary(configured.document)
+
+    def _handle_event(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+        agent = self._existing(context, agent)
+        outcome = agent.receive(self._input(context), received_at=self._batch_time(context))
+        self._commit(context, agent)
+        return outcome
+
+    def _add_goal(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+        agent = self._purpose_driven(context, agent, "goals")
+        goal = agent.create_goal(self._input(context))
+        self._commit(context, agent)
+        return goal.model_dump(mode="json")
+
+    def _update_goal(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+        agent = self._purpose_driven(context, agent, "goals")
+        goal = agent.change_goal(self._input(context))
+        self._commit(context, agent)
+        return goal.model_dump(mode="json")
+
+    def _remove_goal(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+        agent = self._purpose_driven(context, agent, "goals")
+        raw = self._input(context)
+        ref = parse(GoalRef, {"id": raw} if isinstance(raw, str) else raw, what="goal reference")
+        goal = agent.delete_goal(ref.id)
+        self._commit(context, agent)
+        return goal.model_dump(mode="json")
+
+    def _update_state(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+        agent = self._existing(context, agent)
+        write = parse(StateWrite, self._input(context), what="state write")
+        agent.set_state_value(write.key, write.value)
+        self._commit(context, agent)
+        return None
+
+    def _delete_state(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+        agent = self._existing(context, agent)
+        delete = parse(StateDelete, self._input(context), what="state delete")
+        removed = agent.delete_state_value(delete.key)
+        self._commit(context, agent)
+        return {"key": delete.key, "deleted": removed}
+
+    def _decide(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+        agent = self._purpose_driven(context, agent, "decide")
+        decision = agent.decide(self._input(context))
+        self._commit(context, agent)
+        return decision.model_dump(mode="json")
+
+    def _get(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+        if agent is None:
+            return None
+        return agent.document.raw  # never mutated afterwards: documents are copy-on-write
+
+    def _deregister(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+        context.destruct_on_exit()
+        return {"agent_id": context.entity_key, "deregistered": agent is not None}
+
+
+OPERATIONS = (
+    "configure",
+    "handle_event",
+    "add_goal",
+    "update_goal",
+    "remove_goal",
+    "update_state",
+    "delete_state",
+    "decide",
+    "get",
+    "deregister",
+)

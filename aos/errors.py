@@ -1,0 +1,142 @@
+"""The one exception tree of AOS.
+
+Every error AOS raises on purpose is an ``AOSError``; the HTTP layer maps each class to a status code
+and an RFC 9457 problem type in one table (``aos.functions.problems``), so routes never pick codes.
+
+    AOSError
+    ├── ConfigurationError (also ValueError)   a setting is missing or invalid; raised at start-up
+    ├── InvalidInputError (also ValueError)    a request, message or operation input failed validation
+    │   └── UnknownKindError                   an agent kind that no class is registered for
+    ├── NotFoundError                          an agent or goal that does not exist
+    │   ├── AgentNotFoundError
+    │   └── GoalNotFoundError
+    ├── ConflictError                          the resource already exists / was changed concurrently
+    │   └── AgentExistsError
+    ├── LimitExceededError                     the change would break a bound (state size, goal count)
+    ├── UnknownOperationError                  an entity operation name the agent entity does not know
+    └── StorageError                           Azure Storage failed in a way a retry may fix
+
+``InvalidInputError`` carries ``errors``: a list of ``FieldError`` (location, message, type) so that
+problem+json responses and dead-letter reasons can name every failing field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "AOSError",
+    "AgentExistsError",
+    "AgentNotFoundError",
+    "ConfigurationError",
+    "ConflictError",
+    "FieldError",
+    "GoalNotFoundError",
+    "InvalidInputError",
+    "LimitExceededError",
+    "NotFoundError",
+    "StorageError",
+    "UnknownKindError",
+    "UnknownOperationError",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One failing field: where it is (``loc`` like ``("body", "purpose")``), what is wrong, and a
+    machine-readable ``type`` (pydantic's error type where pydantic found it)."""
+
+    loc: tuple[str | int, ...]
+    message: str
+    type: str = "value_error"
+
+    @property
+    def pointer(self) -> str:
+        """The location as a JSON Pointer (RFC 6901), as problem+json clients expect."""
+        parts = (str(p).replace("~", "~0").replace("/", "~1") for p in self.loc)
+        return "/" + "/".join(parts) if self.loc else ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "loc": list(self.loc),
+            "pointer": self.pointer,
+            "msg": self.message,
+            "type": self.type,
+        }
+
+
+class AOSError(Exception):
+    """Base of every error AOS raises deliberately."""
+
+
+class ConfigurationError(AOSError, ValueError):
+    """A setting is missing or invalid. Raised when settings load, naming the setting."""
+
+
+class InvalidInputError(AOSError, ValueError):
+    """Input failed validation. ``errors`` names each failing field."""
+
+    def __init__(self, message: str, errors: Sequence[FieldError] = ()) -> None:
+        super().__init__(message)
+        self.errors: tuple[FieldError, ...] = tuple(errors)
+
+    @classmethod
+    def from_pydantic(
+        cls,
+        exc: Any,
+        *,
+        prefix: tuple[str | int, ...] = (),
+        message: str = "Validation failed",
+    ) -> InvalidInputError:
+        """Translate a ``pydantic.ValidationError`` without importing pydantic here."""
+        raw: Iterable[Mapping[str, Any]] = exc.errors(include_url=False, include_input=False)
+        errors = [
+            FieldError(loc=prefix + tuple(e.get("loc", ())), message=e["msg"], type=e["type"])
+            for e in raw
+        ]
+        summary = "; ".join(f"{'/'.join(map(str, e.loc)) or '(root)'}: {e.message}" for e in errors)
+        return cls(f"{message}: {summary}" if summary else message, errors)
+
+
+class UnknownKindError(InvalidInputError):
+    """No agent class is registered under the requested kind."""
+
+
+class NotFoundError(AOSError):
+    """The addressed resource does not exist."""
+
+
+class AgentNotFoundError(NotFoundError):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"Agent {agent_id!r} is not registered")
+        self.agent_id = agent_id
+
+
+class GoalNotFoundError(NotFoundError):
+    def __init__(self, goal_id: str) -> None:
+        super().__init__(f"Goal {goal_id!r} does not exist")
+        self.goal_id = goal_id
+
+
+class ConflictError(AOSError):
+    """The resource exists already, or changed under a conditional write."""
+
+
+class AgentExistsError(ConflictError):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"Agent {agent_id!r} is already registered")
+        self.agent_id = agent_id
+
+
+class LimitExceededError(AOSError):
+    """The change would break one of the bounds that keep entity state small."""
+
+
+class UnknownOperationError(AOSError):
+    """The agent entity was asked for an operation it does not implement."""
+
+
+class StorageError(AOSError):
+    """Azure Storage failed; the caller may retry."""

@@ -1,0 +1,338 @@
+"""The agent's data: what an agent is (``AgentSpec``), wants (``Goal``), receives (``Event``), decides
+(``Decision``), and the whole persisted context that is the Durable entity's state (``AgentContext``).
+
+State models are frozen and hold tuples, so an operation builds a new context instead of mutating the
+one the SDK handed it: the SDK keeps mutations made before an exception, and we never want a failed
+operation to leave half a change behind. Input models forbid unknown fields, so a typo in a request
+is a 400 naming the field rather than a silently ignored value.
+
+Timestamps are UTC and always serialised with microseconds (``2026-01-02T03:04:05.000006Z``): a fixed
+width keeps the entity state's size stable and makes the strings sort in time order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PlainSerializer,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from aos.errors import InvalidInputError
+
+__all__ = [
+    "AGENT_ID_PATTERN",
+    "AgentContext",
+    "AgentId",
+    "AgentSpec",
+    "Counters",
+    "Decision",
+    "DecisionRequest",
+    "DecisionSummary",
+    "Event",
+    "EventId",
+    "EventSummary",
+    "EventType",
+    "Goal",
+    "GoalCreate",
+    "GoalId",
+    "GoalRef",
+    "GoalStatus",
+    "GoalUpdate",
+    "SpecUpdate",
+    "StateDelete",
+    "StateWrite",
+    "Timestamp",
+    "format_timestamp",
+    "new_id",
+    "utc_now",
+]
+
+AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+EVENT_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$"
+KIND_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A fresh identifier: 32 hex characters, valid as agent, goal and event id."""
+    return uuid.uuid4().hex
+
+
+def format_timestamp(value: datetime) -> str:
+    """Fixed-width UTC ISO 8601 with microseconds and ``Z`` (``isoformat`` is several times faster
+    than ``strftime``, and this runs twice per event)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def _as_utc(value: datetime) -> datetime:
+    # A timestamp without an offset is taken as UTC, as Azure Storage does.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_as_utc),
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+]
+AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
+GoalId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
+EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
+EventType = Annotated[str, StringConstraints(pattern=EVENT_TYPE_PATTERN)]
+KindName = Annotated[str, StringConstraints(pattern=KIND_PATTERN)]
+ShortText = Annotated[str, StringConstraints(max_length=64)]
+Purpose = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+Scope = Annotated[str, StringConstraints(max_length=2000)]
+Criterion = Annotated[str, StringConstraints(min_length=1, max_length=300)]
+Description = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+JsonData = Annotated[Any, Field(json_schema_extra={"description": "any JSON value"})]
+"""JSON arriving from a parsed body or message. Not validated value by value (pydantic's
+``JsonValue`` costs more than the rest of an event operation); serialising it proves it is JSON."""
+Subscription = Annotated[
+    str, StringConstraints(pattern=r"^(\*|" + EVENT_TYPE_PATTERN[1:-1] + r")$")
+]
+
+
+class _Input(BaseModel):
+    """What callers send: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _State(BaseModel):
+    """What the entity stores: immutable, unknown fields are errors (a schema change bumps
+    ``AgentContext.schema_version``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+# --------------------------------------------------------------------------------------- the spec
+class AgentSpec(_State):
+    """Who the agent is and what it is for. Set by ``configure``; everything else is derived."""
+
+    agent_id: AgentId
+    kind: KindName = "generic"
+    purpose: Purpose
+    purpose_scope: Scope = ""
+    success_criteria: tuple[Criterion, ...] = Field(default=(), max_length=20)
+    adapter_name: Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)] = "default"
+    subscriptions: tuple[Subscription, ...] = Field(default=(), max_length=32)
+
+    _dedupe = field_validator("success_criteria", "subscriptions")(_unique)
+
+
+class SpecUpdate(_Input):
+    """Input of the ``configure`` operation and of register/PATCH.
+
+    Fields left out keep their current value, unless ``replace`` is true (PUT), in which case they
+    take their defaults. Creating an agent needs ``purpose``.
+    """
+
+    kind: KindName | None = None
+    purpose: Purpose | None = None
+    purpose_scope: Scope | None = None
+    success_criteria: tuple[Criterion, ...] | None = Field(default=None, max_length=20)
+    adapter_name: Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)] | None = None
+    subscriptions: tuple[Subscription, ...] | None = Field(default=None, max_length=32)
+    replace: bool = False
+
+    def apply_to(self, agent_id: str, current: AgentSpec | None) -> AgentSpec:
+        """The spec after this update. Raises ``InvalidInputError`` if it is incomplete (a new
+        agent without a purpose)."""
+        changes = self.model_dump(exclude_unset=True, exclude={"replace"})
+        base = {"agent_id": agent_id} if current is None or self.replace else current.model_dump()
+        try:
+            return AgentSpec.model_validate({**base, **changes})
+        except ValidationError as exc:
+            raise InvalidInputError.from_pydantic(exc, message="Invalid agent spec") from exc
+
+
+# --------------------------------------------------------------------------------------- goals
+class GoalStatus(StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    ACHIEVED = "achieved"
+    ABANDONED = "abandoned"
+
+
+Metadata = Annotated[dict[str, JsonValue], Field(max_length=16)]
+
+
+class Goal(_State):
+    id: GoalId
+    description: Description
+    status: GoalStatus = GoalStatus.PENDING
+    progress: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    created_at: Timestamp
+    updated_at: Timestamp
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class GoalCreate(_Input):
+    """Input of ``add_goal``. The id is generated when not given; giving one makes retries safe."""
+
+    id: GoalId | None = None
+    description: Description
+    status: GoalStatus = GoalStatus.PENDING
+    progress: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class GoalUpdate(_Input):
+    """Input of ``update_goal``: the goal's id and the fields to change (at least one)."""
+
+    id: GoalId
+    description: Description | None = None
+    status: GoalStatus | None = None
+    progress: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    metadata: Metadata | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> GoalUpdate:
+        if not self.model_fields_set - {"id"}:
+            raise ValueError("give at least one of description, status, progress, metadata")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.model_fields_set - {"id"}}
+
+
+# --------------------------------------------------------------------------------------- events
+class Event(_Input):
+    """The envelope every event travels in, from HTTP through the queue to the entity.
+
+    ``event_id`` is what makes delivery idempotent: the entity applies each id once.
+    """
+
+    event_id: EventId = Field(default_factory=new_id)
+    agent_id: AgentId | None = None
+    type: EventType
+    data: JsonData = Field(default_factory=dict)
+    source: ShortText | None = None
+    correlation_id: ShortText | None = None
+    created_at: Timestamp = Field(default_factory=utc_now)
+
+
+class EventSummary(_State):
+    """An event as the entity remembers it in its bounded window. ``data`` is kept only while it is
+    small (see ``Limits.event_preview_bytes``); the full event is in the history archive."""
+
+    event_id: EventId
+    type: EventType
+    source: ShortText | None = None
+    correlation_id: ShortText | None = None
+    created_at: Timestamp
+    received_at: Timestamp
+    data: JsonValue = None
+    data_truncated: bool = False
+
+
+# --------------------------------------------------------------------------------------- decisions
+class DecisionRequest(_Input):
+    """Input of ``decide``: a situation and the options to choose from.
+
+    Options are actions (text or JSON objects); each is scored against the agent's purpose.
+    ``decision_id`` makes a retried request return the same recorded decision.
+    """
+
+    decision_id: EventId = Field(default_factory=new_id)
+    context: dict[str, JsonValue] = Field(default_factory=dict, max_length=32)
+    options: list[JsonValue] = Field(min_length=1, max_length=20)
+
+
+class Decision(_State):
+    decision_id: EventId
+    context: dict[str, JsonValue]
+    options: tuple[JsonValue, ...]
+    scores: tuple[float, ...]
+    chosen_index: int
+    chosen: JsonValue
+    rationale: str
+    decided_at: Timestamp
+    sequence: int
+
+
+class DecisionSummary(_State):
+    """A decision as the entity remembers it in its bounded window."""
+
+    decision_id: EventId
+    chosen: JsonValue = None
+    score: float
+    rationale: Annotated[str, StringConstraints(max_length=300)]
+    decided_at: Timestamp
+
+
+# --------------------------------------------------------------------------------------- context
+class Counters(_State):
+    events_handled: int = 0
+    duplicates_ignored: int = 0
+    decisions_made: int = 0
+
+
+class AgentContext(_State):
+    """The Durable entity's state: everything an agent is and remembers, bounded in size.
+
+    ``recent_id_digests`` is the de-duplication window: the 12-character digests of the most recent
+    event and decision ids, concatenated oldest first (one string is smaller in JSON and cheaper to
+    roll forward than a list). Windows keep the newest entries last.
+    """
+
+    schema_version: Literal[1] = 1
+    spec: AgentSpec
+    goals: tuple[Goal, ...] = ()
+    state: dict[str, JsonValue] = Field(default_factory=dict)
+    last_event: EventSummary | None = None
+    recent_events: tuple[EventSummary, ...] = ()
+    recent_decisions: tuple[DecisionSummary, ...] = ()
+    counters: Counters = Counters()
+    recent_id_digests: Annotated[str, StringConstraints(pattern=r"^(?:[A-Za-z0-9_-]{12})*$")] = ""
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    def goal(self, goal_id: str) -> Goal | None:
+        return next((g for g in self.goals if g.id == goal_id), None)
+
+
+# --------------------------------------------------------------------------------------- state ops
+StateKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class StateWrite(_Input):
+    """Input of ``update_state``."""
+
+    key: StateKey
+    value: JsonValue
+
+
+class StateDelete(_Input):
+    """Input of ``delete_state``."""
+
+    key: StateKey
+
+
+class GoalRef(_Input):
+    """Input of ``remove_goal``."""
+
+    id: GoalId
