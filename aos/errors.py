@@ -6,12 +6,15 @@ and an RFC 9457 problem type in one table (``aos.functions.problems``), so route
     AOSError
     ├── ConfigurationError (also ValueError)   a setting is missing or invalid; raised at start-up
     ├── InvalidInputError (also ValueError)    a request, message or operation input failed validation
-    │   └── UnknownKindError                   an agent kind that no class is registered for
+    │   ├── UnknownKindError                   an agent kind that no class is registered for
+    │   ├── PayloadTooLargeError               a body or the queue message it makes is too large
+    │   └── UnsupportedMediaTypeError          a body that is not JSON by its Content-Type
     ├── NotFoundError                          an agent or goal that does not exist
     │   ├── AgentNotFoundError
     │   └── GoalNotFoundError
     ├── ConflictError                          the resource already exists / was changed concurrently
-    │   └── AgentExistsError
+    │   ├── AgentExistsError
+    │   └── AgentNotReadyError                 registration unfinished: queued events wait (retry)
     ├── LimitExceededError                     the change would break a bound (state size, goal count)
     ├── UnknownOperationError                  an entity operation name the agent entity does not know
     └── StorageError                           Azure Storage failed in a way a retry may fix
@@ -30,6 +33,7 @@ __all__ = [
     "AOSError",
     "AgentExistsError",
     "AgentNotFoundError",
+    "AgentNotReadyError",
     "ConfigurationError",
     "ConflictError",
     "FieldError",
@@ -37,9 +41,11 @@ __all__ = [
     "InvalidInputError",
     "LimitExceededError",
     "NotFoundError",
+    "PayloadTooLargeError",
     "StorageError",
     "UnknownKindError",
     "UnknownOperationError",
+    "UnsupportedMediaTypeError",
 ]
 
 
@@ -104,6 +110,14 @@ class UnknownKindError(InvalidInputError):
     """No agent class is registered under the requested kind."""
 
 
+class PayloadTooLargeError(InvalidInputError):
+    """A body, or the queue message it would become, is over the size limit."""
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    """A body whose Content-Type is not JSON."""
+
+
 class NotFoundError(AOSError):
     """The addressed resource does not exist."""
 
@@ -127,6 +141,14 @@ class ConflictError(AOSError):
 class AgentExistsError(ConflictError):
     def __init__(self, agent_id: str) -> None:
         super().__init__(f"Agent {agent_id!r} is already registered")
+        self.agent_id = agent_id
+
+
+class AgentNotReadyError(ConflictError):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(
+            f"Agent {agent_id!r} has not finished registering; repeat its POST or PUT to finish it"
+        )
         self.agent_id = agent_id
 
 

@@ -6,6 +6,8 @@ import azure.functions as func
 
 from aos.agents import AgentKinds
 from aos.functions.entities import entity_blueprint
+from aos.functions.http_api import http_blueprint
+from aos.functions.queue_delivery import queue_blueprint
 from aos.functions.runtime import AppRuntime
 
 __all__ = ["create_app"]
@@ -23,4 +25,6 @@ def create_app(
     runtime = runtime or AppRuntime(kinds)
     app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
     app.register_functions(entity_blueprint(runtime))
+    app.register_functions(http_blueprint(runtime))
+    app.register_functions(queue_blueprint(runtime))
     return app

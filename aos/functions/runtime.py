@@ -3,19 +3,37 @@
 One ``AppRuntime`` belongs to one ``FunctionApp`` (see ``create_app``); nothing here is a module
 global. Settings and storage clients are created on first use, so importing the app never touches
 configuration or the network, and a configuration error is reported by the first invocation with
-the name of the setting at fault.
+the name of the setting at fault. Storage clients are async and bound to the event loop that made
+them (the worker runs one loop); a different loop gets its own clients.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from aos.agents import AgentKinds
 from aos.entity import AgentEntity
+from aos.manager import AgentManager
 from aos.settings import Settings
+from aos.storage.entities import DurableEntityClient
+from aos.storage.index import AgentIndex
+from aos.storage.queues import EventQueue
 
-__all__ = ["AppRuntime"]
+__all__ = ["AppRuntime", "Storage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    index: AgentIndex
+    queue: EventQueue
+
+    async def close(self) -> None:
+        await self.index.close()
+        await self.queue.close()
 
 
 class AppRuntime:
@@ -24,9 +42,12 @@ class AppRuntime:
         kinds: AgentKinds | None = None,
         *,
         load_settings: Callable[[], Settings] = Settings.from_environ,
+        settle_timeout: float = 10.0,
     ) -> None:
         self.kinds = kinds if kinds is not None else AgentKinds.builtin()
         self._load_settings = load_settings
+        self.settle_timeout = settle_timeout
+        self._storage: tuple[asyncio.AbstractEventLoop, Storage] | None = None
 
     @cached_property
     def settings(self) -> Settings:
@@ -35,3 +56,40 @@ class AppRuntime:
     @cached_property
     def entity(self) -> AgentEntity:
         return AgentEntity(self.kinds, self.settings.limits)
+
+    def storage(self) -> Storage:
+        loop = asyncio.get_running_loop()
+        if self._storage is None or self._storage[0] is not loop:
+            self._storage = (loop, self._connect())
+        return self._storage[1]
+
+    def manager(self, durable_client: Any) -> AgentManager:
+        storage = self.storage()
+        return AgentManager(
+            index=storage.index,
+            queue=storage.queue,
+            entities=DurableEntityClient(durable_client),
+            kinds=self.kinds,
+            limits=self.settings.limits,
+            settle_timeout=self.settle_timeout,
+        )
+
+    async def aclose(self) -> None:
+        """Close the storage clients of the current loop (tests and local hosts call this)."""
+        if self._storage is not None:
+            storage, self._storage = self._storage[1], None
+            await storage.close()
+
+    def _connect(self) -> Storage:
+        from aos.storage.clients import queue_client, table_client
+        from aos.storage.queues import AzureEventQueue
+        from aos.storage.table_index import TableAgentIndex
+
+        settings = self.settings
+        return Storage(
+            index=TableAgentIndex(table_client(settings.storage, settings.agents_table)),
+            queue=AzureEventQueue(
+                queue_client(settings.storage, settings.events_queue),
+                queue_client(settings.storage, settings.deadletter_queue),
+            ),
+        )

@@ -1,0 +1,223 @@
+"""The shapes of the HTTP API: what each route accepts and answers.
+
+Routes validate bodies with these models and build answers with them, and the OpenAPI document
+is generated from them, so the document cannot drift from what the routes really do.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from aos.models import (
+    AGENT_ID_PATTERN,
+    AgentSpec,
+    Criterion,
+    Description,
+    EventId,
+    EventType,
+    GoalStatus,
+    JsonData,
+    KindName,
+    Metadata,
+    Purpose,
+    Scope,
+    ShortText,
+    Subscription,
+    Timestamp,
+)
+
+__all__ = [
+    "AgentList",
+    "AgentPatch",
+    "AgentResource",
+    "AlignmentRequest",
+    "AlignmentResponse",
+    "BroadcastAccepted",
+    "EventAccepted",
+    "EventIn",
+    "GoalIn",
+    "GoalList",
+    "GoalPatch",
+    "Health",
+    "Problem",
+    "RegisterAgent",
+    "ReplaceAgent",
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class RegisterAgent(_Body):
+    """``POST /api/agents``: a new agent."""
+
+    agent_id: Annotated[str, Field(pattern=AGENT_ID_PATTERN, examples=["ceo"])]
+    kind: KindName = "generic"
+    purpose: Purpose
+    purpose_scope: Scope = ""
+    success_criteria: tuple[Criterion, ...] = Field(default=(), max_length=20)
+    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] = "default"
+    subscriptions: tuple[Subscription, ...] = Field(default=(), max_length=32)
+
+
+class ReplaceAgent(_Body):
+    """``PUT /api/agents/{agent_id}``: the whole spec (fields left out take their defaults)."""
+
+    agent_id: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | None = Field(
+        default=None, description="optional; must equal the id in the path"
+    )
+    kind: KindName = "generic"
+    purpose: Purpose
+    purpose_scope: Scope = ""
+    success_criteria: tuple[Criterion, ...] = Field(default=(), max_length=20)
+    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] = "default"
+    subscriptions: tuple[Subscription, ...] = Field(default=(), max_length=32)
+
+
+class AgentPatch(_Body):
+    """``PATCH /api/agents/{agent_id}``: the fields to change (at least one)."""
+
+    purpose: Purpose | None = None
+    purpose_scope: Scope | None = None
+    success_criteria: tuple[Criterion, ...] | None = Field(default=None, max_length=20)
+    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | None = None
+    subscriptions: tuple[Subscription, ...] | None = Field(default=None, max_length=32)
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> AgentPatch:
+        if not self.model_fields_set:
+            raise ValueError(
+                "give at least one of purpose, purpose_scope, success_criteria, adapter_name, "
+                "subscriptions"
+            )
+        if any(getattr(self, name) is None for name in self.model_fields_set):
+            raise ValueError("fields cannot be set to null; leave them out to keep them")
+        return self
+
+
+class AgentResource(AgentSpec):
+    """An agent as listed and as answered on registration: its spec and index status."""
+
+    status: Literal["registering", "active", "deregistering"]
+    registered_at: Timestamp
+    updated_at: Timestamp
+
+
+class AgentList(BaseModel):
+    value: list[AgentResource]
+    nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815
+
+
+class GoalIn(_Body):
+    """``POST /api/agents/{agent_id}/goals``. Give ``id`` to make retries safe."""
+
+    id: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | None = None
+    description: Description
+    status: GoalStatus = GoalStatus.PENDING
+    progress: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class GoalPatch(_Body):
+    """``PATCH /api/agents/{agent_id}/goals/{goal_id}``: the fields to change (at least one)."""
+
+    description: Description | None = None
+    status: GoalStatus | None = None
+    progress: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    metadata: Metadata | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> GoalPatch:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of description, status, progress, metadata")
+        return self
+
+
+class GoalOut(BaseModel):
+    id: str
+    description: str
+    status: GoalStatus
+    progress: float
+    created_at: Timestamp
+    updated_at: Timestamp
+    metadata: dict[str, Any]
+
+
+class GoalList(BaseModel):
+    value: list[GoalOut]
+    nextLink: str | None = None  # noqa: N815
+
+
+class EventIn(_Body):
+    """An event as posted. ``event_id`` makes the POST idempotent; one is generated if left out."""
+
+    event_id: EventId | None = None
+    type: EventType
+    data: JsonData = Field(default_factory=dict)
+    source: ShortText | None = None
+    correlation_id: ShortText | None = None
+    created_at: Timestamp | None = None
+
+
+class EventAccepted(BaseModel):
+    event_id: str
+    agent_id: str
+    status: Literal["queued"] = "queued"
+    correlation_id: str | None = None
+    links: dict[str, str]
+
+
+class BroadcastAccepted(BaseModel):
+    event_id: str
+    type: str
+    status: Literal["queued"] = "queued"
+    subscribers: int = Field(description="agents subscribed to the type when it was published")
+    correlation_id: str | None = None
+
+
+class AlignmentRequest(_Body):
+    """An action (text or any JSON) to score against the agent's purpose."""
+
+    action: JsonData
+
+    @model_validator(mode="after")
+    def _present(self) -> AlignmentRequest:
+        if self.action is None or self.action in ("", {}, []):
+            raise ValueError("action must not be empty")
+        return self
+
+
+class AlignmentResponse(BaseModel):
+    agent_id: str
+    score: float = Field(ge=0.0, le=1.0)
+    matched_terms: list[str]
+    reasons: list[str]
+    components: dict[str, float]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    storage: dict[str, str]
+    version: str
+
+
+class FieldProblem(BaseModel):
+    loc: list[str | int]
+    pointer: str
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with the failing fields in ``errors``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldProblem] | None = None
+    correlation_id: str | None = None

@@ -1,0 +1,39 @@
+# mypy: disable-error-code="untyped-decorator,no-untyped-call"
+"""The queue-triggered function that delivers events to agents (logic in ``aos.delivery``).
+
+The queue name is the ``AOS_EVENTS_QUEUE`` app setting (``%...%`` binding expression), read by the
+host; batch size, visibility timeout and ``maxDequeueCount`` (then ``<queue>-poison``) are in
+host.json.
+"""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from aos.delivery import EventDelivery
+from aos.functions.runtime import AppRuntime
+from aos.storage.entities import DurableEntityClient
+
+__all__ = ["queue_blueprint"]
+
+
+def queue_blueprint(runtime: AppRuntime) -> func.Blueprint:
+    bp = func.Blueprint()
+
+    @bp.function_name(name="deliver_events")
+    @bp.queue_trigger(
+        arg_name="msg", queue_name="%AOS_EVENTS_QUEUE%", connection="AzureWebJobsStorage"
+    )
+    @bp.durable_client_input(client_name="client")
+    async def deliver_events(msg: func.QueueMessage, client: df.DurableOrchestrationClient) -> None:
+        """Validate a queued event and signal ``handle_event`` on each addressed agent."""
+        storage = runtime.storage()
+        delivery = EventDelivery(
+            index=storage.index, queue=storage.queue, entities=DurableEntityClient(client)
+        )
+        await delivery.deliver(
+            body=msg.get_body(), message_id=msg.id, dequeue_count=msg.dequeue_count
+        )
+
+    return bp

@@ -1,0 +1,136 @@
+"""The HTTP API as data: every operation's route, method, body, answers and query parameters.
+
+Both the function registrations (``aos.functions.http_api``) and the OpenAPI document
+(``aos.functions.openapi``) are built from ``OPERATIONS``, so there is no second list of routes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from aos.functions.api_models import (
+    AgentList,
+    AgentPatch,
+    AgentResource,
+    AlignmentRequest,
+    AlignmentResponse,
+    BroadcastAccepted,
+    EventAccepted,
+    EventIn,
+    GoalIn,
+    GoalList,
+    GoalOut,
+    GoalPatch,
+    Health,
+    RegisterAgent,
+    ReplaceAgent,
+)
+from aos.models import AgentContext
+
+__all__ = ["FUNCTIONS", "OPERATIONS", "ApiOperation", "QueryParam"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryParam:
+    name: str
+    description: str
+    type: str = "string"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiOperation:
+    function: str
+    """The Azure Function that serves the route (one function per route, several methods)."""
+    method: str
+    handler: str
+    summary: str
+    status: int
+    response: type[BaseModel] | None = None
+    request: type[BaseModel] | None = None
+    errors: tuple[int, ...] = (400,)
+    query: tuple[QueryParam, ...] = ()
+
+
+# function name -> route, as registered with the host (the host adds the "api/" prefix)
+FUNCTIONS: dict[str, str] = {
+    "agents": "agents",
+    "agent_item": "agents/{agent_id}",
+    "agent_goals": "agents/{agent_id}/goals",
+    "agent_goal": "agents/{agent_id}/goals/{goal_id}",
+    "agent_events": "agents/{agent_id}/events",
+    "agent_alignment": "agents/{agent_id}/alignment",
+    "events": "events",
+    "health": "health",
+    "openapi": "openapi.json",
+}
+
+_PAGING = (
+    QueryParam("limit", "page size (default 50, at most 200)", "integer"),
+    QueryParam("continuation", "opaque token; follow nextLink instead of building it"),
+)
+
+OPERATIONS: tuple[ApiOperation, ...] = (
+    ApiOperation(
+        "agents", "POST", "register_agent", "Register an agent", 201, AgentResource,
+        RegisterAgent, (400, 409, 413, 415, 422),
+    ),
+    ApiOperation(
+        "agents", "GET", "list_agents", "List registered agents (paged)", 200, AgentList,
+        query=_PAGING,
+    ),
+    ApiOperation(
+        "agent_item", "GET", "get_agent", "The agent's persisted context", 200, AgentContext,
+        errors=(400, 404),
+    ),
+    ApiOperation(
+        "agent_item", "PUT", "put_agent", "Create or replace an agent (idempotent)", 200,
+        AgentResource, ReplaceAgent, (400, 409, 413, 415, 422),
+    ),
+    ApiOperation(
+        "agent_item", "PATCH", "patch_agent",
+        "Change purpose, scope, success criteria, adapter or subscriptions", 200, AgentResource,
+        AgentPatch, (400, 404, 409, 413, 415, 422),
+    ),
+    ApiOperation(
+        "agent_item", "DELETE", "delete_agent", "Deregister an agent", 204, errors=(400, 404, 409),
+        query=(QueryParam("purge", "also delete the agent's archived history", "boolean"),),
+    ),
+    ApiOperation(
+        "agent_goals", "GET", "list_goals", "The agent's goals", 200, GoalList, errors=(400, 404),
+    ),
+    ApiOperation(
+        "agent_goals", "POST", "add_goal", "Add a goal", 201, GoalOut, GoalIn,
+        (400, 404, 409, 413, 415, 422),
+    ),
+    ApiOperation(
+        "agent_goal", "GET", "get_goal", "One goal", 200, GoalOut, errors=(400, 404),
+    ),
+    ApiOperation(
+        "agent_goal", "PATCH", "patch_goal", "Change a goal", 200, GoalOut, GoalPatch,
+        (400, 404, 413, 415, 422),
+    ),
+    ApiOperation(
+        "agent_goal", "DELETE", "delete_goal", "Remove a goal", 204, errors=(400, 404),
+    ),
+    ApiOperation(
+        "agent_events", "POST", "post_event", "Queue an event for the agent", 202,
+        EventAccepted, EventIn, (400, 404, 413, 415),
+    ),
+    ApiOperation(
+        "agent_alignment", "POST", "alignment",
+        "Score an action against the agent's purpose (0.0-1.0, with reasons)", 200,
+        AlignmentResponse, AlignmentRequest, (400, 404, 413, 415),
+    ),
+    ApiOperation(
+        "events", "POST", "publish_event", "Publish an event to every subscribed agent", 202,
+        BroadcastAccepted, EventIn, (400, 413, 415),
+    ),
+    ApiOperation(
+        "health", "GET", "health", "Liveness and storage reachability", 200, Health, errors=(503,)
+    ),
+    ApiOperation(
+        "openapi", "GET", "openapi", "This API's OpenAPI document", 200, errors=(),
+    ),
+)  # fmt: skip

@@ -1,0 +1,253 @@
+"""``AgentManager``: registering agents and changing them, keeping the index and entities in step.
+
+The seed's ``AgentManager.register_agent`` became this: an agent is an entry in the agents index and
+a Durable entity. The index is written first and removed last (see ``aos.storage.index``), and each
+change is checked against the agent's current state with the same domain code the entity runs (a
+dry run), because a signal cannot return the entity's error to the caller. After signalling, the
+manager waits (bounded) until the entity shows the change, so that a client reads its own writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aos.agents import AgentKinds, PerpetualAgent, PurposeDrivenAgent
+from aos.alignment import AlignmentResult
+from aos.document import ContextDocument
+from aos.errors import (
+    AgentExistsError,
+    AgentNotFoundError,
+    ConflictError,
+    GoalNotFoundError,
+    InvalidInputError,
+    PayloadTooLargeError,
+    UnknownOperationError,
+)
+from aos.limits import Limits
+from aos.models import AgentSpec, Event, Goal, GoalCreate, GoalUpdate, new_id
+from aos.storage.entities import EntityClient
+from aos.storage.index import AgentIndex, IndexEntry, IndexStatus, Page
+from aos.storage.queues import MAX_MESSAGE_BYTES, EventQueue, QueueMessage
+
+__all__ = ["AgentManager", "Change"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The outcome of a write: what it produced, and whether the entity showed it in time
+    (``settled``; if not, it is still applied, just later)."""
+
+    value: Any
+    settled: bool
+    created: bool = False
+
+
+class AgentManager:
+    def __init__(
+        self,
+        *,
+        index: AgentIndex,
+        queue: EventQueue,
+        entities: EntityClient,
+        kinds: AgentKinds,
+        limits: Limits,
+        settle_timeout: float = 10.0,
+    ) -> None:
+        self.index = index
+        self.queue = queue
+        self.entities = entities
+        self.kinds = kinds
+        self.limits = limits
+        self.settle_timeout = settle_timeout
+
+    # ------------------------------------------------------------------------------ agents
+    async def register_agent(self, spec: AgentSpec, *, replace: bool = False) -> Change:
+        """Create an agent (``replace=False``: ``AgentExistsError`` if it exists) or create or
+        replace it (``replace=True``, PUT). Repeating an interrupted registration finishes it."""
+        self._check_spec(spec)
+        existing = await self.index.get(agent_id=spec.agent_id)
+        created = existing is None or existing.status is IndexStatus.REGISTERING
+        if existing is None:
+            entry = await self.index.create(entry=IndexEntry(spec=spec))
+        elif existing.status is IndexStatus.DEREGISTERING:
+            raise ConflictError(
+                f"Agent {spec.agent_id!r} is being deregistered; repeat the DELETE, then register"
+            )
+        elif existing.status is IndexStatus.ACTIVE and not replace:
+            raise AgentExistsError(spec.agent_id)
+        else:
+            entry = await self.index.replace(entry=existing.with_spec(spec), previous=existing)
+        settled = await self._configure(spec)
+        if settled and entry.status is not IndexStatus.ACTIVE:
+            entry = await self.index.replace(
+                entry=entry.with_status(IndexStatus.ACTIVE), previous=entry
+            )
+        return Change(entry, settled, created)
+
+    async def update_agent(self, agent_id: str, changes: dict[str, Any]) -> Change:
+        """Change purpose, scope, success criteria, adapter or subscriptions."""
+        existing = await self._indexed(agent_id)
+        if existing.status is IndexStatus.REGISTERING:
+            raise ConflictError(
+                f"Agent {agent_id!r} has not finished registering; repeat its PUT or POST first"
+            )
+        try:
+            spec = AgentSpec.model_validate({**existing.spec.model_dump(), **changes})
+        except ValueError as exc:
+            raise InvalidInputError.from_pydantic(exc, message="Invalid agent spec") from exc
+        self._check_spec(spec)
+        entry = await self.index.replace(entry=existing.with_spec(spec), previous=existing)
+        return Change(entry, await self._configure(spec))
+
+    async def deregister_agent(self, agent_id: str) -> Change:
+        """Mark the index row, delete the entity, then remove the row (see ``aos.storage.index``)."""
+        entry = await self._indexed(agent_id, allow_deregistering=True)
+        if entry.status is not IndexStatus.DEREGISTERING:
+            entry = await self.index.replace(
+                entry=entry.with_status(IndexStatus.DEREGISTERING), previous=entry
+            )
+        await self.entities.signal(agent_id=agent_id, operation="deregister")
+        settled, _ = await self.entities.wait_for(
+            agent_id=agent_id, condition=lambda state: state is None, within=self.settle_timeout
+        )
+        if settled:
+            await self.index.delete(entry=entry)
+        return Change(entry, settled)
+
+    async def list_agents(self, *, limit: int, continuation: str | None) -> Page[IndexEntry]:
+        return await self.index.page(limit=limit, continuation=continuation)
+
+    async def get_context(self, agent_id: str) -> dict[str, Any]:
+        """The agent's persisted context (the entity state)."""
+        state = await self.entities.read(agent_id=agent_id)
+        if state is None:
+            raise AgentNotFoundError(agent_id)
+        return state
+
+    # ------------------------------------------------------------------------------ goals
+    async def list_goals(self, agent_id: str) -> list[dict[str, Any]]:
+        return list((await self.get_context(agent_id))["goals"])
+
+    async def get_goal(self, agent_id: str, goal_id: str) -> dict[str, Any]:
+        agent = await self._purpose_driven(agent_id)
+        goal = agent.context.goal(goal_id)
+        if goal is None:
+            raise GoalNotFoundError(goal_id)
+        return goal.model_dump(mode="json")
+
+    async def add_goal(self, agent_id: str, goal: GoalCreate) -> Change:
+        agent = await self._purpose_driven(agent_id)
+        goal = goal.model_copy(update={"id": goal.id or new_id()})
+        planned = agent.create_goal(goal)  # dry run: raises what the entity would
+        payload = goal.model_dump(mode="json")
+        return await self._goal_change(agent_id, "add_goal", payload, planned, present=True)
+
+    async def update_goal(self, agent_id: str, update: GoalUpdate) -> Change:
+        agent = await self._purpose_driven(agent_id)
+        planned = agent.change_goal(update)
+        payload = update.model_dump(mode="json", exclude_unset=True)
+        payload["id"] = update.id
+        return await self._goal_change(agent_id, "update_goal", payload, planned, present=True)
+
+    async def remove_goal(self, agent_id: str, goal_id: str) -> Change:
+        agent = await self._purpose_driven(agent_id)
+        removed = agent.delete_goal(goal_id)
+        return await self._goal_change(
+            agent_id, "remove_goal", {"id": goal_id}, removed, present=False
+        )
+
+    # ------------------------------------------------------------------------------ events
+    async def send_event(self, event: Event) -> Event:
+        """Queue an event for one agent (``event.agent_id``)."""
+        agent_id = str(event.agent_id)
+        entry = await self.index.get(agent_id=agent_id)
+        if entry is None or entry.status is IndexStatus.DEREGISTERING:
+            raise AgentNotFoundError(agent_id)
+        await self._enqueue(QueueMessage(target="agent", event=event))
+        return event
+
+    async def publish_event(self, event: Event) -> int:
+        """Queue an event for every agent subscribed to its type; returns how many there are now
+        (delivery looks them up again, so agents subscribing meanwhile receive it too)."""
+        subscribers = await self.index.subscribers(event_type=event.type)
+        await self._enqueue(QueueMessage(target="subscribers", event=event))
+        return len(subscribers)
+
+    async def evaluate_alignment(self, agent_id: str, action: Any) -> AlignmentResult:
+        agent = await self._purpose_driven(agent_id)
+        return agent.score_alignment(action)
+
+    # ------------------------------------------------------------------------------ plumbing
+    def _check_spec(self, spec: AgentSpec) -> None:
+        """Refuse what the entity would refuse: an unknown kind, a spec over the budget."""
+        self.kinds.resolve(spec.kind)
+        ContextDocument.create(spec, self.limits)
+
+    async def _configure(self, spec: AgentSpec) -> bool:
+        expected = spec.model_dump(mode="json")
+        payload = {k: v for k, v in expected.items() if k != "agent_id"}
+        await self.entities.signal(
+            agent_id=spec.agent_id, operation="configure", value={**payload, "replace": True}
+        )
+        settled, _ = await self.entities.wait_for(
+            agent_id=spec.agent_id,
+            condition=lambda state: state is not None and state["spec"] == expected,
+            within=self.settle_timeout,
+        )
+        return settled
+
+    async def _indexed(self, agent_id: str, *, allow_deregistering: bool = False) -> IndexEntry:
+        entry = await self.index.get(agent_id=agent_id)
+        if entry is None or (entry.status is IndexStatus.DEREGISTERING and not allow_deregistering):
+            raise AgentNotFoundError(agent_id)
+        return entry
+
+    async def _agent(self, agent_id: str) -> PerpetualAgent:
+        document = ContextDocument.load(await self.get_context(agent_id))
+        return self.kinds.resolve(document.kind).from_document(document, limits=self.limits)
+
+    async def _purpose_driven(self, agent_id: str) -> PurposeDrivenAgent:
+        agent = await self._agent(agent_id)
+        if not isinstance(agent, PurposeDrivenAgent):
+            raise UnknownOperationError(
+                f"Agent {agent_id!r} is of kind {agent.document.kind!r}, which has no purpose, "
+                "goals or alignment"
+            )
+        return agent
+
+    async def _goal_change(
+        self,
+        agent_id: str,
+        operation: str,
+        payload: dict[str, Any],
+        planned: Goal,
+        *,
+        present: bool,
+    ) -> Change:
+        await self.entities.signal(agent_id=agent_id, operation=operation, value=payload)
+        expected = {k: v for k, v in payload.items() if k != "id"}
+
+        def applied(state: dict[str, Any] | None) -> bool:
+            if state is None:
+                return False
+            goal = next((g for g in state["goals"] if g["id"] == planned.id), None)
+            if not present:
+                return goal is None
+            return goal is not None and all(goal.get(k) == v for k, v in expected.items())
+
+        settled, state = await self.entities.wait_for(
+            agent_id=agent_id, condition=applied, within=self.settle_timeout
+        )
+        stored = next((g for g in (state or {}).get("goals", []) if g["id"] == planned.id), None)
+        value = stored if (settled and present and stored) else planned.model_dump(mode="json")
+        return Change(value, settled)
+
+    async def _enqueue(self, message: QueueMessage) -> None:
+        text = message.model_dump_json()
+        size = len(text.encode())
+        if size > MAX_MESSAGE_BYTES:
+            raise PayloadTooLargeError(
+                f"The event would be a {size}-byte queue message; the limit is {MAX_MESSAGE_BYTES}"
+            )
+        await self.queue.send(message=text)
