@@ -17,6 +17,7 @@ from aos.entity import ENTITY_NAME, OPERATIONS, AgentEntity
 from aos.errors import (
     AgentExistsError,
     AgentNotFoundError,
+    AgentNotReadyError,
     AOSError,
     ConfigurationError,
     ConflictError,
@@ -25,12 +26,15 @@ from aos.errors import (
     InvalidInputError,
     LimitExceededError,
     NotFoundError,
+    PayloadTooLargeError,
     StorageError,
     UnknownKindError,
     UnknownOperationError,
+    UnsupportedMediaTypeError,
 )
 from aos.functions.app import create_app
 from aos.limits import Limits
+from aos.manager import AgentManager
 from aos.models import (
     AgentContext,
     AgentSpec,
@@ -44,6 +48,9 @@ from aos.models import (
     SpecUpdate,
 )
 from aos.settings import Settings
+from aos.version import VERSION
+
+__version__ = VERSION
 
 __all__ = [
     "ENTITY_NAME",
@@ -53,7 +60,9 @@ __all__ = [
     "AgentEntity",
     "AgentExistsError",
     "AgentKinds",
+    "AgentManager",
     "AgentNotFoundError",
+    "AgentNotReadyError",
     "AgentSpec",
     "AlignmentResult",
     "AlignmentScorer",
@@ -78,6 +87,7 @@ __all__ = [
     "LimitExceededError",
     "Limits",
     "NotFoundError",
+    "PayloadTooLargeError",
     "PerpetualAgent",
     "PurposeDrivenAgent",
     "PurposeProfile",
@@ -86,5 +96,7 @@ __all__ = [
     "StorageError",
     "UnknownKindError",
     "UnknownOperationError",
+    "UnsupportedMediaTypeError",
+    "__version__",
     "create_app",
 ]

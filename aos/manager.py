@@ -139,7 +139,10 @@ class AgentManager:
     async def add_goal(self, agent_id: str, goal: GoalCreate) -> Change:
         agent = await self._purpose_driven(agent_id)
         goal = goal.model_copy(update={"id": goal.id or new_id()})
+        existing = agent.context.goal(str(goal.id))
         planned = agent.create_goal(goal)  # dry run: raises what the entity would
+        if existing is not None:  # a retry of the same goal: nothing to change
+            return Change(existing.model_dump(mode="json"), settled=True)
         payload = goal.model_dump(mode="json")
         return await self._goal_change(agent_id, "add_goal", payload, planned, present=True)
 

@@ -10,13 +10,14 @@ import aos
 
 EXPECTED_ALL = {
     "AOSError", "AgentContext", "AgentEntity", "AgentExistsError", "AgentKinds",
-    "AgentNotFoundError", "AgentSpec", "AlignmentResult", "AlignmentScorer", "ConfigurationError",
+    "AgentNotFoundError", "AgentNotReadyError", "AgentManager", "AgentSpec", "AlignmentResult", "AlignmentScorer", "ConfigurationError",
     "ConflictError", "ContextDocument", "ContextServer", "Decision", "DecisionRequest",
     "ENTITY_NAME", "Event", "FieldError", "GenericPurposeDrivenAgent", "Goal", "GoalCreate",
     "GoalNotFoundError", "GoalStatus", "GoalUpdate", "InMemoryContextServer", "InvalidInputError",
     "LeadershipAgent", "LexicalAlignmentScorer", "LimitExceededError", "Limits", "NotFoundError",
-    "OPERATIONS", "PerpetualAgent", "PurposeDrivenAgent", "PurposeProfile", "Settings",
-    "SpecUpdate", "StorageError", "UnknownKindError", "UnknownOperationError", "create_app",
+    "OPERATIONS", "PayloadTooLargeError", "PerpetualAgent", "PurposeDrivenAgent", "PurposeProfile", "Settings",
+    "SpecUpdate", "StorageError", "UnknownKindError", "UnknownOperationError",
+    "UnsupportedMediaTypeError", "__version__", "create_app",
 }  # fmt: skip
 
 
@@ -34,9 +35,32 @@ def test_entity_contract() -> None:
     )  # fmt: skip
 
 
-def test_the_app_registers_the_agent_entity() -> None:
+def test_the_app_registers_these_functions() -> None:
+    """The function list with trigger types and routes, as the host indexes it."""
     functions = {f.get_function_name(): f for f in make_app().get_functions()}
-    bindings = [json.loads(b) for b in functions["agent"].get_raw_bindings()]
-    assert bindings == [
-        {"direction": "IN", "type": "entityTrigger", "name": "context", "entityName": "agent"}
-    ]
+    triggers = {}
+    for name, function in functions.items():
+        bindings = [json.loads(b) for b in function.get_raw_bindings()]
+        (trigger,) = [b for b in bindings if b["type"].endswith("Trigger")]
+        key = trigger.get("route") or trigger.get("queueName") or trigger.get("entityName")
+        triggers[name] = (trigger["type"], key, tuple(trigger.get("methods", ())))
+        if trigger["type"] == "httpTrigger":
+            assert trigger["authLevel"] == "FUNCTION"
+            assert {"type": "durableClient", "direction": "IN", "name": "client"} in bindings
+    assert triggers == {
+        "agent": ("entityTrigger", "agent", ()),
+        "agents": ("httpTrigger", "agents", ("GET", "POST")),
+        "agent_item": ("httpTrigger", "agents/{agent_id}", ("DELETE", "GET", "PATCH", "PUT")),
+        "agent_goals": ("httpTrigger", "agents/{agent_id}/goals", ("GET", "POST")),
+        "agent_goal": (
+            "httpTrigger",
+            "agents/{agent_id}/goals/{goal_id}",
+            ("DELETE", "GET", "PATCH"),
+        ),
+        "agent_events": ("httpTrigger", "agents/{agent_id}/events", ("POST",)),
+        "agent_alignment": ("httpTrigger", "agents/{agent_id}/alignment", ("POST",)),
+        "events": ("httpTrigger", "events", ("POST",)),
+        "health": ("httpTrigger", "health", ("GET",)),
+        "openapi": ("httpTrigger", "openapi.json", ("GET",)),
+        "deliver_events": ("queueTrigger", "%AOS_EVENTS_QUEUE%", ()),
+    }
