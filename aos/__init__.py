@@ -3,6 +3,8 @@
 The public API. Everything else is an implementation detail and may change.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from aos.agents import (
     AgentKinds,
     GenericPurposeDrivenAgent,
@@ -34,7 +36,6 @@ from aos.errors import (
 )
 from aos.functions.app import create_app
 from aos.limits import Limits
-from aos.manager import AgentManager
 from aos.models import (
     AgentContext,
     AgentSpec,
@@ -51,6 +52,20 @@ from aos.settings import Settings
 from aos.version import VERSION
 
 __version__ = VERSION
+
+if TYPE_CHECKING:
+    from aos.manager import AgentManager
+
+
+def __getattr__(name: str) -> Any:
+    # AgentManager pulls in the storage adapters; load it when asked for, so that importing the
+    # function app (a cold start) does not pay for them before the first request.
+    if name == "AgentManager":
+        from aos.manager import AgentManager
+
+        return AgentManager
+    raise AttributeError(f"module 'aos' has no attribute {name!r}")
+
 
 __all__ = [
     "ENTITY_NAME",

@@ -34,10 +34,10 @@ _STATUS_TEXT = {
 def openapi_document(server: str = "/api") -> dict[str, Any]:
     keys: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Problem, "serialization")]
     for op in OPERATIONS:
-        if op.request is not None:
-            keys.append((op.request, "validation"))
-        if op.response is not None:
-            keys.append((op.response, "serialization"))
+        if op.request_model is not None:
+            keys.append((op.request_model, "validation"))
+        if op.response_model is not None:
+            keys.append((op.response_model, "serialization"))
     keys = list(dict.fromkeys(keys))
     refs, schemas = models_json_schema(keys, ref_template=_REF)
     problem_ref = refs[(Problem, "serialization")]
@@ -64,15 +64,15 @@ def openapi_document(server: str = "/api") -> dict[str, Any]:
             ],
             "responses": {},
         }
-        if op.request is not None:
+        if op.request_model is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": refs[(op.request, "validation")]}},
+                "content": {"application/json": {"schema": refs[(op.request_model, "validation")]}},
             }
         success: dict[str, Any] = {"description": _STATUS_TEXT.get(op.status, "OK")}
-        if op.response is not None:
+        if op.response_model is not None:
             success["content"] = {
-                "application/json": {"schema": refs[(op.response, "serialization")]}
+                "application/json": {"schema": refs[(op.response_model, "serialization")]}
             }
         operation["responses"][str(op.status)] = success
         for status in op.errors:

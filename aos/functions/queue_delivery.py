@@ -11,9 +11,7 @@ from __future__ import annotations
 import azure.durable_functions as df
 import azure.functions as func
 
-from aos.delivery import EventDelivery
 from aos.functions.runtime import AppRuntime
-from aos.storage.entities import DurableEntityClient
 
 __all__ = ["queue_blueprint"]
 
@@ -28,6 +26,9 @@ def queue_blueprint(runtime: AppRuntime) -> func.Blueprint:
     @bp.durable_client_input(client_name="client")
     async def deliver_events(msg: func.QueueMessage, client: df.DurableOrchestrationClient) -> None:
         """Validate a queued event and signal ``handle_event`` on each addressed agent."""
+        from aos.delivery import EventDelivery
+        from aos.storage.entities import DurableEntityClient
+
         storage = runtime.storage()
         delivery = EventDelivery(
             index=storage.index, queue=storage.queue, entities=DurableEntityClient(client)

@@ -6,28 +6,13 @@ Both the function registrations (``aos.functions.http_api``) and the OpenAPI doc
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-from aos.functions.api_models import (
-    AgentList,
-    AgentPatch,
-    AgentResource,
-    AlignmentRequest,
-    AlignmentResponse,
-    BroadcastAccepted,
-    EventAccepted,
-    EventIn,
-    GoalIn,
-    GoalList,
-    GoalOut,
-    GoalPatch,
-    Health,
-    RegisterAgent,
-    ReplaceAgent,
-)
-from aos.models import AgentContext
 
 __all__ = ["FUNCTIONS", "OPERATIONS", "ApiOperation", "QueryParam"]
 
@@ -47,10 +32,32 @@ class ApiOperation:
     handler: str
     summary: str
     status: int
-    response: type[BaseModel] | None = None
-    request: type[BaseModel] | None = None
+    response: str | None = None
+    """Name of the answer's model in ``aos.functions.api_models`` (or ``aos.models``)."""
+    request: str | None = None
+    """Name of the body's model."""
     errors: tuple[int, ...] = (400,)
     query: tuple[QueryParam, ...] = ()
+
+    @property
+    def request_model(self) -> type[BaseModel] | None:
+        return _model(self.request)
+
+    @property
+    def response_model(self) -> type[BaseModel] | None:
+        return _model(self.response)
+
+
+def _model(name: str | None) -> type[BaseModel] | None:
+    """Models are named, not imported, so that importing the app (a cold start) does not build
+    every API model; they are resolved when a route or the OpenAPI document first needs them."""
+    if name is None:
+        return None
+    for module in ("aos.functions.api_models", "aos.models"):
+        found = getattr(importlib.import_module(module), name, None)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+    raise LookupError(f"no API model named {name!r}")
 
 
 # function name -> route, as registered with the host (the host adds the "api/" prefix)
@@ -73,42 +80,42 @@ _PAGING = (
 
 OPERATIONS: tuple[ApiOperation, ...] = (
     ApiOperation(
-        "agents", "POST", "register_agent", "Register an agent", 201, AgentResource,
-        RegisterAgent, (400, 409, 413, 415, 422),
+        "agents", "POST", "register_agent", "Register an agent", 201, "AgentResource",
+        "RegisterAgent", (400, 409, 413, 415, 422),
     ),
     ApiOperation(
-        "agents", "GET", "list_agents", "List registered agents (paged)", 200, AgentList,
+        "agents", "GET", "list_agents", "List registered agents (paged)", 200, "AgentList",
         query=_PAGING,
     ),
     ApiOperation(
-        "agent_item", "GET", "get_agent", "The agent's persisted context", 200, AgentContext,
+        "agent_item", "GET", "get_agent", "The agent's persisted context", 200, "AgentContext",
         errors=(400, 404),
     ),
     ApiOperation(
         "agent_item", "PUT", "put_agent", "Create or replace an agent (idempotent)", 200,
-        AgentResource, ReplaceAgent, (400, 409, 413, 415, 422),
+        "AgentResource", "ReplaceAgent", (400, 409, 413, 415, 422),
     ),
     ApiOperation(
         "agent_item", "PATCH", "patch_agent",
-        "Change purpose, scope, success criteria, adapter or subscriptions", 200, AgentResource,
-        AgentPatch, (400, 404, 409, 413, 415, 422),
+        "Change purpose, scope, success criteria, adapter or subscriptions", 200, "AgentResource",
+        "AgentPatch", (400, 404, 409, 413, 415, 422),
     ),
     ApiOperation(
         "agent_item", "DELETE", "delete_agent", "Deregister an agent", 204, errors=(400, 404, 409),
         query=(QueryParam("purge", "also delete the agent's archived history", "boolean"),),
     ),
     ApiOperation(
-        "agent_goals", "GET", "list_goals", "The agent's goals", 200, GoalList, errors=(400, 404),
+        "agent_goals", "GET", "list_goals", "The agent's goals", 200, "GoalList", errors=(400, 404),
     ),
     ApiOperation(
-        "agent_goals", "POST", "add_goal", "Add a goal", 201, GoalOut, GoalIn,
+        "agent_goals", "POST", "add_goal", "Add a goal", 201, "GoalOut", "GoalIn",
         (400, 404, 409, 413, 415, 422),
     ),
     ApiOperation(
-        "agent_goal", "GET", "get_goal", "One goal", 200, GoalOut, errors=(400, 404),
+        "agent_goal", "GET", "get_goal", "One goal", 200, "GoalOut", errors=(400, 404),
     ),
     ApiOperation(
-        "agent_goal", "PATCH", "patch_goal", "Change a goal", 200, GoalOut, GoalPatch,
+        "agent_goal", "PATCH", "patch_goal", "Change a goal", 200, "GoalOut", "GoalPatch",
         (400, 404, 413, 415, 422),
     ),
     ApiOperation(
@@ -116,19 +123,19 @@ OPERATIONS: tuple[ApiOperation, ...] = (
     ),
     ApiOperation(
         "agent_events", "POST", "post_event", "Queue an event for the agent", 202,
-        EventAccepted, EventIn, (400, 404, 413, 415),
+        "EventAccepted", "EventIn", (400, 404, 413, 415),
     ),
     ApiOperation(
         "agent_alignment", "POST", "alignment",
         "Score an action against the agent's purpose (0.0-1.0, with reasons)", 200,
-        AlignmentResponse, AlignmentRequest, (400, 404, 413, 415),
+        "AlignmentResponse", "AlignmentRequest", (400, 404, 413, 415),
     ),
     ApiOperation(
         "events", "POST", "publish_event", "Publish an event to every subscribed agent", 202,
-        BroadcastAccepted, EventIn, (400, 413, 415),
+        "BroadcastAccepted", "EventIn", (400, 413, 415),
     ),
     ApiOperation(
-        "health", "GET", "health", "Liveness and storage reachability", 200, Health, errors=(503,)
+        "health", "GET", "health", "Liveness and storage reachability", 200, "Health", errors=(503,)
     ),
     ApiOperation(
         "openapi", "GET", "openapi", "This API's OpenAPI document", 200, errors=(),

@@ -13,15 +13,16 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aos.agents import AgentKinds
 from aos.entity import AgentEntity
-from aos.manager import AgentManager
 from aos.settings import Settings
-from aos.storage.entities import DurableEntityClient
-from aos.storage.index import AgentIndex
-from aos.storage.queues import EventQueue
+
+if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold start)
+    from aos.manager import AgentManager
+    from aos.storage.index import AgentIndex
+    from aos.storage.queues import EventQueue
 
 __all__ = ["AppRuntime", "Storage"]
 
@@ -64,6 +65,9 @@ class AppRuntime:
         return self._storage[1]
 
     def manager(self, durable_client: Any) -> AgentManager:
+        from aos.manager import AgentManager
+        from aos.storage.entities import DurableEntityClient
+
         storage = self.storage()
         return AgentManager(
             index=storage.index,
