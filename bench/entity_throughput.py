@@ -40,7 +40,9 @@ def trivial_entity(context: df.DurableEntityContext) -> None:
     context.set_result({"event_id": event["event_id"]})
 
 
-def event_ops(start: int, count: int) -> list[dict[str, Any]]:
+def event_ops(start: int, count: int, *, numbered: bool = True) -> list[dict[str, Any]]:
+    """``count`` handle_event operations; ``numbered=False`` keeps every event the same size
+    (fixed-width ids, constant data), so that state sizes compare like for like."""
     return [
         {
             "name": "handle_event",
@@ -51,7 +53,7 @@ def event_ops(start: int, count: int) -> list[dict[str, Any]]:
                         "type": "order.created",
                         "source": "shop",
                         "data": {
-                            "order": i,
+                            "order": i if numbered else 0,
                             "total": 12.5,
                             "currency": "EUR",
                             "note": "Two boxes of the blue notebooks, gift-wrapped. " * 3,
@@ -137,7 +139,7 @@ def size_after(agent_handle: Callable[[Any], str], events: int) -> int:
         "entityState"
     ]
     for start in range(0, events, BATCH):
-        state = run_batch(agent_handle, state, event_ops(start, BATCH))
+        state = run_batch(agent_handle, state, event_ops(start, BATCH, numbered=False))
     return len(state)
 
 

@@ -194,10 +194,7 @@ class HttpApi:
             event_id=event.event_id,
             agent_id=agent_id,
             correlation_id=event.correlation_id,
-            links={
-                "agent": link(call.req, f"agents/{agent_id}"),
-                "history": link(call.req, f"agents/{agent_id}/history"),
-            },
+            links={"agent": link(call.req, f"agents/{agent_id}")},
         )
         return call.respond(accepted, 202, Location=accepted.links["agent"])
 
