@@ -6,7 +6,7 @@ is generated from them, so the document cannot drift from what the routes really
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -17,6 +17,7 @@ from aos.models import (
     Description,
     EventId,
     EventType,
+    Goal,
     GoalStatus,
     JsonData,
     KindName,
@@ -37,7 +38,6 @@ __all__ = [
     "BroadcastAccepted",
     "EventAccepted",
     "EventIn",
-    "GoalIn",
     "GoalList",
     "GoalPatch",
     "Health",
@@ -63,18 +63,12 @@ class RegisterAgent(_Body):
     subscriptions: tuple[Subscription, ...] = Field(default=(), max_length=32)
 
 
-class ReplaceAgent(_Body):
+class ReplaceAgent(RegisterAgent):
     """``PUT /api/agents/{agent_id}``: the whole spec (fields left out take their defaults)."""
 
-    agent_id: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | None = Field(
+    agent_id: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | None = Field(  # type: ignore[assignment]
         default=None, description="optional; must equal the id in the path"
     )
-    kind: KindName = "generic"
-    purpose: Purpose
-    purpose_scope: Scope = ""
-    success_criteria: tuple[Criterion, ...] = Field(default=(), max_length=20)
-    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] = "default"
-    subscriptions: tuple[Subscription, ...] = Field(default=(), max_length=32)
 
 
 class AgentPatch(_Body):
@@ -111,16 +105,6 @@ class AgentList(BaseModel):
     nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815
 
 
-class GoalIn(_Body):
-    """``POST /api/agents/{agent_id}/goals``. Give ``id`` to make retries safe."""
-
-    id: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | None = None
-    description: Description
-    status: GoalStatus = GoalStatus.PENDING
-    progress: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
-    metadata: Metadata = Field(default_factory=dict)
-
-
 class GoalPatch(_Body):
     """``PATCH /api/agents/{agent_id}/goals/{goal_id}``: the fields to change (at least one)."""
 
@@ -136,18 +120,8 @@ class GoalPatch(_Body):
         return self
 
 
-class GoalOut(BaseModel):
-    id: str
-    description: str
-    status: GoalStatus
-    progress: float
-    created_at: Timestamp
-    updated_at: Timestamp
-    metadata: dict[str, Any]
-
-
 class GoalList(BaseModel):
-    value: list[GoalOut]
+    value: list[Goal]
     nextLink: str | None = None  # noqa: N815
 
 

@@ -26,9 +26,7 @@ from aos.functions.api_models import (
     BroadcastAccepted,
     EventAccepted,
     EventIn,
-    GoalIn,
     GoalList,
-    GoalOut,
     GoalPatch,
     Health,
     RegisterAgent,
@@ -47,7 +45,7 @@ from aos.functions.problems import MethodNotAllowedError, problem_response
 from aos.functions.routes import OPERATIONS, ApiOperation
 from aos.functions.runtime import AppRuntime
 from aos.manager import AgentManager, Change
-from aos.models import AgentSpec, Event, GoalCreate, GoalUpdate
+from aos.models import AgentSpec, Event, Goal, GoalCreate, GoalUpdate
 from aos.storage.index import IndexEntry
 from aos.version import VERSION
 
@@ -158,18 +156,17 @@ class HttpApi:
     async def list_goals(self, call: Call) -> func.HttpResponse:
         agent_id = path_id(call.req, "agent_id")
         goals = await call.manager.list_goals(agent_id)
-        return call.respond(GoalList(value=[GoalOut.model_validate(g) for g in goals]))
+        return call.respond(GoalList(value=[Goal.model_validate(g) for g in goals]))
 
     async def get_goal(self, call: Call) -> func.HttpResponse:
         agent_id, goal_id = path_id(call.req, "agent_id"), path_id(call.req, "goal_id")
         goal = await call.manager.get_goal(agent_id, goal_id)
-        return call.respond(GoalOut.model_validate(goal))
+        return call.respond(Goal.model_validate(goal))
 
     async def add_goal(self, call: Call) -> func.HttpResponse:
         agent_id = path_id(call.req, "agent_id")
-        body = parse_body(call.req, GoalIn)
-        change = await call.manager.add_goal(agent_id, GoalCreate.model_validate(body.model_dump()))
-        goal = GoalOut.model_validate(change.value)
+        change = await call.manager.add_goal(agent_id, parse_body(call.req, GoalCreate))
+        goal = Goal.model_validate(change.value)
         location = link(call.req, f"agents/{agent_id}/goals/{goal.id}")
         return call.respond(goal, 201 if change.settled else 202, Location=location)
 
@@ -178,7 +175,7 @@ class HttpApi:
         body = parse_body(call.req, GoalPatch)
         update = GoalUpdate.model_validate({**body.model_dump(exclude_unset=True), "id": goal_id})
         change = await call.manager.update_goal(agent_id, update)
-        return call.respond(GoalOut.model_validate(change.value), 200 if change.settled else 202)
+        return call.respond(Goal.model_validate(change.value), 200 if change.settled else 202)
 
     async def delete_goal(self, call: Call) -> func.HttpResponse:
         agent_id, goal_id = path_id(call.req, "agent_id"), path_id(call.req, "goal_id")

@@ -108,14 +108,14 @@ OPERATIONS: tuple[ApiOperation, ...] = (
         "agent_goals", "GET", "list_goals", "The agent's goals", 200, "GoalList", errors=(400, 404),
     ),
     ApiOperation(
-        "agent_goals", "POST", "add_goal", "Add a goal", 201, "GoalOut", "GoalIn",
+        "agent_goals", "POST", "add_goal", "Add a goal", 201, "Goal", "GoalCreate",
         (400, 404, 409, 413, 415, 422),
     ),
     ApiOperation(
-        "agent_goal", "GET", "get_goal", "One goal", 200, "GoalOut", errors=(400, 404),
+        "agent_goal", "GET", "get_goal", "One goal", 200, "Goal", errors=(400, 404),
     ),
     ApiOperation(
-        "agent_goal", "PATCH", "patch_goal", "Change a goal", 200, "GoalOut", "GoalPatch",
+        "agent_goal", "PATCH", "patch_goal", "Change a goal", 200, "Goal", "GoalPatch",
         (400, 404, 413, 415, 422),
     ),
     ApiOperation(
