@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from aos.agents import AgentKinds, PerpetualAgent, PurposeDrivenAgent
 from aos.document import ContextDocument
-from aos.errors import AgentNotFoundError, InvalidInputError, UnknownOperationError
+from aos.errors import AgentNotFoundError, AOSError, InvalidInputError, UnknownOperationError
 from aos.limits import Limits
 from aos.models import (
     GoalRef,
@@ -93,33 +93,31 @@ class AgentEntity:
         }
 
     def __call__(self, context: EntityContext) -> None:
-        operation_name = context.operation_name or ""
-        operation = self._operations.get(operation_name)
-        if operation is None:
-            self._fail(context)
-            raise UnknownOperationError(
-                f"The agent entity has no operation {operation_name!r}; "
-                f"known operations: {', '.join(OPERATIONS)}"
-            )
-        agent = self._agent(context)
+        name = context.operation_name or ""
         try:
-            result = operation(context, agent)
-        except Exception:
-            self._fail(context)
-            logger.warning(
-                "agent %s: operation %s failed", context.entity_key, operation_name, exc_info=True
-            )
+            operation = self._operations.get(name)
+            if operation is None:
+                raise UnknownOperationError(
+                    f"The agent entity has no operation {name!r}; "
+                    f"known operations: {', '.join(OPERATIONS)}"
+                )
+            result = operation(context, self._agent(context))
+        except AOSError as exc:  # refused: the caller's input or the agent's state says no
+            self._finish(context, None)
+            logger.warning("agent %s: %s refused: %s", context.entity_key, name, exc)
             raise
-        context.set_result(result)
-        if context.get_state() is None:
-            context.destruct_on_exit()  # set_result marks existence; reads must not create agents
+        except Exception:
+            self._finish(context, None)
+            logger.exception("agent %s: %s failed", context.entity_key, name)
+            raise
+        self._finish(context, result)
 
     # ------------------------------------------------------------------------------ plumbing
     @staticmethod
-    def _fail(context: EntityContext) -> None:
-        """Clear the previous operation's result (the SDK would repeat it), without letting
-        ``set_result`` bring a never-configured agent into existence."""
-        context.set_result(None)
+    def _finish(context: EntityContext, result: Any) -> None:
+        """Always set a result (the SDK would repeat the previous operation's), without letting
+        ``set_result`` bring a never-configured or just-deregistered agent into existence."""
+        context.set_result(result)
         if context.get_state() is None:
             context.destruct_on_exit()
 

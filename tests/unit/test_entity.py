@@ -252,3 +252,23 @@ def test_state_after_100000_events_is_no_larger_than_after_1000(driver: EntityDr
     assert len(state["recent_id_digests"]) == 12 * Limits().processed_ids
     # Nothing grows but the event counter's digits (1,000 -> 100,000: two more).
     assert sizes[100_000] - sizes[1_000] <= len(str(100_000)) - len(str(1_000)), sizes
+
+
+def test_a_state_the_app_cannot_read_fails_each_operation_clearly(driver: EntityDriver) -> None:
+    driver.run(operation("configure", SPEC))
+    corrupt = json.loads(driver.stored)
+    corrupt["counters"] = "lots"
+    driver.state_text = json.dumps(corrupt)
+    batch = driver.run(operation("get"), operation("handle_event", event("e1")))
+    assert "not a valid AgentContext" in batch.error(0)
+    assert "not a valid AgentContext" in batch.error(1)
+    assert json.loads(driver.stored)["counters"] == "lots"  # left for a human, not overwritten
+
+
+def test_an_unregistered_kind_in_state_is_named(driver: EntityDriver) -> None:
+    driver.run(operation("configure", SPEC))
+    stored = json.loads(driver.stored)
+    stored["spec"]["kind"] = "retired-kind"
+    driver.state_text = json.dumps(stored)
+    batch = driver.run(operation("handle_event", event("e1")))
+    assert "Unknown agent kind 'retired-kind'" in batch.error(0)
