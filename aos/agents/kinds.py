@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import JsonValue
 
 from aos.agents.purpose import PurposeDrivenAgent
+from aos.document import id_digest
 from aos.errors import AOSError
 from aos.models import Event
 
@@ -44,6 +45,8 @@ class LeadershipAgent(PurposeDrivenAgent):
                     "goal": "declined",
                     "alignment": alignment.as_dict(),
                 }
-            goal = self.create_goal({"description": description, "id": data.get("id")})
+            # The goal id comes from the event, so a re-executed batch creates the same goal.
+            goal_id = data.get("id") or f"g-{id_digest(event.event_id, 'goal')}"
+            goal = self.create_goal({"description": description, "id": goal_id})
             return {"goal": "accepted", "goal_id": goal.id, "alignment": alignment.as_dict()}
         return super().on_event(event)
