@@ -1,150 +1,226 @@
-"""End-to-end throughput of the local host: HTTP POST → persisted entity state, versus raw Azurite.
+"""End to end: HTTP POST → events queue → `agent` entity → persisted state, against raw Azurite.
 
-Run (Azurite-based, so serialise with other suites):
+Run (it starts Azurite, so serialise with other Azurite users on shared machines):
 
     flock /tmp/aos-azurite.lock .venv/bin/python bench/e2e_throughput.py
 
-It starts its own Azurite on free ports and `python -m devhost` as a child process, then measures
+It starts its own Azurite on free ports and the AOS app (`function_app.py`, the repository's
+host.json) under `python -m devhost --no-azurite` as a child process, then measures, in one run:
 
-* baseline: raw Azurite queue send + receive + delete with azure-storage-queue (same SDK the host
-  uses), messages/s;
-* burst: N events POSTed with 8 concurrent clients, events/s until the entity state shows them all;
-* latency at a fixed offered rate (default 100 events/s): per event, POST sent → entity state
-  reflects it (p50/p95/p99), observed by polling the state every 10 ms.
+* baseline: raw Azurite queue throughput with the SDK the app and the host use
+  (azure-storage-queue, aio): `--concurrency` tasks send `--events` messages while `--concurrency`
+  tasks receive (32 at a time) and delete them; messages/s from the first send to the last delete;
+* throughput: `--events` events POSTed to `/api/agents/{id}/events` by `--concurrency` concurrent
+  clients (the same concurrency); events/s from the first POST until `GET /api/agents/{id}` shows
+  `counters.events_handled == --events`, i.e. until every event is applied and persisted;
+* latency at a fixed offered rate (`--rate`, default 100 events/s, `--paced-events` events, to a
+  second agent): per event, from just before its POST is sent to the first `GET` of the agent whose
+  answer contains it (`recent_events`, by event id; an event that entered and left the 10-entry
+  window between two reads is not timed), and by count (the k-th POST to the first read with
+  `events_handled >= k`; every event is timed); state read every `--read-interval-ms` (20 ms; the
+  reads load the host too). p50/p95/p99, and the median of each stage from the timestamps the app
+  records (`created_at` when the HTTP handler accepted it, `received_at` when the entity applied
+  it) and the delivery's log line (the entity signal stored).
 
-With `function_app.py` present it drives the AOS API (`POST /api/agents/{id}/events`, through the
-events queue, counted by `counters.events_handled`); otherwise the devhost test app (`POST
-/api/counters/{key}`, a direct entity signal). Prints a table and one JSON line.
+Prints a table and one JSON line. The devhost's log goes to bench/results/e2e_devhost.log.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from azure.storage.queue import QueueClient
+from azure.storage.queue.aio import QueueClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devhost.azurite import Azurite, free_port  # noqa: E402
 
+RESULTS = ROOT / "bench" / "results"
 
-def baseline(connection_string: str, count: int) -> float:
-    """Raw queue messages/s: send `count`, then receive (32 at a time) and delete them all."""
+
+# ------------------------------------------------------------------------------------- baseline
+async def baseline(connection_string: str, count: int, concurrency: int) -> float:
+    """Raw queue messages/s: `concurrency` senders and `concurrency` receive+delete workers."""
     name = f"bench-{uuid.uuid4().hex[:12]}"
-    with QueueClient.from_connection_string(connection_string, name) as queue:
-        queue.create_queue()
+    async with QueueClient.from_connection_string(connection_string, name) as queue:
+        await queue.create_queue()
+        to_send = iter(range(count))
+        deleted = 0
+
+        async def sender() -> None:
+            for i in to_send:  # a shared iterator: each message is sent once
+                await queue.send_message(json.dumps({"i": i, "pad": "x" * 200}))
+
+        async def receiver() -> None:
+            nonlocal deleted
+            while deleted < count:
+                async for message in queue.receive_messages(messages_per_page=32, max_messages=32):
+                    await queue.delete_message(message)
+                    deleted += 1
+
         started = time.perf_counter()
-        for i in range(count):
-            queue.send_message(json.dumps({"i": i}))
-        done = 0
-        while done < count:
-            for message in queue.receive_messages(messages_per_page=32, max_messages=32):
-                queue.delete_message(message)
-                done += 1
+        await asyncio.gather(
+            *(sender() for _ in range(concurrency)), *(receiver() for _ in range(concurrency))
+        )
         elapsed = time.perf_counter() - started
-        queue.delete_queue()
+        await queue.delete_queue()
     return count / elapsed
 
 
-class Target:
-    """How to post one event and how many events the persisted state reflects."""
-
-    def __init__(self, client: httpx.Client, aos: bool) -> None:
-        self.client = client
-        self.aos = aos
-        self.key = f"bench{uuid.uuid4().hex[:8]}"
-
-    def setup(self) -> None:
-        if self.aos:
-            response = self.client.post(
-                "/api/agents",
-                json={"agent_id": self.key, "kind": "generic", "purpose": "Benchmark agent"},
-            )
-            response.raise_for_status()
-
-    def post(self, i: int) -> None:
-        if self.aos:
-            body = {"event_id": f"e{i}-{self.key}", "type": "bench.tick", "data": {"i": i}}
-            response = self.client.post(f"/api/agents/{self.key}/events", json=body)
-        else:
-            response = self.client.post(f"/api/counters/{self.key}", json=i + 1)
-        if response.status_code != 202:
-            raise RuntimeError(f"POST answered {response.status_code}: {response.text[:200]}")
-
-    def applied(self) -> int:
-        path = f"/api/agents/{self.key}" if self.aos else f"/api/counters/{self.key}"
-        response = self.client.get(path)
-        if response.status_code == 404:
-            return 0
-        state = response.json()
-        if self.aos:
-            context = state.get("context", state)
-            return int(context["counters"]["events_handled"])
-        return int(state["ops"])
+# ------------------------------------------------------------------------------------- the app
+async def register(client: httpx.AsyncClient, agent_id: str) -> None:
+    body = {"agent_id": agent_id, "purpose": "Measure the event path end to end"}
+    response = await client.post("/api/agents", json=body)
+    if response.status_code != 201:
+        raise RuntimeError(f"register answered {response.status_code}: {response.text[:300]}")
 
 
-def wait_until(check: Callable[[], bool], limit: float) -> None:
-    deadline = time.monotonic() + limit
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError("state did not catch up")
-        time.sleep(0.01)
+async def post_event(client: httpx.AsyncClient, agent_id: str, event_id: str, i: int) -> None:
+    body = {"event_id": event_id, "type": "bench.tick", "data": {"i": i}}
+    response = await client.post(f"/api/agents/{agent_id}/events", json=body)
+    if response.status_code != 202:
+        raise RuntimeError(f"POST answered {response.status_code}: {response.text[:300]}")
 
 
-def burst(target: Target, count: int) -> float:
+async def context(client: httpx.AsyncClient, agent_id: str) -> dict[str, Any]:
+    response = await client.get(f"/api/agents/{agent_id}")
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def throughput(client: httpx.AsyncClient, count: int, concurrency: int) -> float:
+    """Events/s from the first POST until the persisted state shows every event applied."""
+    agent_id = f"burst{uuid.uuid4().hex[:8]}"
+    await register(client, agent_id)
+    to_send = iter(range(count))
+
+    async def poster() -> None:
+        for i in to_send:
+            await post_event(client, agent_id, f"b{i}-{agent_id}", i)
+
     started = time.perf_counter()
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(target.post, range(count)))
-    wait_until(lambda: target.applied() >= count, 300)
+    await asyncio.gather(*(poster() for _ in range(concurrency)))
+    deadline = started + 300
+    while (await context(client, agent_id))["counters"]["events_handled"] < count:
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the state did not reach the event count in 300 s")
+        await asyncio.sleep(0.02)
     return count / (time.perf_counter() - started)
 
 
-def paced(target: Target, rate: float, count: int) -> list[float]:
-    """Offer `rate` events/s; latency of event k = first time the state shows >= k events."""
-    base = target.applied()
-    sent: list[float] = [0.0] * count
-    seen: list[float] = [0.0] * count
-    stop = threading.Event()
+@dataclass
+class Paced:
+    by_id: list[float]
+    """ms from POST to the first read showing the event in `recent_events` (events so seen)."""
+    by_count: list[float]
+    """ms from the k-th POST to the first read with `events_handled >= k` (every event)."""
+    stages: dict[str, float]
+    """Median ms per stage, from the timestamps the app records (events seen by id)."""
+    read_interval_ms: float
+    accepted_at: dict[str, float]
+    """Per event seen by id: when the HTTP handler accepted it, and when the entity applied it."""
+    applied_at: dict[str, float]
 
-    def observe() -> None:
-        reached = 0
-        while reached < count and not stop.is_set():
-            now_applied = target.applied() - base
-            now = time.perf_counter()
-            while reached < min(now_applied, count):
-                seen[reached] = now
-                reached += 1
-            time.sleep(0.01)
 
-    watcher = threading.Thread(target=observe)
-    watcher.start()
-    start = time.perf_counter()
-    with ThreadPoolExecutor(8) as pool:
-        futures = []
-        for i in range(count):
-            due = start + i / rate
-            time.sleep(max(0.0, due - time.perf_counter()))
-            sent[i] = time.perf_counter()
-            futures.append(pool.submit(target.post, base + i))
-        for future in futures:
-            future.result()
-    watcher.join(120)
-    stop.set()
-    return [(s - t) * 1000 for s, t in zip(seen, sent, strict=True) if s]
+async def paced(client: httpx.AsyncClient, rate: float, count: int, read_interval: float) -> Paced:
+    """Offer `rate` events/s to a fresh agent; time each from its POST to its visibility."""
+    agent_id = f"paced{uuid.uuid4().hex[:8]}"
+    await register(client, agent_id)
+    ids = [f"p{i}-{agent_id}" for i in range(count)]
+    sent: dict[str, float] = {}
+    seen: dict[str, tuple[float, str, str]] = {}  # id -> (read time, created_at, received_at)
+    reads: list[tuple[float, int]] = []  # (read time, events_handled)
+    done = asyncio.Event()
+
+    async def observe() -> None:
+        deadline = time.time() + count / rate + 120
+        while time.time() < deadline:
+            begun = time.perf_counter()
+            state = await context(client, agent_id)
+            now = time.time()
+            handled = state["counters"]["events_handled"]
+            reads.append((now, handled))
+            for event in state["recent_events"]:
+                if event["event_id"] not in seen:
+                    seen[event["event_id"]] = (now, event["created_at"], event["received_at"])
+            if done.is_set() and handled >= count:
+                return
+            await asyncio.sleep(max(0.0, begun + read_interval - time.perf_counter()))
+        raise TimeoutError("the paced events were not all applied")
+
+    async def send(i: int) -> None:
+        sent[ids[i]] = time.time()
+        await post_event(client, agent_id, ids[i], i)
+
+    watcher = asyncio.create_task(observe())
+    started = time.perf_counter()
+    posts = []
+    for i in range(count):
+        await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        posts.append(asyncio.create_task(send(i)))
+    await asyncio.gather(*posts)
+    done.set()
+    await watcher
+
+    by_id = [(seen[i][0] - sent[i]) * 1000 for i in ids if i in seen]
+    by_count = []
+    position = 0
+    for k, event_id in enumerate(ids, start=1):
+        while reads[position][1] < k:
+            position += 1
+        by_count.append((reads[position][0] - sent[event_id]) * 1000)
+
+    def at(text: str) -> float:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+    timed = [(sent[i], *seen[i]) for i in ids if i in seen]
+    stages = {
+        "post_to_accepted": statistics.median((at(c) - s) * 1000 for s, _, c, _ in timed),
+        "accepted_to_entity": statistics.median((at(r) - at(c)) * 1000 for _, _, c, r in timed),
+        "entity_to_visible": statistics.median((v - at(r)) * 1000 for _, v, _, r in timed),
+    }
+    interval = (reads[-1][0] - reads[0][0]) * 1000 / max(len(reads) - 1, 1)
+    accepted_at = {i: at(seen[i][1]) for i in ids if i in seen}
+    applied_at = {i: at(seen[i][2]) for i in ids if i in seen}
+    return Paced(by_id, by_count, stages, interval, accepted_at, applied_at)
+
+
+def signalled_stages(log: Path, latency: Paced) -> dict[str, float]:
+    """Split accepted → entity at the delivery's log line ("event <id> -> agent"), written once
+    the queue message was received, validated, looked up and the entity signal stored."""
+    signalled: dict[str, float] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        match = re.match(r"(\S+ \S+),(\d{3}) INFO aos.delivery: event (\S+) -> agent", line)
+        if match and match.group(3) in latency.accepted_at:
+            stamp = time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S"))
+            signalled[match.group(3)] = stamp + int(match.group(2)) / 1000
+    if not signalled:
+        return {}
+    ids = list(signalled)
+    return {
+        "accepted_to_signalled": statistics.median(
+            (signalled[i] - latency.accepted_at[i]) * 1000 for i in ids
+        ),
+        "signalled_to_entity": statistics.median(
+            (latency.applied_at[i] - signalled[i]) * 1000 for i in ids
+        ),
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -152,70 +228,91 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=500, help="events in the burst")
-    parser.add_argument("--rate", type=float, default=100.0, help="offered events/s")
-    parser.add_argument("--paced-events", type=int, default=500)
-    parser.add_argument("--baseline-messages", type=int, default=500)
-    parser.add_argument("--sample-app", action="store_true", help="use the devhost test app")
-    args = parser.parse_args()
-    aos = (ROOT / "function_app.py").exists() and not args.sample_app
-    with Azurite() as azurite:
-        raw = baseline(azurite.connection_string, args.baseline_messages)
-        port = free_port()
-        token = uuid.uuid4().hex[:8]
-        env = {
-            **os.environ,
-            "AzureWebJobsStorage": azurite.connection_string,
-            "AOS_TASK_HUB": f"Bench{token}",
-            "DEVHOST_TEST_QUEUE": f"bench-{token}",
-        }
-        command = [sys.executable, "-m", "devhost", "--no-azurite", "--port", str(port)]
-        if not aos:
-            command += ["--root", str(ROOT / "tests" / "devhost"), "--app", "devhost_sample_app"]
-        log = (ROOT / "bench" / "results").resolve()
-        log.mkdir(exist_ok=True)
-        with (log / "e2e_devhost.log").open("wb") as out:
-            process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-            try:
-                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-                    wait_until(lambda: _up(client), 60)
-                    target = Target(client, aos)
-                    target.setup()
-                    events_per_s = burst(target, args.events)
-                    latencies = paced(target, args.rate, args.paced_events)
-            finally:
-                process.terminate()
-                process.wait(20)
+async def wait_up(client: httpx.AsyncClient, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.perf_counter() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"devhost exited {process.returncode}; see {RESULTS}")
+        try:
+            await client.get("/api/health")
+            return
+        except httpx.TransportError:
+            if time.perf_counter() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def drive(
+    args: argparse.Namespace, port: int, process: subprocess.Popen[bytes]
+) -> tuple[float, Paced]:
+    limits = httpx.Limits(max_connections=args.concurrency + 4)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits
+    ) as client:
+        await wait_up(client, process)
+        await throughput(client, 50, args.concurrency)  # warm-up: imports, clients, tables
+        events_per_s = await throughput(client, args.events, args.concurrency)
+        latency = await paced(client, args.rate, args.paced_events, args.read_interval_ms / 1000)
+    return events_per_s, latency
+
+
+def measure(args: argparse.Namespace, connection_string: str) -> dict[str, Any]:
+    raw = asyncio.run(baseline(connection_string, args.events, args.concurrency))
+    port = free_port()
+    token = uuid.uuid4().hex[:8]
+    env = {**os.environ, "AzureWebJobsStorage": connection_string, "AOS_TASK_HUB": f"Bench{token}"}
+    command = [sys.executable, "-m", "devhost", "--no-azurite", "--port", str(port)]
+    RESULTS.mkdir(exist_ok=True)
+    log_path = RESULTS / "e2e_devhost.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            events_per_s, latency = asyncio.run(drive(args, port, process))
+        finally:
+            process.terminate()
+            process.wait(20)
     result: dict[str, Any] = {
-        "app": "aos" if aos else "devhost-sample",
+        "app": "aos",
+        "cores": os.cpu_count(),
+        "concurrency": args.concurrency,
+        "events": args.events,
         "baseline_queue_msgs_per_s": round(raw, 1),
         "e2e_events_per_s": round(events_per_s, 1),
         "ratio_e2e_to_baseline": round(events_per_s / raw, 3),
         "offered_rate_per_s": args.rate,
-        "latency_ms_p50": round(percentile(latencies, 50), 1),
-        "latency_ms_p95": round(percentile(latencies, 95), 1),
-        "latency_ms_p99": round(percentile(latencies, 99), 1),
-        "latency_samples": len(latencies),
-        "latency_mean_ms": round(statistics.fmean(latencies), 1),
+        "paced_events": args.paced_events,
     }
+    for name, values in (("by_count", latency.by_count), ("by_id", latency.by_id)):
+        result[f"latency_{name}_samples"] = len(values)
+        for q in (50, 95, 99):
+            result[f"latency_{name}_ms_p{q}"] = round(percentile(values, q), 1)
+        result[f"latency_{name}_ms_max"] = round(max(values), 1)
+    for stage, ms in {**latency.stages, **signalled_stages(log_path, latency)}.items():
+        result[f"median_ms_{stage}"] = round(ms, 1)
+    result["state_read_interval_ms"] = round(latency.read_interval_ms, 1)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=1000, help="events (and baseline messages)")
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients, both runs")
+    parser.add_argument("--rate", type=float, default=100.0, help="offered events/s for latency")
+    parser.add_argument("--paced-events", type=int, default=500)
+    parser.add_argument(
+        "--read-interval-ms", type=float, default=20.0, help="how often the state is read"
+    )
+    args = parser.parse_args()
+    with Azurite() as azurite:
+        result = measure(args, azurite.connection_string)
     width = max(len(k) for k in result)
     print(f"{'metric':<{width}}  value")
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")
     print(json.dumps(result))
     return 0
-
-
-def _up(client: httpx.Client) -> bool:
-    try:
-        client.get("/api/health")
-    except httpx.TransportError:
-        return False
-    return True
 
 
 if __name__ == "__main__":
