@@ -5,13 +5,16 @@ can never be delivered -- not JSON, not an AOS envelope, addressed to an unknown
 dead-letter queue with the reason and the original text, and the trigger completes. Anything that
 may succeed later (storage unavailable, a registration still finishing) raises, so the Functions
 host retries it and, after ``maxDequeueCount`` attempts, moves it to ``<queue>-poison``.
-Re-delivery is harmless: the entity applies each ``event_id`` once.
+Duplicates are harmless: a delivery receipt per (agent, event) catches redeliveries and repeated
+events however late they come (``aos.storage.receipts``), and the entity's own window of recent
+ids catches the rest.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from uuid import uuid4
 
 from pydantic import ValidationError
 
@@ -20,6 +23,7 @@ from aos.models import format_timestamp, utc_now
 from aos.storage.entities import EntityClient
 from aos.storage.index import AgentIndex, IndexStatus
 from aos.storage.queues import DeadLetter, EventQueue, QueueMessage
+from aos.storage.receipts import DeliveryReceipts
 
 __all__ = ["DeliveryOutcome", "EventDelivery"]
 
@@ -30,14 +34,25 @@ logger = logging.getLogger("aos.delivery")
 class DeliveryOutcome:
     event_id: str | None
     agents: tuple[str, ...] = ()
+    """The agents signalled by this delivery."""
+    duplicates: tuple[str, ...] = ()
+    """The agents that had the event already (a redelivery or a repeated event)."""
     dead_letter_reason: str | None = None
 
 
 class EventDelivery:
-    def __init__(self, *, index: AgentIndex, queue: EventQueue, entities: EntityClient) -> None:
+    def __init__(
+        self,
+        *,
+        index: AgentIndex,
+        queue: EventQueue,
+        entities: EntityClient,
+        receipts: DeliveryReceipts,
+    ) -> None:
         self.index = index
         self.queue = queue
         self.entities = entities
+        self.receipts = receipts
 
     async def deliver(
         self, *, body: bytes, message_id: str | None = None, dequeue_count: int | None = None
@@ -60,9 +75,6 @@ class EventDelivery:
                 [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors],
             )
         event = message.event
-        payload = event.model_dump(mode="json")
-        log = {"event_id": event.event_id, "correlation_id": event.correlation_id}
-
         if message.target == "agent":
             agent_id = str(event.agent_id)
             entry = await self.index.get(agent_id=agent_id)
@@ -72,21 +84,35 @@ class EventDelivery:
                 )
             if entry.status is IndexStatus.REGISTERING:
                 raise AgentNotReadyError(agent_id)
-            await self.entities.signal(agent_id=agent_id, operation="handle_event", value=payload)
-            logger.info("event %s -> agent %s", event.event_id, agent_id, extra=log)
-            return DeliveryOutcome(event.event_id, (agent_id,))
+            agents = [agent_id]
+        else:
+            agents = await self.index.subscribers(event_type=event.type)
 
-        agents = await self.index.subscribers(event_type=event.type)
+        payload = event.model_dump(mode="json")
+        signalled: list[str] = []
+        duplicates: list[str] = []
         for agent_id in agents:
-            await self.entities.signal(
-                agent_id=agent_id,
-                operation="handle_event",
-                value={**payload, "agent_id": agent_id},
+            # Without a message id (never from the Functions host) every delivery is new.
+            claim = await self.receipts.claim(
+                agent_id=agent_id, event_id=event.event_id, message_id=message_id or uuid4().hex
             )
+            if not claim.should_signal:
+                duplicates.append(agent_id)
+                continue
+            await self.entities.signal(
+                agent_id=agent_id, operation="handle_event", value={**payload, "agent_id": agent_id}
+            )
+            await self.receipts.mark_signalled(agent_id=agent_id, event_id=event.event_id)
+            signalled.append(agent_id)
         logger.info(
-            "event %s (%s) -> %d subscribers", event.event_id, event.type, len(agents), extra=log
+            "event %s (%s): signalled %s, already delivered to %s",
+            event.event_id,
+            event.type,
+            signalled,
+            duplicates,
+            extra={"event_id": event.event_id, "correlation_id": event.correlation_id},
         )
-        return DeliveryOutcome(event.event_id, tuple(agents))
+        return DeliveryOutcome(event.event_id, tuple(signalled), tuple(duplicates))
 
     async def _dead_letter(
         self,

@@ -31,7 +31,10 @@ def queue_blueprint(runtime: AppRuntime) -> func.Blueprint:
 
         storage = runtime.storage()
         delivery = EventDelivery(
-            index=storage.index, queue=storage.queue, entities=DurableEntityClient(client)
+            index=storage.index,
+            queue=storage.queue,
+            entities=DurableEntityClient(client),
+            receipts=storage.receipts,
         )
         await delivery.deliver(
             body=msg.get_body(), message_id=msg.id, dequeue_count=msg.dequeue_count

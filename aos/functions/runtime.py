@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold s
     from aos.manager import AgentManager
     from aos.storage.index import AgentIndex
     from aos.storage.queues import EventQueue
+    from aos.storage.receipts import DeliveryReceipts
 
 __all__ = ["AppRuntime", "Storage"]
 
@@ -31,10 +32,12 @@ __all__ = ["AppRuntime", "Storage"]
 class Storage:
     index: AgentIndex
     queue: EventQueue
+    receipts: DeliveryReceipts
 
     async def close(self) -> None:
         await self.index.close()
         await self.queue.close()
+        await self.receipts.close()
 
 
 class AppRuntime:
@@ -87,6 +90,7 @@ class AppRuntime:
     def _connect(self) -> Storage:
         from aos.storage.clients import queue_client, table_client
         from aos.storage.queues import AzureEventQueue
+        from aos.storage.receipts import TableDeliveryReceipts
         from aos.storage.table_index import TableAgentIndex
 
         settings = self.settings
@@ -96,4 +100,5 @@ class AppRuntime:
                 queue_client(settings.storage, settings.events_queue),
                 queue_client(settings.storage, settings.deadletter_queue),
             ),
+            receipts=TableDeliveryReceipts(table_client(settings.storage, settings.history_table)),
         )

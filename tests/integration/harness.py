@@ -107,10 +107,13 @@ class Aos:
                 await client.delete_message(message)
             return texts
 
-    async def deliver(self, body: str | bytes, *, dequeue_count: int = 1) -> None:
-        """Run the queue-triggered function on one message, then wait for the entity."""
+    async def deliver(
+        self, body: str | bytes, *, dequeue_count: int = 1, message_id: str | None = None
+    ) -> None:
+        """Run the queue-triggered function on one message, then wait for the entity. Pass the
+        same ``message_id`` to redeliver a message (the queue keeps a message's id)."""
         message = FuncQueueMessage(  # type: ignore[no-untyped-call]
-            id=uuid.uuid4().hex,
+            id=message_id or uuid.uuid4().hex,
             body=body.encode() if isinstance(body, str) else body,
             dequeue_count=dequeue_count,
         )

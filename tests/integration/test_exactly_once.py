@@ -1,0 +1,77 @@
+"""Exactly once on at-least-once queues: delivery receipts catch duplicates however late they come."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from harness import Aos, running_aos
+
+from aos import Limits
+from aos.storage.receipts import Claim
+from devhost import Azurite
+from devhost.storage_names import UniqueName
+
+pytestmark = pytest.mark.asyncio
+WINDOW = 16
+
+
+@pytest_asyncio.fixture
+async def aos(azurite: Azurite, unique_name: UniqueName) -> AsyncIterator[Aos]:
+    # A small de-duplication window in the entity, so that "late" means "beyond the window".
+    limits = Limits(processed_ids=WINDOW)
+    async with running_aos(azurite.connection_string, unique_name, limits=limits) as running:
+        yield running
+
+
+def envelope(agent_id: str, event_id: str) -> str:
+    event = {"event_id": event_id, "agent_id": agent_id, "type": "tick"}
+    return json.dumps({"version": 1, "target": "agent", "event": event})
+
+
+async def handled(aos: Aos, agent_id: str) -> int:
+    return int((await aos.call("GET", f"agents/{agent_id}")).json["counters"]["events_handled"])
+
+
+async def test_a_redelivery_long_after_the_window_is_not_applied_again(aos: Aos) -> None:
+    await aos.register("a1")
+    await aos.deliver(envelope("a1", "first"), message_id="m-first")
+    for i in range(WINDOW + 4):  # the entity forgets "first"
+        await aos.deliver(envelope("a1", f"later-{i}"))
+    # The host died after signalling "first" but before deleting its message: it comes back.
+    await aos.deliver(envelope("a1", "first"), message_id="m-first", dequeue_count=2)
+    assert await handled(aos, "a1") == WINDOW + 5
+
+
+async def test_the_same_event_in_another_message_long_after_is_not_applied_again(aos: Aos) -> None:
+    await aos.register("a1")
+    await aos.deliver(envelope("a1", "order-7"))
+    for i in range(WINDOW + 4):
+        await aos.deliver(envelope("a1", f"later-{i}"))
+    await aos.deliver(envelope("a1", "order-7"))  # a client's retried POST
+    assert await handled(aos, "a1") == WINDOW + 5
+
+
+async def test_a_claim_that_died_before_signalling_is_signalled_on_retry(aos: Aos) -> None:
+    await aos.register("a1")
+    receipts = aos.runtime.storage().receipts
+    # The first attempt claimed the event and died before its signal.
+    assert await receipts.claim(agent_id="a1", event_id="e1", message_id="m1") is Claim.NEW
+    await aos.deliver(envelope("a1", "e1"), message_id="m1", dequeue_count=2)
+    assert await handled(aos, "a1") == 1
+    assert await receipts.claim(agent_id="a1", event_id="e1", message_id="m1") is Claim.DONE
+    assert await receipts.claim(agent_id="a1", event_id="e1", message_id="m2") is Claim.OTHER
+
+
+async def test_broadcast_redeliveries_are_caught_per_agent(aos: Aos) -> None:
+    await aos.register("s1", subscriptions=["tick"])
+    await aos.register("s2", subscriptions=["tick"])
+    message = json.dumps(
+        {"version": 1, "target": "subscribers", "event": {"event_id": "b1", "type": "tick"}}
+    )
+    await aos.deliver(message, message_id="mb")
+    await aos.register("s3", subscriptions=["tick"])  # subscribed after the first delivery
+    await aos.deliver(message, message_id="mb", dequeue_count=2)
+    assert [await handled(aos, a) for a in ("s1", "s2", "s3")] == [1, 1, 1]
