@@ -29,6 +29,7 @@ from aos.models import AgentSpec, Event, Goal, GoalCreate, GoalUpdate, new_id
 from aos.storage.entities import EntityClient
 from aos.storage.index import AgentIndex, IndexEntry, IndexStatus, Page
 from aos.storage.queues import MAX_MESSAGE_BYTES, EventQueue, QueueMessage
+from aos.storage.receipts import DeliveryReceipts
 
 __all__ = ["AgentManager", "Change"]
 
@@ -52,9 +53,11 @@ class AgentManager:
         entities: EntityClient,
         kinds: AgentKinds,
         limits: Limits,
+        receipts: DeliveryReceipts | None = None,
         settle_timeout: float = 10.0,
     ) -> None:
         self.index = index
+        self.receipts = receipts
         self.queue = queue
         self.entities = entities
         self.kinds = kinds
@@ -100,8 +103,9 @@ class AgentManager:
         entry = await self.index.replace(entry=existing.with_spec(spec), previous=existing)
         return Change(entry, await self._configure(spec))
 
-    async def deregister_agent(self, agent_id: str) -> Change:
-        """Mark the index row, delete the entity, then remove the row (see ``aos.storage.index``)."""
+    async def deregister_agent(self, agent_id: str, *, purge: bool = False) -> Change:
+        """Mark the index row, delete the entity, then remove the row (see ``aos.storage.index``).
+        ``purge`` also deletes the agent's history rows; otherwise retention removes them."""
         entry = await self._indexed(agent_id, allow_deregistering=True)
         if entry.status is not IndexStatus.DEREGISTERING:
             entry = await self.index.replace(
@@ -112,6 +116,8 @@ class AgentManager:
             agent_id=agent_id, condition=lambda state: state is None, within=self.settle_timeout
         )
         if settled:
+            if purge and self.receipts is not None:
+                await self.receipts.purge_agent(agent_id=agent_id)
             await self.index.delete(entry=entry)
         return Change(entry, settled)
 

@@ -140,10 +140,7 @@ class HttpApi:
 
     async def delete_agent(self, call: Call) -> func.HttpResponse:
         agent_id = path_id(call.req, "agent_id")
-        purge = query_bool(call.req, "purge")
-        change = await call.manager.deregister_agent(agent_id)
-        if purge:
-            logger.info("agent %s: purge requested", agent_id)
+        change = await call.manager.deregister_agent(agent_id, purge=query_bool(call.req, "purge"))
         if not change.settled:
             return call.respond(
                 {"agent_id": agent_id, "status": "deregistering"},

@@ -78,6 +78,7 @@ class AppRuntime:
             entities=DurableEntityClient(durable_client),
             kinds=self.kinds,
             limits=self.settings.limits,
+            receipts=storage.receipts,
             settle_timeout=self.settle_timeout,
         )
 

@@ -75,3 +75,38 @@ async def test_broadcast_redeliveries_are_caught_per_agent(aos: Aos) -> None:
     await aos.register("s3", subscriptions=["tick"])  # subscribed after the first delivery
     await aos.deliver(message, message_id="mb", dequeue_count=2)
     assert [await handled(aos, a) for a in ("s1", "s2", "s3")] == [1, 1, 1]
+
+
+# ---- retention of the history table ------------------------------------------------------------------
+async def test_retention_deletes_only_old_history_rows(aos: Aos) -> None:
+    from azure.data.tables.aio import TableClient
+    from azure.functions.timer import TimerRequest
+
+    await aos.register("a1")
+    await aos.deliver(envelope("a1", "recent"))
+    async with TableClient.from_connection_string(
+        aos.connection_string, aos.settings.history_table
+    ) as table:
+        old = {
+            "status": "signalled",
+            "message_id": "m",
+            "claimed_at": "2001-01-01T00:00:00.000000Z",
+        }
+        for i in range(150):  # more than one transaction's worth
+            await table.upsert_entity({"PartitionKey": "a1", "RowKey": f"receipt|old-{i}", **old})
+        await aos.host.invoke("purge_history", timer=TimerRequest(past_due=False))
+        keys = [row["RowKey"] async for row in table.query_entities("PartitionKey eq 'a1'")]
+    assert keys == ["receipt|recent"]
+
+
+async def test_deregister_with_purge_deletes_the_agents_history(aos: Aos) -> None:
+    receipts = aos.runtime.storage().receipts
+    for agent_id in ("a1", "a2"):
+        await aos.register(agent_id)
+        await aos.deliver(envelope(agent_id, "e1"))
+    assert (await aos.call("DELETE", "agents/a1", params={"purge": "true"})).status == 204
+    assert (await aos.call("DELETE", "agents/a2")).status == 204
+    # a1's receipts are gone (a new message with e1 is new again); a2's are kept until retention
+    assert await receipts.claim(agent_id="a1", event_id="e1", message_id="x") is Claim.NEW
+    assert await receipts.claim(agent_id="a2", event_id="e1", message_id="x") is Claim.OTHER
+    assert (await aos.call("DELETE", "agents/a2", params={"purge": "maybe"})).status == 400

@@ -63,4 +63,5 @@ def test_the_app_registers_these_functions() -> None:
         "health": ("httpTrigger", "health", ("GET",)),
         "openapi": ("httpTrigger", "openapi.json", ("GET",)),
         "deliver_events": ("queueTrigger", "%AOS_EVENTS_QUEUE%", ()),
+        "purge_history": ("timerTrigger", None, ()),
     }

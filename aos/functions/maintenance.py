@@ -1,0 +1,33 @@
+# mypy: disable-error-code="untyped-decorator,no-untyped-call"
+"""Housekeeping on a timer: retention of the per-agent history table."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import azure.functions as func
+
+from aos.functions.runtime import AppRuntime
+from aos.models import utc_now
+
+__all__ = ["PURGE_BATCH", "maintenance_blueprint"]
+
+logger = logging.getLogger("aos.maintenance")
+PURGE_BATCH = 5000
+"""Rows deleted per run at most, so one run stays short; the next run continues."""
+
+
+def maintenance_blueprint(runtime: AppRuntime) -> func.Blueprint:
+    bp = func.Blueprint()
+
+    @bp.function_name(name="purge_history")
+    @bp.timer_trigger(arg_name="timer", schedule="0 7 * * * *", use_monitor=True)
+    async def purge_history(timer: func.TimerRequest) -> None:
+        """Every hour: delete history rows older than AOS_HISTORY_RETENTION_DAYS."""
+        days = runtime.settings.history_retention_days
+        cutoff = utc_now() - timedelta(days=days)
+        deleted = await runtime.storage().receipts.purge(older_than=cutoff, limit=PURGE_BATCH)
+        logger.info("purged %d history rows older than %d days", deleted, days)
+
+    return bp
