@@ -117,3 +117,16 @@ def pending_signals(connection_string: str, hub: str, agent_id: str) -> int:
             select=["RowKey"],
         )
         return sum(1 for _ in rows)
+
+
+def wait_for_quiet(env: dict[str, str], agent_id: str) -> None:
+    """Wait until the events queue is empty (leased messages included) and the agent has no
+    accepted-but-unapplied signal: nothing queued can still change its state."""
+    storage = env["AzureWebJobsStorage"]
+    wait_for(
+        lambda: (
+            queue_length(storage, env["AOS_EVENTS_QUEUE"]) == 0
+            and pending_signals(storage, env["AOS_TASK_HUB"], agent_id) == 0
+        ),
+        "the events queue and the agent's signals to drain",
+    )

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aos_e2e_support import counters_of, pending_signals, queue_length, wait_for
+from aos_e2e_support import counters_of, wait_for, wait_for_quiet
 from process_host import HostProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
@@ -61,7 +61,6 @@ def post_event(client: httpx.Client, i: int) -> bool:
 
 def kill_restart_and_resend(env: dict[str, str], log: Path) -> dict[str, int]:
     """Stream, SIGKILL mid-stream, restart, resend the unacknowledged; counters once drained."""
-    storage, queue, hub = env["AzureWebJobsStorage"], env["AOS_EVENTS_QUEUE"], env["AOS_TASK_HUB"]
     host = HostProcess(env, log)
     host.start()
     try:
@@ -95,12 +94,7 @@ def kill_restart_and_resend(env: dict[str, str], log: Path) -> dict[str, int]:
             # Quiescent: no message left on the queue (Azurite counts leased ones too, so the dead
             # host's messages have come back and been handled) and no accepted signal waiting to be
             # applied. Nothing can change the count any more: it is final.
-            wait_for(
-                lambda: (
-                    queue_length(storage, queue) == 0 and pending_signals(storage, hub, AGENT) == 0
-                ),
-                "the queue and the entity to drain",
-            )
+            wait_for_quiet(env, AGENT)
             counters = counters_of(client, AGENT)
     finally:
         host.stop()
