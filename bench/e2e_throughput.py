@@ -202,11 +202,14 @@ async def paced(client: httpx.AsyncClient, rate: float, count: int, read_interva
 
 
 def signalled_stages(log: Path, latency: Paced) -> dict[str, float]:
-    """Split accepted → entity at the delivery's log line ("event <id> -> agent"), written once
-    the queue message was received, validated, looked up and the entity signal stored."""
+    """Split accepted → entity at the delivery's log line ("event <id> ...: signalled [...]"),
+    written once the queue message was received, validated, routed and the entity signal stored."""
     signalled: dict[str, float] = {}
     for line in log.read_text(errors="replace").splitlines():
-        match = re.match(r"(\S+ \S+),(\d{3}) INFO aos.delivery: event (\S+) -> agent", line)
+        match = re.match(
+            r"(\S+ \S+),(\d{3}) INFO aos.delivery: event (\S+) (?:-> agent|\(.*\): signalled)",
+            line,
+        )
         if match and match.group(3) in latency.accepted_at:
             stamp = time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S"))
             signalled[match.group(3)] = stamp + int(match.group(2)) / 1000
