@@ -196,6 +196,9 @@ class DevHost:
             await client.close()
         self._senders.clear()
         await self.store.close()
+        closer = getattr(self.app, "aclose", None)
+        if callable(closer):  # an app may hold clients of its own (AOS: its storage clients)
+            await closer()
         await close_durable_client_session()
 
     async def __aenter__(self) -> DevHost:

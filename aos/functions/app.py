@@ -11,12 +11,27 @@ from aos.functions.maintenance import maintenance_blueprint
 from aos.functions.queue_delivery import queue_blueprint
 from aos.functions.runtime import AppRuntime
 
-__all__ = ["create_app"]
+__all__ = ["AosFunctionApp", "create_app"]
+
+
+class AosFunctionApp(func.FunctionApp):
+    """The function app, holding the ``AppRuntime`` its functions share.
+
+    ``aclose`` releases the runtime's storage clients; hosts that stop cleanly (the local host,
+    tests) call it. The Functions host simply ends the process.
+    """
+
+    def __init__(self, runtime: AppRuntime) -> None:
+        super().__init__(http_auth_level=func.AuthLevel.FUNCTION)
+        self.runtime = runtime
+
+    async def aclose(self) -> None:
+        await self.runtime.aclose()
 
 
 def create_app(
     kinds: AgentKinds | None = None, runtime: AppRuntime | None = None
-) -> func.FunctionApp:
+) -> AosFunctionApp:
     """Build the app. Pass ``kinds`` to add your own agent classes::
 
     kinds = AgentKinds.builtin()
@@ -24,7 +39,7 @@ def create_app(
     app = create_app(kinds)
     """
     runtime = runtime or AppRuntime(kinds)
-    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+    app = AosFunctionApp(runtime)
     app.register_functions(entity_blueprint(runtime))
     app.register_functions(http_blueprint(runtime))
     app.register_functions(queue_blueprint(runtime))

@@ -90,13 +90,16 @@ class AppRuntime:
 
     def _connect(self) -> Storage:
         from aos.storage.clients import queue_client, table_client
+        from aos.storage.index import CachedAgentIndex
         from aos.storage.queues import AzureEventQueue
         from aos.storage.receipts import TableDeliveryReceipts
         from aos.storage.table_index import TableAgentIndex
 
         settings = self.settings
         return Storage(
-            index=TableAgentIndex(table_client(settings.storage, settings.agents_table)),
+            index=CachedAgentIndex(
+                TableAgentIndex(table_client(settings.storage, settings.agents_table))
+            ),
             queue=AzureEventQueue(
                 queue_client(settings.storage, settings.events_queue),
                 queue_client(settings.storage, settings.deadletter_queue),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -23,7 +24,15 @@ from typing import Any, Generic, TypeVar
 from aos.errors import InvalidInputError
 from aos.models import AgentSpec, format_timestamp, utc_now
 
-__all__ = ["AgentIndex", "IndexEntry", "IndexStatus", "Page", "decode_token", "encode_token"]
+__all__ = [
+    "AgentIndex",
+    "CachedAgentIndex",
+    "IndexEntry",
+    "IndexStatus",
+    "Page",
+    "decode_token",
+    "encode_token",
+]
 
 T = TypeVar("T")
 
@@ -113,3 +122,60 @@ class AgentIndex(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+class CachedAgentIndex(AgentIndex):
+    """Remembers ``active`` entries for ``ttl`` seconds, so that the two look-ups every event
+    makes (accepting it over HTTP, routing it from the queue) rarely reach the table.
+
+    Writes through this object forget the entry at once; another instance's change is seen within
+    ``ttl``. The cost of that staleness: an event sent in the seconds before its agent is
+    deregistered elsewhere may be signalled to the deleted entity, which refuses it (logged),
+    instead of being dead-lettered.
+    """
+
+    def __init__(self, inner: AgentIndex, *, ttl: float = 2.0) -> None:
+        self._inner = inner
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, IndexEntry]] = {}
+
+    async def get(self, *, agent_id: str) -> IndexEntry | None:
+        now = time.monotonic()
+        cached = self._entries.get(agent_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        entry = await self._inner.get(agent_id=agent_id)
+        if entry is not None and entry.status is IndexStatus.ACTIVE:
+            if len(self._entries) >= _CACHE_LIMIT:
+                self._entries.clear()  # bounded memory; a cold cache only costs look-ups
+            self._entries[agent_id] = (now, entry)
+        else:
+            self._entries.pop(agent_id, None)
+        return entry
+
+    async def create(self, *, entry: IndexEntry) -> IndexEntry:
+        self._entries.pop(entry.agent_id, None)
+        return await self._inner.create(entry=entry)
+
+    async def replace(self, *, entry: IndexEntry, previous: IndexEntry) -> IndexEntry:
+        self._entries.pop(entry.agent_id, None)
+        return await self._inner.replace(entry=entry, previous=previous)
+
+    async def delete(self, *, entry: IndexEntry) -> None:
+        self._entries.pop(entry.agent_id, None)
+        await self._inner.delete(entry=entry)
+
+    async def page(self, *, limit: int, continuation: str | None = None) -> Page[IndexEntry]:
+        return await self._inner.page(limit=limit, continuation=continuation)
+
+    async def subscribers(self, *, event_type: str) -> list[str]:
+        return await self._inner.subscribers(event_type=event_type)
+
+    async def ping(self) -> None:
+        await self._inner.ping()
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+_CACHE_LIMIT = 10_000
