@@ -221,7 +221,8 @@ class AgentEntity:
 
     def _delete_state(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
         agent = self._existing(context, agent)
-        delete = parse(StateDelete, self._input(context), what="state delete")
+        raw = self._input(context)
+        delete = parse(StateDelete, {"key": raw} if isinstance(raw, str) else raw, what="state key")
         removed = agent.delete_state_value(delete.key)
         self._commit(context, agent)
         return {"key": delete.key, "deleted": removed}

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -30,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from aos.errors import InvalidInputError
+from aos.errors import FieldError, InvalidInputError
 
 __all__ = [
     "AGENT_ID_PATTERN",
@@ -147,9 +148,11 @@ class SpecUpdate(_Input):
     """Input of the ``configure`` operation and of register/PATCH.
 
     Fields left out keep their current value, unless ``replace`` is true (PUT), in which case they
-    take their defaults. Creating an agent needs ``purpose``.
+    take their defaults. Creating an agent needs ``purpose``. ``agent_id`` may be given (a whole
+    spec as input); it must then be the entity's key.
     """
 
+    agent_id: AgentId | None = None
     kind: KindName | None = None
     purpose: Purpose | None = None
     purpose_scope: Scope | None = None
@@ -161,7 +164,12 @@ class SpecUpdate(_Input):
     def apply_to(self, agent_id: str, current: AgentSpec | None) -> AgentSpec:
         """The spec after this update. Raises ``InvalidInputError`` if it is incomplete (a new
         agent without a purpose)."""
-        changes = self.model_dump(exclude_unset=True, exclude={"replace"})
+        if self.agent_id not in (None, agent_id):
+            raise InvalidInputError(
+                f"agent_id {self.agent_id!r} is not this agent ({agent_id!r})",
+                [FieldError(("agent_id",), "must be the entity key", "value_error")],
+            )
+        changes = self.model_dump(exclude_unset=True, exclude={"replace", "agent_id"})
         base = {"agent_id": agent_id} if current is None or self.replace else current.model_dump()
         try:
             return AgentSpec.model_validate({**base, **changes})
@@ -201,9 +209,10 @@ class GoalCreate(_Input):
 
 
 class GoalUpdate(_Input):
-    """Input of ``update_goal``: the goal's id and the fields to change (at least one)."""
+    """Input of ``update_goal``: the goal's id (``id``, or ``goal_id``) and the fields to change
+    (at least one)."""
 
-    id: GoalId
+    id: GoalId = Field(validation_alias=AliasChoices("id", "goal_id"))
     description: Description | None = None
     status: GoalStatus | None = None
     progress: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
@@ -333,6 +342,6 @@ class StateDelete(_Input):
 
 
 class GoalRef(_Input):
-    """Input of ``remove_goal``."""
+    """Input of ``remove_goal``: ``{"id": ...}``, ``{"goal_id": ...}`` or the id alone."""
 
-    id: GoalId
+    id: GoalId = Field(validation_alias=AliasChoices("id", "goal_id"))

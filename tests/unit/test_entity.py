@@ -272,3 +272,20 @@ def test_an_unregistered_kind_in_state_is_named(driver: EntityDriver) -> None:
     driver.state_text = json.dumps(stored)
     batch = driver.run(operation("handle_event", event("e1")))
     assert "Unknown agent kind 'retired-kind'" in batch.error(0)
+
+
+def test_inputs_in_the_shapes_callers_naturally_send(driver: EntityDriver) -> None:
+    batch = driver.run(
+        operation("configure", {**SPEC, "agent_id": "agent-1"}),  # a whole spec, id included
+        operation("add_goal", {"id": "g1", "description": "One"}),
+        operation("update_goal", {"goal_id": "g1", "progress": 0.5}),
+        operation("update_state", {"key": "k", "value": 1}),
+        operation("delete_state", "k"),
+        operation("remove_goal", "g1"),
+        operation("configure", {"agent_id": "someone-else", "purpose": "x"}),
+    )
+    assert [r["isError"] for r in batch.results] == [False] * 6 + [True]
+    assert batch.result(2)["progress"] == 0.5
+    assert batch.result(4) == {"key": "k", "deleted": True}
+    assert "is not this agent" in batch.error(6)
+    assert batch.state["spec"]["purpose"] == SPEC["purpose"]
