@@ -18,11 +18,11 @@ __all__ = ["Limits"]
 class Limits(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    recent_events: int = Field(default=10, ge=1, le=100)
+    recent_events: int = Field(default=8, ge=1, le=100)
     """Events kept in the entity's window (the full history is in the archive table)."""
     recent_decisions: int = Field(default=8, ge=1, le=100)
     """Decisions kept in the entity's window."""
-    processed_ids: int = Field(default=256, ge=16, le=4096)
+    processed_ids: int = Field(default=1000, ge=16, le=4096)
     """Recent event and decision ids remembered for de-duplication."""
     event_preview_bytes: int = Field(default=256, ge=0, le=4096)
     """An event's data is kept in the window only if its JSON is at most this long."""

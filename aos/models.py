@@ -303,7 +303,7 @@ class Counters(_State):
 class AgentContext(_State):
     """The Durable entity's state: everything an agent is and remembers, bounded in size.
 
-    ``recent_id_digests`` is the de-duplication window: the 12-character digests of the most recent
+    ``recent_id_digests`` is the de-duplication window: the 8-character digests of the most recent
     event and decision ids, concatenated oldest first (one string is smaller in JSON and cheaper to
     roll forward than a list). Windows keep the newest entries last.
     """
@@ -316,7 +316,7 @@ class AgentContext(_State):
     recent_events: tuple[EventSummary, ...] = ()
     recent_decisions: tuple[DecisionSummary, ...] = ()
     counters: Counters = Counters()
-    recent_id_digests: Annotated[str, StringConstraints(pattern=r"^(?:[A-Za-z0-9_-]{12})*$")] = ""
+    recent_id_digests: Annotated[str, StringConstraints(pattern=r"^(?:[A-Za-z0-9_-]{8})*$")] = ""
     created_at: Timestamp
     updated_at: Timestamp
 

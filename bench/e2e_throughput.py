@@ -15,7 +15,7 @@ host.json) under `python -m devhost --no-azurite` as a child process, then measu
   `counters.events_handled == --events`, i.e. until every event is applied and persisted;
 * latency at a fixed offered rate (`--rate`, default 100 events/s, `--paced-events` events, to a
   second agent): per event, from just before its POST is sent to the first `GET` of the agent whose
-  answer contains it (`recent_events`, by event id; an event that entered and left the 10-entry
+  answer contains it (`recent_events`, by event id; an event that entered and left the 8-entry
   window between two reads is not timed), and by count (the k-th POST to the first read with
   `events_handled >= k`; every event is timed); state read every `--read-interval-ms` (20 ms; the
   reads load the host too). p50/p95/p99, and the median of each stage from the timestamps the app

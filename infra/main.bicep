@@ -64,7 +64,7 @@ param aosHistoryTable string = 'AOSHistory'
 @description('AOS_RECENT_EVENTS: events kept in each agent\'s state (the app refuses limits whose worst-case state exceeds 32 KB).')
 @minValue(1)
 @maxValue(100)
-param aosRecentEvents int = 10
+param aosRecentEvents int = 8
 
 @description('AOS_RECENT_DECISIONS: decisions kept in each agent\'s state.')
 @minValue(1)
@@ -74,7 +74,7 @@ param aosRecentDecisions int = 8
 @description('AOS_PROCESSED_IDS: recent event ids each agent remembers to drop redelivered events.')
 @minValue(16)
 @maxValue(4096)
-param aosProcessedIds int = 256
+param aosProcessedIds int = 1000
 
 @description('AOS_HISTORY_RETENTION_DAYS: days the history table keeps entries.')
 @minValue(1)

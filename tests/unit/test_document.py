@@ -36,7 +36,7 @@ def test_fast_path_documents_validate_and_round_trip() -> None:
     raw = json.loads(json.dumps(agent.document.raw))
     context = AgentContext.model_validate(raw)
     assert context.model_dump(mode="json") == raw
-    assert ContextDocument.load(raw).has_processed(agent.document.raw["recent_id_digests"][-12:])
+    assert ContextDocument.load(raw).has_processed(agent.document.raw["recent_id_digests"][-8:])
 
 
 def test_default_limits_keep_the_worst_case_state_under_32_kib() -> None:
