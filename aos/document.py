@@ -199,14 +199,20 @@ class ContextDocument:
         raw = self.raw
         digests, evicted = _roll(raw["recent_id_digests"], digest, limits.processed_ids)
         counters = raw["counters"]
+        window = raw["recent_events"]
         new_raw = dict(raw)
         new_raw["last_event"] = summary
-        new_raw["recent_events"] = [*_tail(raw["recent_events"], limits.recent_events - 1), summary]
+        new_raw["recent_events"] = window[max(0, len(window) + 1 - limits.recent_events) :] + [
+            summary
+        ]
         new_raw["recent_id_digests"] = digests
         new_raw["counters"] = {**counters, "events_handled": counters["events_handled"] + 1}
         new_raw["updated_at"] = summary["received_at"]
-        seen = self._seen_digests()
-        seen.difference_update(_chunks(evicted))
+        seen = self._seen if self._seen is not None else self._seen_digests()
+        if len(evicted) == DIGEST_LENGTH:  # the usual case: one digest rolls out
+            seen.discard(evicted)
+        elif evicted:
+            seen.difference_update(_chunks(evicted))
         seen.add(digest)
         return ContextDocument(new_raw, seen=seen)
 
@@ -240,10 +246,6 @@ def _roll(digests: str, digest: str, capacity: int) -> tuple[str, str]:
 
 def _chunks(digests: str) -> list[str]:
     return [digests[i : i + DIGEST_LENGTH] for i in range(0, len(digests), DIGEST_LENGTH)]
-
-
-def _tail(items: list[Any], count: int) -> list[Any]:
-    return items[-count:] if count > 0 else []
 
 
 def worst_case_state_bytes(limits: Limits) -> int:

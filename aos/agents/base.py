@@ -133,7 +133,8 @@ class PerpetualAgent:
         ``received_at`` (a formatted timestamp) defaults to now; the entity passes the time its
         batch arrived, shared by every event of the batch.
         """
-        event = parse(Event, event, what="event")
+        if not isinstance(event, Event):
+            event = parse(Event, event, what="event")
         digest = id_digest(event.event_id)
         if self.document.has_processed(digest):
             self.document = self.document.with_duplicate()
