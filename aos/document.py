@@ -202,9 +202,8 @@ class ContextDocument:
         window = raw["recent_events"]
         new_raw = dict(raw)
         new_raw["last_event"] = summary
-        new_raw["recent_events"] = window[max(0, len(window) + 1 - limits.recent_events) :] + [
-            summary
-        ]
+        keep = max(0, len(window) + 1 - limits.recent_events)
+        new_raw["recent_events"] = [*window[keep:], summary]
         new_raw["recent_id_digests"] = digests
         new_raw["counters"] = {**counters, "events_handled": counters["events_handled"] + 1}
         new_raw["updated_at"] = summary["received_at"]
