@@ -22,7 +22,6 @@ Receipts live in the history table (partition = agent id, row key ``receipt|<eve
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from contextlib import suppress
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -32,9 +31,10 @@ from azure.data.tables import UpdateMode
 
 from aos.errors import StorageError
 from aos.models import format_timestamp, utc_now
+from aos.storage.tables import TableAdapter
 
 if TYPE_CHECKING:
-    from azure.data.tables.aio import TableClient
+    pass
 
 __all__ = ["Claim", "DeliveryReceipts", "TableDeliveryReceipts"]
 
@@ -76,14 +76,7 @@ def _key(event_id: str) -> str:
     return f"receipt|{event_id}"
 
 
-class TableDeliveryReceipts(DeliveryReceipts):
-    def __init__(self, client: TableClient) -> None:
-        self._client = client
-        self._table_ready = False
-
-    async def close(self) -> None:
-        await self._client.close()
-
+class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
     async def claim(self, *, agent_id: str, event_id: str, message_id: str) -> Claim:
         row = {
             "PartitionKey": agent_id,
@@ -148,9 +141,3 @@ class TableDeliveryReceipts(DeliveryReceipts):
         except AzureError as exc:
             raise StorageError(f"Purging delivery receipts failed: {exc}") from exc
         return deleted
-
-    async def _ensure_table(self) -> None:
-        if not self._table_ready:
-            with suppress(ResourceExistsError):
-                await self._client.create_table()
-            self._table_ready = True

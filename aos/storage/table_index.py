@@ -39,9 +39,10 @@ from aos.storage.index import (
     decode_token,
     encode_token,
 )
+from aos.storage.tables import TableAdapter
 
 if TYPE_CHECKING:
-    from azure.data.tables.aio import TableClient
+    pass
 
 __all__ = ["TableAgentIndex"]
 
@@ -65,14 +66,7 @@ def _prefix_filter(prefix: str) -> tuple[str, dict[str, str]]:
     )
 
 
-class TableAgentIndex(AgentIndex):
-    def __init__(self, client: TableClient) -> None:
-        self._client = client
-        self._table_ready = False
-
-    async def close(self) -> None:
-        await self._client.close()
-
+class TableAgentIndex(TableAdapter, AgentIndex):
     async def ping(self) -> None:
         await self.page(limit=1)
 
@@ -178,12 +172,6 @@ class TableAgentIndex(AgentIndex):
         if stored is None:  # removed between the write and the read: report it as a conflict
             raise ConflictError(f"Agent {entry.agent_id!r} was removed concurrently")
         return stored
-
-    async def _ensure_table(self) -> None:
-        if not self._table_ready:
-            with suppress(ResourceExistsError):
-                await self._client.create_table()
-            self._table_ready = True
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         async with self._translated():
