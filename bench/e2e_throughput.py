@@ -10,6 +10,7 @@ host.json) under `python -m devhost --no-azurite` as a child process, then measu
 * baseline: raw Azurite queue throughput with the SDK the app and the host use
   (azure-storage-queue, aio): `--concurrency` tasks send `--events` messages while `--concurrency`
   tasks receive (32 at a time) and delete them; messages/s from the first send to the last delete;
+  and the same for one client, one call after the other (send all, then receive and delete all);
 * throughput: `--events` events POSTed to `/api/agents/{id}/events` by `--concurrency` concurrent
   clients (the same concurrency); events/s from the first POST until `GET /api/agents/{id}` shows
   `counters.events_handled == --events`, i.e. until every event is applied and persisted;
@@ -77,6 +78,25 @@ async def baseline(connection_string: str, count: int, concurrency: int) -> floa
         await asyncio.gather(
             *(sender() for _ in range(concurrency)), *(receiver() for _ in range(concurrency))
         )
+        elapsed = time.perf_counter() - started
+        await queue.delete_queue()
+    return count / elapsed
+
+
+async def sequential_baseline(connection_string: str, count: int) -> float:
+    """Raw queue messages/s for one client: send `count` messages, then receive (32 at a time)
+    and delete them all, one call after the other."""
+    name = f"bench-{uuid.uuid4().hex[:12]}"
+    async with QueueClient.from_connection_string(connection_string, name) as queue:
+        await queue.create_queue()
+        started = time.perf_counter()
+        for i in range(count):
+            await queue.send_message(json.dumps({"i": i, "pad": "x" * 200}))
+        deleted = 0
+        while deleted < count:
+            async for message in queue.receive_messages(messages_per_page=32, max_messages=32):
+                await queue.delete_message(message)
+                deleted += 1
         elapsed = time.perf_counter() - started
         await queue.delete_queue()
     return count / elapsed
@@ -261,6 +281,7 @@ async def drive(
 
 def measure(args: argparse.Namespace, connection_string: str) -> dict[str, Any]:
     raw = asyncio.run(baseline(connection_string, args.events, args.concurrency))
+    raw_sequential = asyncio.run(sequential_baseline(connection_string, args.events))
     port = free_port()
     token = uuid.uuid4().hex[:8]
     env = {**os.environ, "AzureWebJobsStorage": connection_string, "AOS_TASK_HUB": f"Bench{token}"}
@@ -282,6 +303,8 @@ def measure(args: argparse.Namespace, connection_string: str) -> dict[str, Any]:
         "baseline_queue_msgs_per_s": round(raw, 1),
         "e2e_events_per_s": round(events_per_s, 1),
         "ratio_e2e_to_baseline": round(events_per_s / raw, 3),
+        "baseline_queue_one_client_msgs_per_s": round(raw_sequential, 1),
+        "ratio_e2e_to_one_client_baseline": round(events_per_s / raw_sequential, 3),
         "offered_rate_per_s": args.rate,
         "paced_events": args.paced_events,
     }

@@ -89,6 +89,7 @@ class QueueListener:
         interval = MIN_POLL
         max_interval = max(MIN_POLL, self.options.max_polling_interval.total_seconds())
         batch = max(1, min(self.options.batch_size, 32))
+        idle_wait = False  # did the last wait run out its interval with nothing finishing?
         while not self._stopping.is_set():
             received = 0
             if len(self._inflight) <= self.options.threshold:
@@ -96,14 +97,20 @@ class QueueListener:
                     received = await self._receive(batch)
                 except AzureError as exc:
                     log.warning("queue %s: receive failed: %s", self.queue_name, exc)
-            interval = 0.0 if received else min(max(interval * 2, MIN_POLL), max_interval)
+            if received:
+                interval = 0.0
+            elif idle_wait or interval == 0.0:
+                # Back off only after an idle wait: a poll prompted by a finished message says
+                # nothing about how long the queue has been empty.
+                interval = min(max(interval * 2, MIN_POLL), max_interval)
             if received and len(self._inflight) <= self.options.threshold:
                 continue
             waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._stopping.wait())}
             waiters |= set(self._inflight)
-            await asyncio.wait(
+            done, _ = await asyncio.wait(
                 waiters, timeout=interval or None, return_when=asyncio.FIRST_COMPLETED
             )
+            idle_wait = not done
             for waiter in waiters:
                 if waiter not in self._inflight and not waiter.done():
                     waiter.cancel()
