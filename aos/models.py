@@ -47,6 +47,7 @@ __all__ = [
     "EventSummary",
     "EventType",
     "Goal",
+    "GoalChanges",
     "GoalCreate",
     "GoalId",
     "GoalRef",
@@ -208,24 +209,28 @@ class GoalCreate(_Input):
     metadata: Metadata = Field(default_factory=dict)
 
 
-class GoalUpdate(_Input):
-    """Input of ``update_goal``: the goal's id (``id``, or ``goal_id``) and the fields to change
-    (at least one)."""
+class GoalChanges(_Input):
+    """The fields of a goal to change (at least one); the body of PATCH on a goal."""
 
-    id: GoalId = Field(validation_alias=AliasChoices("id", "goal_id"))
     description: Description | None = None
     status: GoalStatus | None = None
     progress: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     metadata: Metadata | None = None
 
     @model_validator(mode="after")
-    def _something_to_change(self) -> GoalUpdate:
+    def _something_to_change(self) -> GoalChanges:
         if not self.model_fields_set - {"id"}:
             raise ValueError("give at least one of description, status, progress, metadata")
         return self
 
     def changes(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.model_fields_set - {"id"}}
+
+
+class GoalUpdate(GoalChanges):
+    """Input of ``update_goal``: the goal's id (``id``, or ``goal_id``) and the fields to change."""
+
+    id: GoalId = Field(validation_alias=AliasChoices("id", "goal_id"))
 
 
 # --------------------------------------------------------------------------------------- events

@@ -14,14 +14,11 @@ from aos.models import (
     AGENT_ID_PATTERN,
     AgentSpec,
     Criterion,
-    Description,
     EventId,
     EventType,
     Goal,
-    GoalStatus,
     JsonData,
     KindName,
-    Metadata,
     Purpose,
     Scope,
     ShortText,
@@ -39,7 +36,6 @@ __all__ = [
     "EventAccepted",
     "EventIn",
     "GoalList",
-    "GoalPatch",
     "Health",
     "Problem",
     "RegisterAgent",
@@ -103,21 +99,6 @@ class AgentResource(AgentSpec):
 class AgentList(BaseModel):
     value: list[AgentResource]
     nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815
-
-
-class GoalPatch(_Body):
-    """``PATCH /api/agents/{agent_id}/goals/{goal_id}``: the fields to change (at least one)."""
-
-    description: Description | None = None
-    status: GoalStatus | None = None
-    progress: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    metadata: Metadata | None = None
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> GoalPatch:
-        if not self.model_fields_set:
-            raise ValueError("give at least one of description, status, progress, metadata")
-        return self
 
 
 class GoalList(BaseModel):

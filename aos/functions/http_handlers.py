@@ -27,7 +27,6 @@ from aos.functions.api_models import (
     EventAccepted,
     EventIn,
     GoalList,
-    GoalPatch,
     Health,
     RegisterAgent,
     ReplaceAgent,
@@ -45,7 +44,7 @@ from aos.functions.problems import MethodNotAllowedError, problem_response
 from aos.functions.routes import OPERATIONS, ApiOperation
 from aos.functions.runtime import AppRuntime
 from aos.manager import AgentManager, Change
-from aos.models import AgentSpec, Event, Goal, GoalCreate, GoalUpdate
+from aos.models import AgentSpec, Event, Goal, GoalChanges, GoalCreate, GoalUpdate
 from aos.storage.index import IndexEntry
 from aos.version import VERSION
 
@@ -169,7 +168,7 @@ class HttpApi:
 
     async def patch_goal(self, call: Call) -> func.HttpResponse:
         agent_id, goal_id = path_id(call.req, "agent_id"), path_id(call.req, "goal_id")
-        body = parse_body(call.req, GoalPatch)
+        body = parse_body(call.req, GoalChanges)
         update = GoalUpdate.model_validate({**body.model_dump(exclude_unset=True), "id": goal_id})
         change = await call.manager.update_goal(agent_id, update)
         return call.respond(Goal.model_validate(change.value), 200 if change.settled else 202)

@@ -115,7 +115,7 @@ OPERATIONS: tuple[ApiOperation, ...] = (
         "agent_goal", "GET", "get_goal", "One goal", 200, "Goal", errors=(400, 404),
     ),
     ApiOperation(
-        "agent_goal", "PATCH", "patch_goal", "Change a goal", 200, "Goal", "GoalPatch",
+        "agent_goal", "PATCH", "patch_goal", "Change a goal", 200, "Goal", "GoalChanges",
         (400, 404, 413, 415, 422),
     ),
     ApiOperation(
