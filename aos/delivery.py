@@ -18,7 +18,7 @@ from uuid import uuid4
 
 from pydantic import ValidationError
 
-from aos.errors import AgentNotReadyError
+from aos.errors import AgentNotReadyError, InvalidInputError
 from aos.models import format_timestamp, utc_now
 from aos.storage.entities import EntityClient
 from aos.storage.index import AgentIndex, IndexStatus
@@ -66,13 +66,12 @@ class EventDelivery:
         try:
             message = QueueMessage.model_validate_json(text)
         except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_input=False)
             return await self._dead_letter(
                 "the message is not a valid AOS event envelope",
                 text,
                 message_id,
                 dequeue_count,
-                [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors],
+                [e.as_dict() for e in InvalidInputError.from_pydantic(exc).errors],
             )
         event = message.event
         if message.target == "agent":

@@ -20,16 +20,16 @@ from aos.errors import (
     AgentNotFoundError,
     ConflictError,
     GoalNotFoundError,
-    InvalidInputError,
     PayloadTooLargeError,
     UnknownOperationError,
 )
 from aos.limits import Limits
-from aos.models import AgentSpec, Event, Goal, GoalCreate, GoalUpdate, new_id
+from aos.models import AgentSpec, Event, Goal, GoalCreate, GoalUpdate, SpecUpdate, new_id
 from aos.storage.entities import EntityClient
 from aos.storage.index import AgentIndex, IndexEntry, IndexStatus, Page
 from aos.storage.queues import MAX_MESSAGE_BYTES, EventQueue, QueueMessage
 from aos.storage.receipts import DeliveryReceipts
+from aos.validation import parse
 
 __all__ = ["AgentManager", "Change"]
 
@@ -95,10 +95,7 @@ class AgentManager:
             raise ConflictError(
                 f"Agent {agent_id!r} has not finished registering; repeat its PUT or POST first"
             )
-        try:
-            spec = AgentSpec.model_validate({**existing.spec.model_dump(), **changes})
-        except ValueError as exc:
-            raise InvalidInputError.from_pydantic(exc, message="Invalid agent spec") from exc
+        spec = parse(SpecUpdate, changes, what="agent spec").apply_to(agent_id, existing.spec)
         self._check_spec(spec)
         entry = await self.index.replace(entry=existing.with_spec(spec), previous=existing)
         return Change(entry, await self._configure(spec))

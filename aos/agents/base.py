@@ -18,8 +18,7 @@ event or use an orchestration), as the Durable Functions guidance for entities a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 from pydantic import JsonValue
@@ -108,16 +107,6 @@ class PerpetualAgent:
         return self.spec.adapter_name
 
     # ------------------------------------------------------------------------------ sync cores
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
-        """Run a change as a unit: on any exception the document is put back as it was."""
-        before = self.document
-        try:
-            yield
-        except BaseException:
-            self.document = before
-            raise
-
     def configure(self, update: SpecUpdate | Mapping[str, Any]) -> AgentContext:
         """Change the spec (purpose, scope, criteria, adapter, subscriptions, kind)."""
         update = parse(SpecUpdate, update, what="agent spec")
