@@ -85,7 +85,12 @@ class EventDelivery:
                 raise AgentNotReadyError(agent_id)
             agents = [agent_id]
         else:
-            agents = await self.index.subscribers(event_type=event.type)
+            subscribed = await self.index.subscribers(event_type=event.type)
+            if message.recipients is None:
+                agents = subscribed
+            else:  # subscribed when published and still subscribed now
+                still = set(subscribed)
+                agents = [a for a in message.recipients if a in still]
 
         payload = event.model_dump(mode="json")
         signalled: list[str] = []

@@ -20,14 +20,13 @@ from aos.errors import (
     AgentNotFoundError,
     ConflictError,
     GoalNotFoundError,
-    PayloadTooLargeError,
     UnknownOperationError,
 )
 from aos.limits import Limits
 from aos.models import AgentSpec, Event, Goal, GoalCreate, GoalUpdate, SpecUpdate, new_id
 from aos.storage.entities import EntityClient
 from aos.storage.index import AgentIndex, IndexEntry, IndexStatus, Page
-from aos.storage.queues import MAX_MESSAGE_BYTES, EventQueue, QueueMessage
+from aos.storage.queues import EventQueue, QueueMessage, broadcast_messages, encode_message
 from aos.storage.receipts import DeliveryReceipts
 from aos.validation import parse
 
@@ -174,10 +173,15 @@ class AgentManager:
         return event
 
     async def publish_event(self, event: Event) -> int:
-        """Queue an event for every agent subscribed to its type; returns how many there are now
-        (delivery looks them up again, so agents subscribing meanwhile receive it too)."""
+        """Queue an event for every agent subscribed to its type now; returns how many they are.
+
+        The messages name their recipients, so an agent that subscribes later does not receive
+        it; one that unsubscribes or is deregistered before delivery does not either.
+        """
         subscribers = await self.index.subscribers(event_type=event.type)
-        await self._enqueue(QueueMessage(target="subscribers", event=event))
+        texts = broadcast_messages(event, subscribers)
+        for text in texts:
+            await self.queue.send(message=text)
         return len(subscribers)
 
     async def evaluate_alignment(self, agent_id: str, action: Any) -> AlignmentResult:
@@ -250,10 +254,4 @@ class AgentManager:
         return Change(value, settled)
 
     async def _enqueue(self, message: QueueMessage) -> None:
-        text = message.model_dump_json()
-        size = len(text.encode())
-        if size > MAX_MESSAGE_BYTES:
-            raise PayloadTooLargeError(
-                f"The event would be a {size}-byte queue message; the limit is {MAX_MESSAGE_BYTES}"
-            )
-        await self.queue.send(message=text)
+        await self.queue.send(message=encode_message(message))

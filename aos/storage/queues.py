@@ -15,32 +15,83 @@ from typing import TYPE_CHECKING, Any, Literal
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aos.errors import StorageError
-from aos.models import Event
+from aos.errors import PayloadTooLargeError, StorageError
+from aos.models import AgentId, Event
 
 if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueClient
 
-__all__ = ["MAX_MESSAGE_BYTES", "AzureEventQueue", "EventQueue", "QueueMessage"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "AzureEventQueue",
+    "EventQueue",
+    "QueueMessage",
+    "broadcast_messages",
+    "encode_message",
+]
 
 MAX_MESSAGE_BYTES = 64 * 1024
 """Azure Queue Storage's limit for one message."""
 
 
 class QueueMessage(BaseModel):
-    """The envelope on the events queue. ``target`` ``agent`` needs ``event.agent_id``."""
+    """The envelope on the events queue. ``target`` ``agent`` needs ``event.agent_id``.
+
+    A broadcast (``subscribers``) names its ``recipients``: the agents subscribed when it was
+    published, so that the count the publisher was told is the set that receives it, and an agent
+    that subscribes (or re-registers) while the message waits does not receive an event published
+    before it existed. A broadcast without ``recipients`` (written by another producer) goes to the
+    subscribers at delivery time.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     version: Literal[1] = 1
     target: Literal["agent", "subscribers"]
     event: Event
+    recipients: list[AgentId] | None = None
 
     @model_validator(mode="after")
     def _addressed(self) -> QueueMessage:
         if self.target == "agent" and self.event.agent_id is None:
             raise ValueError("an event for one agent needs event.agent_id")
+        if self.target == "agent" and self.recipients is not None:
+            raise ValueError("recipients are for broadcasts (target 'subscribers') only")
         return self
+
+
+def encode_message(message: QueueMessage) -> str:
+    """The message as queue text; ``PayloadTooLargeError`` over the 64 KB queue limit."""
+    text = message.model_dump_json(exclude_none=True)
+    size = len(text.encode())
+    if size > MAX_MESSAGE_BYTES:
+        raise PayloadTooLargeError(
+            f"The event would be a {size}-byte queue message; the limit is {MAX_MESSAGE_BYTES}"
+        )
+    return text
+
+
+def broadcast_messages(event: Event, recipients: list[str]) -> list[str]:
+    """Queue texts that together carry ``event`` to every recipient: as few as the 64 KB limit
+    allows (one, unless the subscribers are many or the event is large)."""
+    base = len(encode_message(QueueMessage(target="subscribers", event=event, recipients=[])))
+    texts: list[str] = []
+    chunk: list[str] = []
+    size = base
+    for agent_id in recipients:
+        cost = len(agent_id) + 3  # the quotes and a comma
+        if chunk and size + cost > MAX_MESSAGE_BYTES:
+            texts.append(_broadcast(event, chunk))
+            chunk, size = [], base
+        chunk.append(agent_id)
+        size += cost
+    if chunk:
+        texts.append(_broadcast(event, chunk))
+    return texts
+
+
+def _broadcast(event: Event, recipients: list[str]) -> str:
+    return encode_message(QueueMessage(target="subscribers", event=event, recipients=recipients))
 
 
 class DeadLetter(BaseModel):

@@ -293,6 +293,25 @@ async def test_broadcast_reaches_subscribers_only(aos: Aos) -> None:
     assert (await aos.call("POST", "events", {"type": "market.update"})).json["subscribers"] == 3
 
 
+async def test_broadcast_goes_to_the_subscribers_at_publishing(aos: Aos) -> None:
+    await aos.register("s1", subscriptions=["market.update"])
+    await aos.register("s2", subscriptions=["market.update"])
+    published = await aos.call("POST", "events", {"event_id": "m1", "type": "market.update"})
+    assert published.json["subscribers"] == 2
+    # before delivery: one subscriber leaves, a new one arrives
+    await aos.call("PATCH", "agents/s2", {"subscriptions": []})
+    await aos.register("late", subscriptions=["market.update"])
+    await aos.deliver_queued()
+    for agent_id, expected in [("s1", 1), ("s2", 0), ("late", 0)]:
+        context = (await aos.call("GET", f"agents/{agent_id}")).json
+        assert context["counters"]["events_handled"] == expected, agent_id
+    # nobody subscribed: nothing is queued, but the event is still validated in full
+    assert (await aos.call("POST", "events", {"type": "nobody.listens"})).json["subscribers"] == 0
+    assert await aos.queued() == []
+    big = await aos.call("POST", "events", {"type": "nobody.listens", "data": "x" * 65_400})
+    assert big.status == 413
+
+
 # ---- the queue path's bad input ---------------------------------------------------------------------
 async def dead_letters(aos: Aos) -> list[dict[str, Any]]:
     return [json.loads(t) for t in await aos.queued(aos.settings.deadletter_queue)]
