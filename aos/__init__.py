@@ -13,7 +13,7 @@ from aos.agents import (
     PurposeDrivenAgent,
 )
 from aos.alignment import AlignmentResult, AlignmentScorer, LexicalAlignmentScorer, PurposeProfile
-from aos.context import ContextServer, InMemoryContextServer
+from aos.context import ContextMCPServer, ContextServer, EntityContextServer, InMemoryContextServer
 from aos.document import ContextDocument
 from aos.entity import ENTITY_NAME, OPERATIONS, AgentEntity
 from aos.errors import (
@@ -25,6 +25,7 @@ from aos.errors import (
     ConflictError,
     FieldError,
     GoalNotFoundError,
+    HostManagedStateError,
     InvalidInputError,
     LimitExceededError,
     NotFoundError,
@@ -35,6 +36,13 @@ from aos.errors import (
     UnsupportedMediaTypeError,
 )
 from aos.functions.app import create_app
+from aos.history import (
+    HistoryArchive,
+    HistoryPage,
+    HistoryQuery,
+    HistoryRecord,
+    InMemoryHistoryArchive,
+)
 from aos.limits import Limits
 from aos.models import (
     AgentContext,
@@ -84,9 +92,11 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ContextDocument",
+    "ContextMCPServer",
     "ContextServer",
     "Decision",
     "DecisionRequest",
+    "EntityContextServer",
     "Event",
     "FieldError",
     "GenericPurposeDrivenAgent",
@@ -95,7 +105,13 @@ __all__ = [
     "GoalNotFoundError",
     "GoalStatus",
     "GoalUpdate",
+    "HistoryArchive",
+    "HistoryPage",
+    "HistoryQuery",
+    "HistoryRecord",
+    "HostManagedStateError",
     "InMemoryContextServer",
+    "InMemoryHistoryArchive",
     "InvalidInputError",
     "LeadershipAgent",
     "LexicalAlignmentScorer",

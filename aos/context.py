@@ -1,18 +1,46 @@
-"""Where an agent's context lives between operations: the ``ContextServer`` port.
+"""Where an agent's context lives: ``ContextMCPServer``, the one seam for loading, saving and
+archiving it.
 
-In Azure the Durable entity *is* the store (the host loads and saves its state around each batch),
-so the entity never calls a context server. Agents used directly from Python (scripts, notebooks,
-tests, the seed's ``await agent.initialize()`` style) save and load through this port instead;
-``InMemoryContextServer`` is the default.
+An agent's context has two parts (see ``aos.history``):
+
+* its **state** -- the bounded ``AgentContext`` document. In Azure it is the Durable entity's state,
+  loaded and saved by the host around every batch; used directly from Python (scripts, notebooks,
+  tests, the seed's ``await agent.initialize()``) it lives in a ``ContextServer``;
+* its **history** -- every handled event and decision, appended to a ``HistoryArchive`` (an Azure
+  Table in the app) so that the state can stay small.
+
+``ContextMCPServer`` puts both behind one object: the entity's batch archives through it, the HTTP
+API and the MCP endpoint read through it, and ``PerpetualAgent.initialize`` creates one (in memory)
+when none is given, as the seed describes. Its name is the seed's: the same object is what the MCP
+endpoint (``aos.mcp``) serves to language-model clients.
 """
 
 from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ContextServer", "InMemoryContextServer"]
+from aos.errors import HostManagedStateError
+from aos.history import (
+    HistoryArchive,
+    HistoryPage,
+    HistoryQuery,
+    HistoryRecord,
+    HistoryWriter,
+    InMemoryHistoryArchive,
+)
+
+if TYPE_CHECKING:
+    from aos.storage.entities import EntityClient
+
+__all__ = [
+    "ContextMCPServer",
+    "ContextServer",
+    "EntityContextServer",
+    "InMemoryContextServer",
+]
 
 
 class ContextServer(ABC):
@@ -27,6 +55,9 @@ class ContextServer(ABC):
 
     @abstractmethod
     async def delete(self, *, agent_id: str) -> None: ...
+
+    async def archive(self, *, records: Sequence[HistoryRecord]) -> None:  # noqa: B027
+        """Append history records. A server without an archive keeps only the state."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections; the agent calls it from ``cleanup``."""
@@ -47,3 +78,82 @@ class InMemoryContextServer(ContextServer):
 
     async def delete(self, *, agent_id: str) -> None:
         self._contexts.pop(agent_id, None)
+
+
+class EntityContextServer(ContextServer):
+    """The contexts of the app's agents: the ``agent`` entities' state, read through the durable
+    client. Writes go through entity operations (the host saves the state), so ``save`` and
+    ``delete`` refuse."""
+
+    def __init__(self, entities: EntityClient) -> None:
+        self.entities = entities
+
+    async def load(self, *, agent_id: str) -> dict[str, Any] | None:
+        return await self.entities.read(agent_id=agent_id)
+
+    async def save(self, *, agent_id: str, context: dict[str, Any]) -> None:
+        raise HostManagedStateError(
+            "The Durable host saves an agent's state; change it through the entity's operations"
+        )
+
+    async def delete(self, *, agent_id: str) -> None:
+        raise HostManagedStateError("Deregister the agent to delete its entity")
+
+
+class ContextMCPServer(ContextServer):
+    """An agent's state and history behind one object.
+
+    ``states`` holds the state (in memory unless given), ``archive`` the history (in memory unless
+    given) and ``writer`` the synchronous path the entity's batch archives through (the archive
+    itself when it is one, as the in-memory archive is).
+    """
+
+    def __init__(
+        self,
+        *,
+        states: ContextServer | None = None,
+        archive: HistoryArchive | None = None,
+        writer: HistoryWriter | None = None,
+    ) -> None:
+        self.states = states if states is not None else InMemoryContextServer()
+        self.history_archive = archive if archive is not None else InMemoryHistoryArchive()
+        if writer is None and isinstance(self.history_archive, InMemoryHistoryArchive):
+            writer = self.history_archive
+        self.writer = writer
+
+    # ------------------------------------------------------------------------------ state
+    async def load(self, *, agent_id: str) -> dict[str, Any] | None:
+        return await self.states.load(agent_id=agent_id)
+
+    async def save(self, *, agent_id: str, context: dict[str, Any]) -> None:
+        await self.states.save(agent_id=agent_id, context=context)
+
+    async def delete(self, *, agent_id: str, purge_history: bool = False) -> None:
+        await self.states.delete(agent_id=agent_id)
+        if purge_history:
+            await self.history_archive.purge_agent(agent_id=agent_id)
+
+    # ------------------------------------------------------------------------------ history
+    async def archive(self, *, records: Sequence[HistoryRecord]) -> None:
+        if records:
+            await self.history_archive.append(records=records)
+
+    def archive_batch(self, records: Sequence[HistoryRecord]) -> None:
+        """Archive the records of one entity batch, synchronously, before the batch's result goes
+        back to the host. Without a writer (no storage configured) there is nowhere to put them."""
+        if records and self.writer is not None:
+            self.writer.write(records)
+
+    async def history(self, *, agent_id: str, query: HistoryQuery | None = None) -> HistoryPage:
+        """Archived records, newest first (see ``HistoryQuery``)."""
+        return await self.history_archive.page(agent_id=agent_id, query=query or HistoryQuery())
+
+    async def has_history(self, *, agent_id: str) -> bool:
+        return await self.history_archive.has_history(agent_id=agent_id)
+
+    async def purge_history(self, *, agent_id: str) -> int:
+        return await self.history_archive.purge_agent(agent_id=agent_id)
+
+    async def close(self) -> None:
+        await self.states.close()
+        await self.history_archive.close()

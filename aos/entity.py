@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from aos.agents import AgentKinds, PerpetualAgent, PurposeDrivenAgent
 from aos.document import ContextDocument
 from aos.errors import AgentNotFoundError, AOSError, InvalidInputError, UnknownOperationError
+from aos.history import HistoryRecord
 from aos.limits import Limits
 from aos.models import (
     GoalRef,
@@ -92,7 +93,9 @@ class AgentEntity:
             "deregister": self._deregister,
         }
 
-    def __call__(self, context: EntityContext) -> None:
+    def __call__(self, context: EntityContext, journal: list[HistoryRecord] | None = None) -> None:
+        """Run the context's current operation. The history records of a successful operation
+        are appended to ``journal`` (the batch's, archived when the batch ends)."""
         name = context.operation_name or ""
         try:
             operation = self._operations.get(name)
@@ -111,6 +114,11 @@ class AgentEntity:
             logger.exception("agent %s: %s failed", context.entity_key, name)
             raise
         self._finish(context, result)
+        agent = getattr(context, _AGENT_ATTRIBUTE, None)
+        if agent is not None and agent.journal:
+            records = agent.take_journal()
+            if journal is not None:
+                journal.extend(records)
 
     # ------------------------------------------------------------------------------ plumbing
     @staticmethod

@@ -17,6 +17,7 @@ and an RFC 9457 problem type in one table (``aos.functions.problems``), so route
     │   └── AgentNotReadyError                 registration unfinished: queued events wait (retry)
     ├── LimitExceededError                     the change would break a bound (state size, goal count)
     ├── UnknownOperationError                  an entity operation name the agent entity does not know
+    ├── HostManagedStateError                  entity state written from outside (the host saves it)
     └── StorageError                           Azure Storage failed in a way a retry may fix
 
 ``InvalidInputError`` carries ``errors``: a list of ``FieldError`` (location, message, type) so that
@@ -38,6 +39,7 @@ __all__ = [
     "ConflictError",
     "FieldError",
     "GoalNotFoundError",
+    "HostManagedStateError",
     "InvalidInputError",
     "LimitExceededError",
     "NotFoundError",
@@ -158,6 +160,10 @@ class LimitExceededError(AOSError):
 
 class UnknownOperationError(AOSError):
     """The agent entity was asked for an operation it does not implement."""
+
+
+class HostManagedStateError(AOSError):
+    """In the app the Durable host saves entity state; it is changed through entity operations."""
 
 
 class StorageError(AOSError):

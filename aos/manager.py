@@ -14,6 +14,7 @@ from typing import Any
 
 from aos.agents import AgentKinds, PerpetualAgent, PurposeDrivenAgent
 from aos.alignment import AlignmentResult
+from aos.context import ContextMCPServer, EntityContextServer
 from aos.document import ContextDocument
 from aos.errors import (
     AgentExistsError,
@@ -22,6 +23,7 @@ from aos.errors import (
     GoalNotFoundError,
     UnknownOperationError,
 )
+from aos.history import HistoryPage, HistoryQuery
 from aos.limits import Limits
 from aos.models import AgentSpec, Event, Goal, GoalCreate, GoalUpdate, SpecUpdate, new_id
 from aos.storage.entities import EntityClient
@@ -54,7 +56,13 @@ class AgentManager:
         limits: Limits,
         receipts: DeliveryReceipts | None = None,
         settle_timeout: float = 10.0,
+        contexts: ContextMCPServer | None = None,
     ) -> None:
+        self.contexts = (
+            contexts
+            if contexts is not None
+            else ContextMCPServer(states=EntityContextServer(entities))
+        )
         self.index = index
         self.receipts = receipts
         self.queue = queue
@@ -112,8 +120,10 @@ class AgentManager:
             agent_id=agent_id, condition=lambda state: state is None, within=self.settle_timeout
         )
         if settled:
-            if purge and self.receipts is not None:
-                await self.receipts.purge_agent(agent_id=agent_id)
+            if purge:
+                await self.contexts.purge_history(agent_id=agent_id)
+                if self.receipts is not None:
+                    await self.receipts.purge_agent(agent_id=agent_id)
             await self.index.delete(entry=entry)
         return Change(entry, settled)
 
@@ -122,10 +132,20 @@ class AgentManager:
 
     async def get_context(self, agent_id: str) -> dict[str, Any]:
         """The agent's persisted context (the entity state)."""
-        state = await self.entities.read(agent_id=agent_id)
+        state = await self.contexts.load(agent_id=agent_id)
         if state is None:
             raise AgentNotFoundError(agent_id)
         return state
+
+    async def get_history(self, agent_id: str, query: HistoryQuery) -> HistoryPage:
+        """Archived events and decisions, newest first. The history of a deregistered agent stays
+        readable until purged; an id that was never registered is ``AgentNotFoundError``."""
+        page = await self.contexts.history(agent_id=agent_id, query=query)
+        if not page.records and query.continuation is None:
+            entry = await self.index.get(agent_id=agent_id)
+            if entry is None and not await self.contexts.has_history(agent_id=agent_id):
+                raise AgentNotFoundError(agent_id)
+        return page
 
     # ------------------------------------------------------------------------------ goals
     async def list_goals(self, agent_id: str) -> list[dict[str, Any]]:

@@ -62,6 +62,18 @@ class StorageConnection:
     queue_endpoint: str | None = None
     table_endpoint: str | None = None
     client_id: str | None = None
+    problem: str | None = None
+    """Why storage cannot be used (set when the settings name none). The entity function needs
+    no storage, so a missing setting fails the first storage call, naming the setting, rather
+    than every entity operation."""
+
+    @property
+    def configured(self) -> bool:
+        return self.problem is None
+
+    def require(self) -> None:
+        if self.problem is not None:
+            raise ConfigurationError(self.problem)
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str], name: str = STORAGE_SETTING) -> StorageConnection:
@@ -77,8 +89,8 @@ class StorageConnection:
             f"https://{account}.table.core.windows.net" if account else ""
         )
         if not queue or not table:
-            raise ConfigurationError(
-                f"Storage is not configured: set {name} (a connection string) or "
+            return cls(
+                problem=f"Storage is not configured: set {name} (a connection string) or "
                 f"{name}__accountName (identity-based, as in Azure)"
             )
         return cls(
@@ -87,8 +99,12 @@ class StorageConnection:
             client_id=env.get(f"{name}__clientId") or None,
         )
 
-    def credential(self) -> Any:
+    def credential(self, *, sync: bool = False) -> Any:
         """The Entra credential for identity-based connections (imported only when used)."""
+        if sync:
+            from azure.identity import DefaultAzureCredential as SyncCredential
+
+            return SyncCredential(managed_identity_client_id=self.client_id)
         from azure.identity.aio import DefaultAzureCredential
 
         return DefaultAzureCredential(managed_identity_client_id=self.client_id)

@@ -21,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
-from pydantic import JsonValue
+from pydantic import BaseModel, JsonValue
 
-from aos.context import ContextServer, InMemoryContextServer
+from aos.context import ContextMCPServer, ContextServer
 from aos.document import STRICT_JSON, ContextDocument, id_digest, summarize_event
 from aos.errors import AOSError, InvalidInputError
+from aos.history import HistoryKind, HistoryRecord
 from aos.limits import Limits
 from aos.models import AgentContext, AgentSpec, Event, SpecUpdate, format_timestamp, utc_now
 from aos.validation import parse
@@ -45,6 +46,8 @@ class PerpetualAgent:
     document: ContextDocument
     limits: Limits
     context_server: ContextServer | None
+    journal: list[HistoryRecord]
+    """History records of changes not yet archived (see ``aos.history``); ``take_journal``."""
 
     def __init__(
         self,
@@ -74,6 +77,7 @@ class PerpetualAgent:
         self.limits = limits or Limits()
         self.document = ContextDocument.create(spec, self.limits)
         self.context_server = context_server
+        self.journal = []
 
     @classmethod
     def from_document(cls, document: ContextDocument, *, limits: Limits) -> Self:
@@ -82,6 +86,7 @@ class PerpetualAgent:
         agent.document = document
         agent.limits = limits
         agent.context_server = None
+        agent.journal = []
         return agent
 
     # ------------------------------------------------------------------------------ reading
@@ -128,20 +133,21 @@ class PerpetualAgent:
         if self.document.has_processed(digest):
             self.document = self.document.with_duplicate()
             return {"event_id": event.event_id, "status": "duplicate"}
-        before = self.document  # on_event may decide or add goals: undo them if it fails
+        before, journaled = self.document, len(self.journal)  # on_event may decide: undo it too
         try:
             sequence = self.document.events_handled + 1
             result = self.on_event(event)
             if result is not None:
                 _ensure_json(result, what=f"{type(self).__name__}.on_event result", error=AOSError)
+            received_at = received_at or format_timestamp(utc_now())
             summary = summarize_event(
-                event,
-                received_at=received_at or format_timestamp(utc_now()),
-                preview_bytes=self.limits.event_preview_bytes,
+                event, received_at=received_at, preview_bytes=self.limits.event_preview_bytes
             )
             self.document = self.document.with_event(summary, digest, self.limits)
+            self._journal("event", event.event_id, event.type, received_at, event)
         except BaseException:
             self.document = before
+            del self.journal[journaled:]
             raise
         return {
             "event_id": event.event_id,
@@ -149,6 +155,36 @@ class PerpetualAgent:
             "sequence": sequence,
             "result": result,
         }
+
+    def take_journal(self) -> list[HistoryRecord]:
+        """The records of the changes made since the last call, oldest first, for the archive."""
+        records, self.journal = self.journal, []
+        return records
+
+    def _journal(
+        self,
+        kind: HistoryKind,
+        event_id: str,
+        type_: str,
+        recorded_at: str,
+        payload: dict[str, Any] | BaseModel,
+    ) -> None:
+        """Record the change just made to ``self.document``; its sequence comes from the counters
+        (see ``aos.history``), so the same state always yields the same key."""
+        raw = self.document.raw
+        counters = raw["counters"]
+        self.journal.append(
+            HistoryRecord(
+                agent_id=raw["spec"]["agent_id"],
+                generation=raw["created_at"],
+                sequence=counters["events_handled"] + counters["decisions_made"],
+                kind=kind,
+                event_id=event_id,
+                type=type_,
+                recorded_at=recorded_at,
+                payload=payload,
+            )
+        )
 
     def on_event(self, event: Event) -> JsonValue:
         """What this kind of agent does with an event. Override it; the base agent only records
@@ -184,10 +220,11 @@ class PerpetualAgent:
 
     # ------------------------------------------------------------------------------ seed API
     async def initialize(self) -> None:
-        """Attach a context server (in-memory unless one was given) and load any saved context,
-        so that an agent re-created under a known id continues where it left off."""
+        """Attach a context server (a ``ContextMCPServer`` in memory unless one was given) and load
+        any saved context, so that an agent re-created under a known id continues where it left
+        off."""
         if self.context_server is None:
-            self.context_server = InMemoryContextServer()
+            self.context_server = ContextMCPServer()
         stored = await self.context_server.load(agent_id=self.agent_id)
         if stored is not None:
             self.document = ContextDocument.load(stored)
@@ -218,10 +255,12 @@ class PerpetualAgent:
         return self.get_state_value(key, default)
 
     async def save_state(self) -> bool:
-        """Persist the context through the context server (no-op before ``initialize``)."""
+        """Persist the context through the context server, and archive the history records of
+        the changes since the last save (no-op before ``initialize``)."""
         if self.context_server is None:
             return False
         await self.context_server.save(agent_id=self.agent_id, context=self.document.raw)
+        await self.context_server.archive(records=self.take_journal())
         return True
 
     async def load_state(self) -> dict[str, Any]:

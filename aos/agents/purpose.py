@@ -27,6 +27,7 @@ from aos.models import (
     GoalCreate,
     GoalStatus,
     GoalUpdate,
+    format_timestamp,
     new_id,
     utc_now,
 )
@@ -96,6 +97,8 @@ class PurposeDrivenAgent(PerpetualAgent):
             self.document = self.document.with_decision(
                 _summarize_decision(decision, self.limits.event_preview_bytes), digest, self.limits
             )
+            recorded_at = format_timestamp(decision.decided_at)
+            self._journal("decision", decision.decision_id, "decision", recorded_at, decision)
         return decision
 
     async def make_purpose_driven_decision(

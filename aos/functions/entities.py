@@ -1,13 +1,29 @@
 # mypy: disable-error-code="untyped-decorator,no-untyped-call"
-"""The Durable entity function ``agent`` (logic in ``aos.entity``)."""
+"""The Durable entity function ``agent`` (logic in ``aos.entity``).
+
+The Python SDK runs a batch in ``Entity.create(fn)``'s handle and offers no hook after the last
+operation, but the history archive wants one write per batch (``aos.history``). So the function
+is registered as the SDK's own decorator registers it -- an ``entityTrigger`` binding named
+``context`` (annotated ``EntityContext``, the type the worker's converter checks for) whose
+function returns the SDK's result JSON -- with the SDK's
+handle inside it, and the batch's history records are archived after the handle returns and before
+the result goes back to the host. Nothing of the SDK's execution path is replaced.
+
+If the archive cannot be written the invocation fails and the host receives no result for the
+batch, so no state is committed that the archive does not reflect; executed again, the batch
+rewrites the same rows (the keys come from the state it starts from).
+"""
 
 from __future__ import annotations
+
+from functools import partial
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from aos.entity import ENTITY_NAME
 from aos.functions.runtime import AppRuntime
+from aos.history import HistoryRecord
 
 __all__ = ["entity_blueprint"]
 
@@ -15,9 +31,14 @@ __all__ = ["entity_blueprint"]
 def entity_blueprint(runtime: AppRuntime) -> func.Blueprint:
     bp = func.Blueprint()
 
-    @bp.entity_trigger(context_name="context", entity_name=ENTITY_NAME)
-    def agent(context: df.DurableEntityContext) -> None:
+    @bp.function_name(ENTITY_NAME)
+    @bp.generic_trigger(arg_name="context", type="entityTrigger", entityName=ENTITY_NAME)
+    def agent(context: func.EntityContext) -> str:
         """One perpetual agent per entity key; operations as in DESIGN.md section 2."""
-        runtime.entity(context)
+        journal: list[HistoryRecord] = []
+        handle = df.Entity.create(partial(runtime.entity, journal=journal))
+        result: str = handle(context)
+        runtime.archive_batch(journal)
+        return result
 
     return bp

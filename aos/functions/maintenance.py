@@ -24,10 +24,18 @@ def maintenance_blueprint(runtime: AppRuntime) -> func.Blueprint:
     @bp.function_name(name="purge_history")
     @bp.timer_trigger(arg_name="timer", schedule="0 7 * * * *", use_monitor=True)
     async def purge_history(timer: func.TimerRequest) -> None:
-        """Every hour: delete history rows older than AOS_HISTORY_RETENTION_DAYS."""
+        """Every hour: delete history records and delivery receipts older than
+        AOS_HISTORY_RETENTION_DAYS, in bounded batches (the next run continues)."""
         days = runtime.settings.history_retention_days
         cutoff = utc_now() - timedelta(days=days)
-        deleted = await runtime.storage().receipts.purge(older_than=cutoff, limit=PURGE_BATCH)
-        logger.info("purged %d history rows older than %d days", deleted, days)
+        storage = runtime.storage()
+        records = await storage.history.purge(older_than=cutoff, limit=PURGE_BATCH)
+        receipts = await storage.receipts.purge(older_than=cutoff, limit=PURGE_BATCH)
+        logger.info(
+            "purged %d history records and %d delivery receipts older than %d days",
+            records,
+            receipts,
+            days,
+        )
 
     return bp

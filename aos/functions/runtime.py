@@ -10,6 +10,7 @@ them (the worker runs one loop); a different loop gets its own clients.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +21,8 @@ from aos.entity import AgentEntity
 from aos.settings import Settings
 
 if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold start)
+    from aos.context import ContextMCPServer
+    from aos.history import HistoryArchive, HistoryRecord, HistoryWriter
     from aos.manager import AgentManager
     from aos.storage.index import AgentIndex
     from aos.storage.queues import EventQueue
@@ -27,17 +30,21 @@ if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold s
 
 __all__ = ["AppRuntime", "Storage"]
 
+logger = logging.getLogger("aos.runtime")
+
 
 @dataclass(frozen=True, slots=True)
 class Storage:
     index: AgentIndex
     queue: EventQueue
     receipts: DeliveryReceipts
+    history: HistoryArchive
 
     async def close(self) -> None:
         await self.index.close()
         await self.queue.close()
         await self.receipts.close()
+        await self.history.close()
 
 
 class AppRuntime:
@@ -47,7 +54,9 @@ class AppRuntime:
         *,
         load_settings: Callable[[], Settings] = Settings.from_environ,
         settle_timeout: float = 10.0,
+        history_writer: HistoryWriter | None = None,
     ) -> None:
+        self._history_writer = history_writer
         self.kinds = kinds if kinds is not None else AgentKinds.builtin()
         self._load_settings = load_settings
         self.settle_timeout = settle_timeout
@@ -60,6 +69,40 @@ class AppRuntime:
     @cached_property
     def entity(self) -> AgentEntity:
         return AgentEntity(self.kinds, self.settings.limits)
+
+    @cached_property
+    def history_writer(self) -> HistoryWriter | None:
+        """The entity batches' synchronous path into the archive; ``None`` when no storage is
+        configured (running the entity function on its own), where there is nowhere to write."""
+        if self._history_writer is not None:
+            return self._history_writer
+        settings = self.settings
+        if not settings.storage.configured:
+            logger.warning("no storage configured: entity history is not archived")
+            return None
+        from aos.storage.clients import sync_table_client
+        from aos.storage.history_table import TableHistoryWriter
+
+        return TableHistoryWriter(
+            lambda: sync_table_client(settings.storage, settings.history_table)
+        )
+
+    def archive_batch(self, records: list[HistoryRecord]) -> None:
+        """Archive one entity batch's records before its result goes back to the host."""
+        writer = self.history_writer
+        if records and writer is not None:
+            writer.write(records)
+
+    def contexts(self, durable_client: Any) -> ContextMCPServer:
+        """Agents' state (through the durable client) and history (the table), in one seam."""
+        from aos.context import ContextMCPServer, EntityContextServer
+        from aos.storage.entities import DurableEntityClient
+
+        return ContextMCPServer(
+            states=EntityContextServer(DurableEntityClient(durable_client)),
+            archive=self.storage().history,
+            writer=self.history_writer,
+        )
 
     def storage(self) -> Storage:
         loop = asyncio.get_running_loop()
@@ -80,6 +123,7 @@ class AppRuntime:
             limits=self.settings.limits,
             receipts=storage.receipts,
             settle_timeout=self.settle_timeout,
+            contexts=self.contexts(durable_client),
         )
 
     async def aclose(self) -> None:
@@ -90,6 +134,7 @@ class AppRuntime:
 
     def _connect(self) -> Storage:
         from aos.storage.clients import queue_client, table_client
+        from aos.storage.history_table import TableHistoryArchive
         from aos.storage.index import CachedAgentIndex
         from aos.storage.queues import AzureEventQueue
         from aos.storage.receipts import TableDeliveryReceipts
@@ -105,4 +150,5 @@ class AppRuntime:
                 queue_client(settings.storage, settings.deadletter_queue),
             ),
             receipts=TableDeliveryReceipts(table_client(settings.storage, settings.history_table)),
+            history=TableHistoryArchive(table_client(settings.storage, settings.history_table)),
         )

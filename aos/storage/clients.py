@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any, cast
 from aos.settings import StorageConnection
 
 if TYPE_CHECKING:
+    from azure.data.tables import TableClient as SyncTableClient
     from azure.data.tables.aio import TableClient
     from azure.storage.queue.aio import QueueClient
 
-__all__ = ["queue_client", "table_client"]
+__all__ = ["queue_client", "sync_table_client", "table_client"]
 
 OPTIONS: dict[str, Any] = {
     "retry_total": 3,
@@ -42,8 +43,22 @@ def table_client(connection: StorageConnection, table_name: str) -> TableClient:
     )
 
 
-def _client(cls: Any, connection: StorageConnection, endpoint: str | None, name: str) -> Any:
+def sync_table_client(connection: StorageConnection, table_name: str) -> SyncTableClient:
+    """A synchronous client, for code that runs on a worker thread (the entity function)."""
+    from azure.data.tables import TableClient as SyncTableClient
+
+    return cast(
+        "SyncTableClient",
+        _client(SyncTableClient, connection, connection.table_endpoint, table_name, sync=True),
+    )
+
+
+def _client(
+    cls: Any, connection: StorageConnection, endpoint: str | None, name: str, *, sync: bool = False
+) -> Any:
     """From the connection string (Azurite, keys) or from the endpoint and an Entra credential."""
+    connection.require()
     if connection.connection_string:
         return cls.from_connection_string(connection.connection_string, name, **OPTIONS)
-    return cls(str(endpoint), name, credential=connection.credential(), **OPTIONS)
+    credential = connection.credential(sync=sync)
+    return cls(str(endpoint), name, credential=credential, **OPTIONS)

@@ -110,34 +110,11 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
     async def purge(self, *, older_than: datetime, limit: int) -> int:
         # Fixed-width UTC timestamps compare as strings, so the service filters them for us.
         query = "claimed_at lt @cutoff"
-        return await self._delete_matching(query, {"cutoff": format_timestamp(older_than)}, limit)
+        cutoff = {"cutoff": format_timestamp(older_than)}
+        return await self._delete_matching(query, cutoff, limit, what="delivery receipts")
 
     async def purge_agent(self, *, agent_id: str) -> int:
         query = "PartitionKey eq @pk and RowKey ge 'receipt|' and RowKey lt 'receipt}'"
-        return await self._delete_matching(query, {"pk": agent_id}, limit=None)
-
-    async def _delete_matching(
-        self, query: str, parameters: dict[str, str], limit: int | None
-    ) -> int:
-        """Delete matching rows in single-partition transactions of up to 100 (bounded work)."""
-        deleted = 0
-        try:
-            await self._ensure_table()
-            rows = self._client.query_entities(
-                query, parameters=parameters, select=["PartitionKey", "RowKey"]
-            )
-            by_partition: dict[str, list[str]] = {}
-            async for row in rows:
-                by_partition.setdefault(row["PartitionKey"], []).append(row["RowKey"])
-                if limit is not None and sum(map(len, by_partition.values())) >= limit:
-                    break
-            for partition, keys in by_partition.items():
-                for start in range(0, len(keys), 100):
-                    chunk = keys[start : start + 100]
-                    await self._client.submit_transaction(
-                        [("delete", {"PartitionKey": partition, "RowKey": k}) for k in chunk]
-                    )
-                    deleted += len(chunk)
-        except AzureError as exc:
-            raise StorageError(f"Purging delivery receipts failed: {exc}") from exc
-        return deleted
+        return await self._delete_matching(
+            query, {"pk": agent_id}, limit=None, what="delivery receipts"
+        )

@@ -96,7 +96,7 @@ async def test_retention_deletes_only_old_history_rows(aos: Aos) -> None:
             await table.upsert_entity({"PartitionKey": "a1", "RowKey": f"receipt|old-{i}", **old})
         await aos.host.invoke("purge_history", timer=TimerRequest(past_due=False))
         keys = [row["RowKey"] async for row in table.query_entities("PartitionKey eq 'a1'")]
-    assert keys == ["receipt|recent"]
+    assert [k for k in keys if k.startswith("receipt|")] == ["receipt|recent"]
 
 
 async def test_deregister_with_purge_deletes_the_agents_history(aos: Aos) -> None:

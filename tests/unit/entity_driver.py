@@ -16,14 +16,20 @@ from azure.functions._durable_functions import EntityContext
 from aos import AgentKinds, Limits
 from aos.functions.app import create_app
 from aos.functions.runtime import AppRuntime
+from aos.history import HistoryWriter
 from aos.settings import Settings, StorageConnection
 
 
-def make_app(limits: Limits | None = None, kinds: AgentKinds | None = None) -> Any:
+def make_app(
+    limits: Limits | None = None,
+    kinds: AgentKinds | None = None,
+    history: HistoryWriter | None = None,
+) -> Any:
+    """The app without storage: the entity's history goes to ``history`` (or nowhere)."""
     settings = Settings(
-        storage=StorageConnection(connection_string="unused"), limits=limits or Limits()
+        storage=StorageConnection(problem="unit tests use no storage"), limits=limits or Limits()
     )
-    runtime = AppRuntime(kinds, load_settings=lambda: settings)
+    runtime = AppRuntime(kinds, load_settings=lambda: settings, history_writer=history)
     return create_app(runtime=runtime)
 
 

@@ -17,7 +17,9 @@ EXPECTED_ALL = {
     "LeadershipAgent", "LexicalAlignmentScorer", "LimitExceededError", "Limits", "NotFoundError",
     "OPERATIONS", "PayloadTooLargeError", "PerpetualAgent", "PurposeDrivenAgent", "PurposeProfile", "Settings",
     "SpecUpdate", "StorageError", "UnknownKindError", "UnknownOperationError",
-    "UnsupportedMediaTypeError", "__version__", "create_app",
+    "UnsupportedMediaTypeError", "__version__", "create_app", "ContextMCPServer",
+    "EntityContextServer", "HostManagedStateError", "HistoryArchive", "HistoryPage", "HistoryQuery",
+    "HistoryRecord", "InMemoryHistoryArchive",
 }  # fmt: skip
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from aos import ConfigurationError, Settings
 from aos.settings import SETTINGS_REFERENCE
+from aos.storage.clients import table_client
 
 AZURITE = "UseDevelopmentStorage=true"
 
@@ -31,9 +32,11 @@ def test_identity_based_storage_as_in_azure() -> None:
     assert settings.storage.client_id == "cid"
 
 
-def test_missing_storage_names_the_setting() -> None:
+def test_missing_storage_names_the_setting_when_storage_is_used() -> None:
+    settings = Settings.from_environ({})  # the entity function needs no storage
+    assert not settings.storage.configured
     with pytest.raises(ConfigurationError, match="AzureWebJobsStorage"):
-        Settings.from_environ({})
+        table_client(settings.storage, "AOSAgents")
 
 
 def test_limits_come_from_settings_and_are_checked() -> None:

@@ -1,0 +1,206 @@
+"""The history archive in an Azure Table (``AOS_HISTORY_TABLE``, partition = agent id).
+
+One row per record (``aos.history`` explains the row keys). The payload is JSON text split over
+``payload0``, ``payload1``, ... because a string property holds at most 64 KiB (32 K UTF-16
+characters) and an event alone may be 64 KB; ``json.dumps`` escapes non-ASCII, so a character is
+a byte. The delivery receipts (``aos.storage.receipts``) share the table under ``receipt|`` keys.
+
+Writes come from the entity function's thread, so ``TableHistoryWriter`` uses the synchronous
+client, one per thread; reads and deletions come from async functions (``TableHistoryArchive``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.data.tables import TableTransactionError, UpdateMode
+
+from aos.errors import StorageError
+from aos.history import (
+    HISTORY_PREFIX,
+    HistoryArchive,
+    HistoryPage,
+    HistoryQuery,
+    HistoryRecord,
+)
+from aos.models import format_timestamp
+from aos.storage.tables import TableAdapter
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient as SyncTableClient
+
+__all__ = ["TableHistoryArchive", "TableHistoryWriter", "record_from_row", "row_from_record"]
+
+PAYLOAD_PART_CHARS = 30_000
+TRANSACTION_ROWS = 100
+"""The most operations one table transaction may hold."""
+TRANSACTION_BYTES = 3_500_000
+"""Below the 4 MiB a transaction's body may have, leaving room for the envelope."""
+
+_END = HISTORY_PREFIX[:-1] + "}"  # "history}": just after every "history|..." key
+
+
+def row_from_record(record: HistoryRecord) -> dict[str, Any]:
+    text = json.dumps(record.payload_dict(), separators=(",", ":"))
+    parts = [text[i : i + PAYLOAD_PART_CHARS] for i in range(0, len(text), PAYLOAD_PART_CHARS)]
+    row: dict[str, Any] = {
+        "PartitionKey": record.agent_id,
+        "RowKey": record.row_key,
+        "kind": record.kind,
+        "event_id": record.event_id,
+        "type": record.type,
+        "recorded_at": record.recorded_at,
+        "sequence": record.sequence,
+        "generation": record.generation,
+        "payload_parts": len(parts) or 1,
+    }
+    for i, part in enumerate(parts or [""]):
+        row[f"payload{i}"] = part
+    return row
+
+
+def record_from_row(row: Any) -> HistoryRecord:
+    text = "".join(str(row[f"payload{i}"]) for i in range(int(row["payload_parts"])))
+    return HistoryRecord(
+        agent_id=str(row["PartitionKey"]),
+        generation=str(row["generation"]),
+        sequence=int(row["sequence"]),
+        kind=row["kind"],
+        event_id=str(row["event_id"]),
+        type=str(row["type"]),
+        recorded_at=str(row["recorded_at"]),
+        payload=json.loads(text) if text else {},
+    )
+
+
+def transactions(rows: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Rows in groups one transaction can take: one partition, <= 100 rows, < 4 MiB."""
+    group: list[dict[str, Any]] = []
+    size = 0
+    for row in rows:
+        row_size = sum(len(v) for v in row.values() if isinstance(v, str)) + 512
+        if group and (
+            len(group) == TRANSACTION_ROWS
+            or size + row_size > TRANSACTION_BYTES
+            or row["PartitionKey"] != group[0]["PartitionKey"]
+        ):
+            yield group
+            group, size = [], 0
+        group.append(row)
+        size += row_size
+    if group:
+        yield group
+
+
+class TableHistoryWriter:
+    """Writes a batch's records: upserts (replace), one transaction per group of rows.
+
+    ``batched=False`` writes row by row instead; it exists to measure what batching saves
+    (``bench/archive_cost.py``).
+    """
+
+    def __init__(self, make_client: Any, *, batched: bool = True) -> None:
+        self._make_client = make_client
+        self._local = threading.local()
+        self.batched = batched
+
+    def write(self, records: Sequence[HistoryRecord]) -> None:
+        if not records:
+            return
+        rows = [row_from_record(r) for r in records]
+        client = self._client()
+        try:
+            if self.batched:
+                for group in transactions(rows):
+                    client.submit_transaction(
+                        [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in group]
+                    )
+            else:
+                for row in rows:
+                    client.upsert_entity(row, mode=UpdateMode.REPLACE)
+        except (AzureError, TableTransactionError) as exc:
+            raise StorageError(f"Archiving {len(rows)} history records failed: {exc}") from exc
+
+    def close(self) -> None:
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            client.close()
+
+    def _client(self) -> SyncTableClient:
+        client: SyncTableClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._make_client()
+            with suppress(ResourceExistsError):
+                client.create_table()
+            self._local.client = client
+        return client
+
+
+class TableHistoryArchive(TableAdapter, HistoryArchive):
+    async def append(self, *, records: Sequence[HistoryRecord]) -> None:
+        rows = [row_from_record(r) for r in records]
+        try:
+            await self._ensure_table()
+            for group in transactions(rows):
+                await self._client.submit_transaction(
+                    [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in group]
+                )
+        except AzureError as exc:
+            raise StorageError(f"Archiving {len(rows)} history records failed: {exc}") from exc
+
+    async def page(self, *, agent_id: str, query: HistoryQuery) -> HistoryPage:
+        clauses = ["PartitionKey eq @pk", "RowKey lt @end"]
+        parameters: dict[str, Any] = {"pk": agent_id, "end": _END}
+        if query.continuation is None:
+            clauses.append("RowKey ge @start")
+            parameters["start"] = HISTORY_PREFIX
+        else:
+            clauses.append("RowKey gt @after")
+            parameters["after"] = query.continuation
+        if query.kind is not None:
+            clauses.append("kind eq @kind")
+            parameters["kind"] = query.kind
+        if query.types:
+            names = [f"t{i}" for i in range(len(query.types))]
+            clauses.append("(" + " or ".join(f"type eq @{n}" for n in names) + ")")
+            parameters.update(zip(names, query.types, strict=True))
+        if query.since is not None:
+            clauses.append("recorded_at ge @since")
+            parameters["since"] = query.since
+        if query.until is not None:
+            clauses.append("recorded_at lt @until")
+            parameters["until"] = query.until
+        records: list[HistoryRecord] = []
+        try:
+            await self._ensure_table()
+            rows = self._client.query_entities(
+                " and ".join(clauses), parameters=parameters, results_per_page=query.limit + 1
+            )
+            async for row in rows:
+                if len(records) == query.limit:
+                    return HistoryPage(records, continuation=records[-1].row_key)
+                records.append(record_from_row(row))
+        except AzureError as exc:
+            raise StorageError(f"Reading the history of {agent_id!r} failed: {exc}") from exc
+        return HistoryPage(records)
+
+    async def has_history(self, *, agent_id: str) -> bool:
+        page = await self.page(agent_id=agent_id, query=HistoryQuery(limit=1))
+        return bool(page.records)
+
+    async def purge_agent(self, *, agent_id: str) -> int:
+        query = "PartitionKey eq @pk and RowKey ge @start and RowKey lt @end"
+        parameters = {"pk": agent_id, "start": HISTORY_PREFIX, "end": _END}
+        return await self._delete_matching(query, parameters, None, what="history records")
+
+    async def purge(self, *, older_than: datetime, limit: int) -> int:
+        # Fixed-width UTC timestamps compare as strings, so the service filters them for us.
+        query = "RowKey ge @start and RowKey lt @end and recorded_at lt @cutoff"
+        parameters = {"start": HISTORY_PREFIX, "end": _END, "cutoff": format_timestamp(older_than)}
+        return await self._delete_matching(query, parameters, limit, what="history records")
