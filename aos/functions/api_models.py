@@ -6,12 +6,14 @@ is generated from them, so the document cannot drift from what the routes really
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from aos.models import (
     AGENT_ID_PATTERN,
+    EVENT_TYPE_PATTERN,
     AgentSpec,
     Criterion,
     EventId,
@@ -37,6 +39,9 @@ __all__ = [
     "EventIn",
     "GoalList",
     "Health",
+    "HistoryFilter",
+    "HistoryItem",
+    "HistoryList",
     "Problem",
     "RegisterAgent",
     "ReplaceAgent",
@@ -176,3 +181,49 @@ class Problem(BaseModel):
     instance: str | None = None
     errors: list[FieldProblem] | None = None
     correlation_id: str | None = None
+
+
+class HistoryFilter(BaseModel):
+    """The query parameters of ``GET /api/agents/{agent_id}/history``. Other parameters (such as
+    Azure's ``code`` function key) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    limit: int = Field(default=50, ge=1, le=1000)
+    continuation: str | None = None
+    type: str | None = Field(
+        default=None, description="only these types (comma-separated; decisions have 'decision')"
+    )
+    kind: Literal["event", "decision"] | None = None
+    since: Timestamp | None = Field(default=None, description="recorded at or after (ISO 8601)")
+    until: Timestamp | None = Field(default=None, description="recorded before (ISO 8601)")
+
+    @model_validator(mode="after")
+    def _valid(self) -> HistoryFilter:
+        for name in self.types:
+            if not re.match(EVENT_TYPE_PATTERN, name):
+                raise ValueError(f"type {name!r} is not an event type")
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise ValueError("until must be later than since")
+        return self
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in (self.type or "").split(",") if t.strip())
+
+
+class HistoryItem(BaseModel):
+    """One archived record: a handled event (``payload`` is the event) or a decision
+    (``payload`` is the decision; ``event_id`` is the decision id)."""
+
+    kind: Literal["event", "decision"]
+    event_id: str
+    type: str
+    recorded_at: str
+    sequence: int = Field(description="position in the agent's history, 1 = first")
+    payload: dict[str, JsonValue]
+
+
+class HistoryList(BaseModel):
+    value: list[HistoryItem]
+    nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
+from pydantic import ValidationError
 
 from aos.errors import FieldError, InvalidInputError
 from aos.functions.api_models import (
@@ -28,6 +29,8 @@ from aos.functions.api_models import (
     EventIn,
     GoalList,
     Health,
+    HistoryFilter,
+    HistoryList,
     RegisterAgent,
     ReplaceAgent,
 )
@@ -43,9 +46,10 @@ from aos.functions.http_support import (
 from aos.functions.problems import MethodNotAllowedError, problem_response
 from aos.functions.routes import OPERATIONS, ApiOperation
 from aos.functions.runtime import AppRuntime
+from aos.history import HISTORY_PREFIX, HistoryQuery
 from aos.manager import AgentManager, Change
-from aos.models import AgentSpec, Event, Goal, GoalChanges, GoalCreate, GoalUpdate
-from aos.storage.index import IndexEntry
+from aos.models import AgentSpec, Event, Goal, GoalChanges, GoalCreate, GoalUpdate, format_timestamp
+from aos.storage.index import IndexEntry, decode_token, encode_token
 from aos.version import VERSION
 
 __all__ = ["HttpApi"]
@@ -148,6 +152,36 @@ class HttpApi:
             )
         return call.respond(None, 204)
 
+    async def list_history(self, call: Call) -> func.HttpResponse:
+        agent_id = path_id(call.req, "agent_id")
+        try:
+            params = HistoryFilter.model_validate(dict(call.req.params))
+        except ValidationError as exc:
+            raise InvalidInputError.from_pydantic(
+                exc, prefix=("query",), message="The query is not valid"
+            ) from exc
+        query = HistoryQuery(
+            limit=params.limit,
+            continuation=_history_position(params.continuation),
+            kind=params.kind,
+            types=params.types,
+            since=format_timestamp(params.since) if params.since else None,
+            until=format_timestamp(params.until) if params.until else None,
+        )
+        page = await call.manager.get_history(agent_id, query)
+        next_link = None
+        if page.continuation is not None:
+            filters = params.model_dump(mode="json", exclude={"limit", "continuation"})
+            next_link = link(
+                call.req,
+                f"agents/{agent_id}/history",
+                limit=params.limit,
+                continuation=encode_token(page.continuation),
+                **filters,
+            )
+        items = [r.as_item() for r in page.records]
+        return call.respond(HistoryList.model_validate({"value": items, "nextLink": next_link}))
+
     # ------------------------------------------------------------------------------ goals
     async def list_goals(self, call: Call) -> func.HttpResponse:
         agent_id = path_id(call.req, "agent_id")
@@ -235,6 +269,19 @@ class HttpApi:
         location = link(call.req, f"agents/{entry.agent_id}")
         body = AgentResource.model_validate(entry.as_resource())
         return call.respond(body, status if change.settled else 202, Location=location)
+
+
+def _history_position(token: str | None) -> str | None:
+    """The row key a history continuation token stands for."""
+    if token is None:
+        return None
+    position = decode_token(token)
+    if not isinstance(position, str) or not position.startswith(HISTORY_PREFIX):
+        raise InvalidInputError(
+            "The continuation token is not valid; use the nextLink of a previous page",
+            [FieldError(("query", "continuation"), "not a history position", "value_error")],
+        )
+    return position
 
 
 def _path(req: func.HttpRequest) -> str:

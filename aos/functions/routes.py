@@ -67,6 +67,7 @@ FUNCTIONS: dict[str, str] = {
     "agent_goals": "agents/{agent_id}/goals",
     "agent_goal": "agents/{agent_id}/goals/{goal_id}",
     "agent_events": "agents/{agent_id}/events",
+    "agent_history": "agents/{agent_id}/history",
     "agent_alignment": "agents/{agent_id}/alignment",
     "events": "events",
     "health": "health",
@@ -124,6 +125,19 @@ OPERATIONS: tuple[ApiOperation, ...] = (
     ApiOperation(
         "agent_events", "POST", "post_event", "Queue an event for the agent", 202,
         "EventAccepted", "EventIn", (400, 404, 413, 415),
+    ),
+    ApiOperation(
+        "agent_history", "GET", "list_history",
+        "Archived events and decisions, newest first (paged, filterable)", 200, "HistoryList",
+        errors=(400, 404),
+        query=(
+            QueryParam("limit", "page size (default 50, at most 1000)", "integer"),
+            _PAGING[1],
+            QueryParam("type", "only these types, comma-separated (decisions: 'decision')"),
+            QueryParam("kind", "only 'event' or only 'decision' records"),
+            QueryParam("since", "recorded at or after this time (ISO 8601)"),
+            QueryParam("until", "recorded before this time (ISO 8601)"),
+        ),
     ),
     ApiOperation(
         "agent_alignment", "POST", "alignment",

@@ -60,6 +60,7 @@ def test_the_app_registers_these_functions() -> None:
             ("DELETE", "GET", "PATCH"),
         ),
         "agent_events": ("httpTrigger", "agents/{agent_id}/events", ("POST",)),
+        "agent_history": ("httpTrigger", "agents/{agent_id}/history", ("GET",)),
         "agent_alignment": ("httpTrigger", "agents/{agent_id}/alignment", ("POST",)),
         "events": ("httpTrigger", "events", ("POST",)),
         "health": ("httpTrigger", "health", ("GET",)),
