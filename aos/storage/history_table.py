@@ -168,7 +168,8 @@ class TableHistoryArchive(TableAdapter, HistoryArchive):
             parameters["kind"] = query.kind
         if query.types:
             names = [f"t{i}" for i in range(len(query.types))]
-            clauses.append("(" + " or ".join(f"type eq @{n}" for n in names) + ")")
+            # spaces around the parentheses: the SDK finds parameters by splitting on spaces
+            clauses.append("( " + " or ".join(f"type eq @{n}" for n in names) + " )")
             parameters.update(zip(names, query.types, strict=True))
         if query.since is not None:
             clauses.append("recorded_at ge @since")
