@@ -23,6 +23,9 @@ __all__ = ["HttpFunction", "http_functions", "http_handler"]
 
 log = logging.getLogger("devhost.http")
 MAX_BODY = 100 * 1024 * 1024  # the Functions host's request size limit
+MCP_WEBHOOK = "runtime/webhooks/mcp"
+"""Local-only alias of a function routed at `mcp`: where the Functions MCP extension serves in
+Azure, so MCP clients configured for that path find the app's endpoint locally too."""
 
 Invoke = Callable[[FunctionSpec, dict[str, Any]], Awaitable[Any]]
 
@@ -42,13 +45,10 @@ def http_functions(specs: list[FunctionSpec], prefix: str) -> list[HttpFunction]
             continue
         template = spec.trigger.get("route") or spec.name
         methods = spec.trigger.get("methods")
-        found.append(
-            HttpFunction(
-                spec,
-                compile_route(template, prefix),
-                frozenset(str(m).upper() for m in methods) if methods else None,
-            )
-        )
+        allowed = frozenset(str(m).upper() for m in methods) if methods else None
+        found.append(HttpFunction(spec, compile_route(template, prefix), allowed))
+        if template.strip("/").lower() == "mcp":
+            found.append(HttpFunction(spec, compile_route(MCP_WEBHOOK, ""), allowed))
     return sorted(found, key=lambda f: sort_key(f.route))
 
 
