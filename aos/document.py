@@ -56,8 +56,12 @@ def id_digest(identifier: str, namespace: str = "event") -> str:
     With 48 bits of BLAKE2b, the chance that a new id matches one of 1,000 remembered ones by
     accident is about 4e-12.
     """
-    digest = hashlib.blake2b(identifier.encode(), digest_size=6, person=namespace.encode()).digest()
+    person = _PERSONS.get(namespace) or namespace.encode()
+    digest = hashlib.blake2b(identifier.encode(), digest_size=6, person=person).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii")
+
+
+_PERSONS = {"event": b"event", "decision": b"decision"}
 
 
 def summarize_event(event: Event, *, received_at: str, preview_bytes: int) -> dict[str, Any]:

@@ -113,9 +113,11 @@ class AgentEntity:
             self._finish(context, None)
             logger.exception("agent %s: %s failed", context.entity_key, name)
             raise
-        self._finish(context, result)
-        agent = getattr(context, _AGENT_ATTRIBUTE, None)
-        if agent is not None and agent.journal:
+        context.set_result(result)
+        agent: PerpetualAgent | None = getattr(context, _AGENT_ATTRIBUTE, None)
+        if context.get_state() is None:  # see _finish
+            context.destruct_on_exit()
+        elif agent is not None and agent.journal:
             records = agent.take_journal()
             if journal is not None:
                 journal.extend(records)

@@ -56,9 +56,10 @@ def history_row_key(generation: str, sequence: int) -> str:
     return f"{HISTORY_PREFIX}{_MAX_MICROS - micros:017d}|{_MAX_SEQUENCE - sequence:015d}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HistoryRecord:
-    """One archived event or decision.
+    """One archived event or decision (treat it as immutable; not frozen because a frozen
+    dataclass costs a microsecond more to build, and one is built per event in the entity).
 
     ``payload`` is the whole event (with ``received_at``) or the whole decision. It may be a
     pydantic model while the record is in flight (serialising it is left to the writer, after the

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, JsonValue
+from pydantic import BaseModel, JsonValue, ValidationError
 
 from aos.context import ContextMCPServer, ContextServer
 from aos.document import STRICT_JSON, ContextDocument, id_digest, summarize_event
@@ -128,7 +128,7 @@ class PerpetualAgent:
         batch arrived, shared by every event of the batch.
         """
         if not isinstance(event, Event):
-            event = parse(Event, event, what="event")
+            event = _parse_event(event)
         digest = id_digest(event.event_id)
         if self.document.has_processed(digest):
             self.document = self.document.with_duplicate()
@@ -173,18 +173,12 @@ class PerpetualAgent:
         (see ``aos.history``), so the same state always yields the same key."""
         raw = self.document.raw
         counters = raw["counters"]
-        self.journal.append(
-            HistoryRecord(
-                agent_id=raw["spec"]["agent_id"],
-                generation=raw["created_at"],
-                sequence=counters["events_handled"] + counters["decisions_made"],
-                kind=kind,
-                event_id=event_id,
-                type=type_,
-                recorded_at=recorded_at,
-                payload=payload,
-            )
-        )
+        sequence = counters["events_handled"] + counters["decisions_made"]
+        record = HistoryRecord(
+            raw["spec"]["agent_id"], raw["created_at"], sequence, kind, event_id, type_,
+            recorded_at, payload,
+        )  # fmt: skip
+        self.journal.append(record)
 
     def on_event(self, event: Event) -> JsonValue:
         """What this kind of agent does with an event. Override it; the base agent only records
@@ -279,6 +273,15 @@ class PerpetualAgent:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(agent_id={self.agent_id!r}, kind={self.document.kind!r})"
+
+
+def _parse_event(value: Any) -> Event:
+    """``parse(Event, value)`` without its generic steps: this runs once per event."""
+    try:
+        event = Event.__pydantic_validator__.validate_python({} if value is None else value)
+        return event  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise InvalidInputError.from_pydantic(exc, message="Invalid event") from exc
 
 
 def _ensure_json(value: Any, *, what: str, error: type[AOSError]) -> None:

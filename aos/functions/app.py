@@ -8,6 +8,7 @@ from aos.agents import AgentKinds
 from aos.functions.entities import entity_blueprint
 from aos.functions.http_api import http_blueprint
 from aos.functions.maintenance import maintenance_blueprint
+from aos.functions.mcp_endpoint import mcp_blueprint
 from aos.functions.queue_delivery import queue_blueprint
 from aos.functions.runtime import AppRuntime
 
@@ -44,4 +45,5 @@ def create_app(
     app.register_functions(http_blueprint(runtime))
     app.register_functions(queue_blueprint(runtime))
     app.register_functions(maintenance_blueprint(runtime))
+    app.register_functions(mcp_blueprint(runtime))
     return app
