@@ -34,12 +34,12 @@ def mcp_blueprint(runtime: AppRuntime) -> func.Blueprint:
     async def mcp(
         req: func.HttpRequest, client: df.DurableOrchestrationClient
     ) -> func.HttpResponse:
-        return await serve(runtime, req, client)
+        return await _serve(runtime, req, client)
 
     return bp
 
 
-async def serve(runtime: AppRuntime, req: func.HttpRequest, client: Any) -> func.HttpResponse:
+async def _serve(runtime: AppRuntime, req: func.HttpRequest, client: Any) -> func.HttpResponse:
     from aos.functions.http_support import CORRELATION_HEADER, correlation_id
     from aos.functions.problems import MethodNotAllowedError, problem_response
 

@@ -67,4 +67,5 @@ def test_the_app_registers_these_functions() -> None:
         "openapi": ("httpTrigger", "openapi.json", ("GET",)),
         "deliver_events": ("queueTrigger", "%AOS_EVENTS_QUEUE%", ()),
         "purge_history": ("timerTrigger", None, ()),
+        "mcp": ("httpTrigger", "mcp", ("DELETE", "GET", "POST")),
     }
