@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -24,6 +27,8 @@ from mcp import ClientSession, MCPError, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from process_host import HostProcess
+
+from devhost.azurite import REPO_ROOT
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e, pytest.mark.azurite]
 
@@ -304,3 +309,25 @@ async def test_other_paths_protocols_and_methods(host: HostProcess) -> None:
         assert answered.status_code == 200, answered.text
         assert answered.json() == {"jsonrpc": "2.0", "id": 1, "result": {}}
         assert answered.headers["x-correlation-id"] == "mcp-1"
+
+
+async def test_the_readme_python_client_runs(host: HostProcess) -> None:
+    """README.md's MCP section: its Python client, as written, against the local host."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("\n## MCP\n", 1)[1].split("\n## ", 1)[0]
+    (snippet,) = re.findall(r"^```python\n(.*?)^```$", section, flags=re.MULTILINE | re.DOTALL)
+    await register(host, CFO)
+    client = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        snippet,
+        env={**os.environ, "AOS_MCP_URL": f"{host.base_url}/api/mcp"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(client.communicate(), SETTLE_SECONDS)
+    assert client.returncode == 0, err.decode()
+    tools, context, scored = out.decode().splitlines()
+    assert set(json.loads(tools.replace("'", '"'))) == TOOLS
+    assert json.loads(context)["spec"]["agent_id"] == "cfo"
+    assert "'score'" in scored
