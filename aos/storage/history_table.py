@@ -118,9 +118,12 @@ class TableHistoryWriter:
         try:
             if self.batched:
                 for group in transactions(rows):
-                    client.submit_transaction(
-                        [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in group]
-                    )
+                    if len(group) == 1:  # a one-row transaction only adds the multipart envelope
+                        client.upsert_entity(group[0], mode=UpdateMode.REPLACE)
+                    else:
+                        client.submit_transaction(
+                            [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in group]
+                        )
             else:
                 for row in rows:
                     client.upsert_entity(row, mode=UpdateMode.REPLACE)
