@@ -63,6 +63,12 @@ class _Entity:
     queue: deque[Signal] = field(default_factory=deque)
     stored: StoredState | None = None
     worker: asyncio.Task[None] | None = None
+    failed_attempts: int = 0
+    """Invocations of the current batch that raised (reset when a batch completes)."""
+
+
+BATCH_ATTEMPTS = 5
+"""How often a batch whose invocation raised is run again before its signals are given up."""
 
 
 class EntityRuntime:
@@ -206,9 +212,21 @@ class EntityRuntime:
                         result.get("result"),
                     )
         except Exception:
-            # The SDK aborts a whole batch only on internal errors; the signals are consumed with
-            # the state unchanged, so one bad batch cannot wedge the entity forever.
-            log.exception("entity %s: batch of %d aborted, state unchanged", entity.id, len(batch))
+            # The invocation itself failed (the SDK turns an operation's exception into a result,
+            # so this is the function around it, e.g. an archive write): nothing of the batch is
+            # committed. Like the Durable extension for an aborted work item, run the batch again
+            # (its signals stay stored), but give up after a few attempts so that one batch that
+            # always fails cannot wedge the entity forever.
+            entity.failed_attempts += 1
+            if entity.failed_attempts < BATCH_ATTEMPTS:
+                raise
+            log.exception(
+                "entity %s: batch of %d failed %d times; its signals are dropped, state unchanged",
+                entity.id,
+                len(batch),
+                entity.failed_attempts,
+            )
+        entity.failed_attempts = 0
         self.batches_run += 1
         entity.stored = await self._commit(entity, stored, exists, state, batch)
 

@@ -278,8 +278,9 @@ class PerpetualAgent:
 def _parse_event(value: Any) -> Event:
     """``parse(Event, value)`` without its generic steps: this runs once per event."""
     try:
-        event = Event.__pydantic_validator__.validate_python({} if value is None else value)
-        return event  # type: ignore[no-any-return]
+        return Event.__pydantic_validator__.validate_python(  # type: ignore[no-any-return]
+            {} if value is None else value
+        )
     except ValidationError as exc:
         raise InvalidInputError.from_pydantic(exc, message="Invalid event") from exc
 

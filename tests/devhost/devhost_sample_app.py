@@ -111,4 +111,31 @@ def counter(context: df.DurableEntityContext) -> None:
         context.set_result(state)
 
 
+class FlakyInvocations:
+    """Counts the invocations of the ``flaky`` entity per key. Its keys say how often an
+    invocation fails before one succeeds: ``fails-<n>``."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, int] = {}
+
+    def __call__(self, context: func.EntityContext) -> str:
+        key = json.loads(context.body)["self"]["key"]
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        if self.attempts[key] <= int(key.removeprefix("fails-")):
+            raise RuntimeError(f"invocation {self.attempts[key]} for {key} fails")
+        handle = counter._function.get_user_function()  # the SDK's handle of the counter
+        result: str = handle(context)
+        return result
+
+
+flaky_invocations = FlakyInvocations()
+
+
+@bp.function_name("flaky")
+@bp.generic_trigger(arg_name="context", type="entityTrigger", entityName="flaky")
+def flaky(context: func.EntityContext) -> str:
+    """The counter, behind an invocation that fails before it runs (as an archive write might)."""
+    return flaky_invocations(context)
+
+
 app.register_functions(bp)

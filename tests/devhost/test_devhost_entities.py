@@ -214,3 +214,29 @@ def test_http_api_answers_like_the_durable_extension(
                     assert "orchestrations" in response.json()["detail"]
 
     run(scenario())
+
+
+def test_a_failed_invocation_is_run_again_then_given_up(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    """An invocation that raises commits nothing; the batch runs again (its signals stay stored)
+    and after BATCH_ATTEMPTS failures its signals are dropped so the entity is not wedged."""
+    import devhost_sample_app
+
+    from devhost.entity_runtime import BATCH_ATTEMPTS
+
+    async def scenario() -> None:
+        async with sample_host(azurite.connection_string, unique_name.table_name("Hub")) as host:
+            client = df.DurableOrchestrationClient(host.client_binding())
+            recovers, never = "fails-2", f"fails-{BATCH_ATTEMPTS + 5}"
+            for key in (recovers, never):
+                await client.signal_entity(df.EntityId("flaky", key), "add", 5)
+            await host.wait_idle()
+            state = await client.read_entity_state(df.EntityId("flaky", recovers))
+            assert state.entity_state["total"] == 5
+            gone = await client.read_entity_state(df.EntityId("flaky", never))
+            assert not gone.entity_exists
+            attempts = devhost_sample_app.flaky_invocations.attempts
+            assert attempts == {recovers: 3, never: BATCH_ATTEMPTS}
+
+    run(scenario())
