@@ -35,10 +35,12 @@ def entity_blueprint(runtime: AppRuntime) -> func.Blueprint:
     @bp.generic_trigger(arg_name="context", type="entityTrigger", entityName=ENTITY_NAME)
     def agent(context: func.EntityContext) -> str:
         """One perpetual agent per entity key; operations as in DESIGN.md section 2."""
-        journal: list[HistoryRecord] = []
+        # Without an archive (no storage configured) records are not even collected.
+        journal: list[HistoryRecord] | None = [] if runtime.history_writer is not None else None
         handle = df.Entity.create(partial(runtime.entity, journal=journal))
         result: str = handle(context)
-        runtime.archive_batch(journal)
+        if journal:
+            runtime.archive_batch(journal)
         return result
 
     return bp
