@@ -7,6 +7,7 @@ trigger's own retry) decide what to do.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, cast
 
 from aos.settings import StorageConnection
@@ -25,6 +26,19 @@ OPTIONS: dict[str, Any] = {
     "connection_timeout": 5,
     "read_timeout": 20,
 }
+
+
+_PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
+
+def _transport_options() -> dict[str, Any]:
+    """The HTTP transports (requests, aiohttp) look for proxy settings in the environment on every
+    request, a walk over ``os.environ`` that is about a tenth of a table write's client CPU. With
+    no proxy variable set there is nothing to find, so they are told not to look; with one set,
+    they honour it as usual."""
+    if any(name.lower() in _PROXY_VARIABLES for name in os.environ):
+        return {}
+    return {"use_env_settings": False}
 
 
 def queue_client(connection: StorageConnection, queue_name: str) -> QueueClient:
@@ -58,7 +72,8 @@ def _client(
 ) -> Any:
     """From the connection string (Azurite, keys) or from the endpoint and an Entra credential."""
     connection.require()
+    options = {**OPTIONS, **_transport_options()}
     if connection.connection_string:
-        return cls.from_connection_string(connection.connection_string, name, **OPTIONS)
+        return cls.from_connection_string(connection.connection_string, name, **options)
     credential = connection.credential(sync=sync)
-    return cls(str(endpoint), name, credential=credential, **OPTIONS)
+    return cls(str(endpoint), name, credential=credential, **options)

@@ -42,6 +42,10 @@ TRANSACTION_ROWS = 100
 """The most operations one table transaction may hold."""
 TRANSACTION_BYTES = 3_500_000
 """Below the 4 MiB a transaction's body may have, leaving room for the envelope."""
+SMALL_GROUP = 4
+"""Up to this many rows, single upserts cost less CPU than a transaction: the SDK builds and
+parses a transaction's multipart body with the ``email`` package (measured: one upsert 1.2 ms of
+client CPU, a 2-row transaction 3.8 ms, a 10-row one 7 ms, 100 rows about 26 ms)."""
 
 _END = HISTORY_PREFIX[:-1] + "}"  # "history}": just after every "history|..." key
 
@@ -99,7 +103,9 @@ def transactions(rows: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]
 
 
 class TableHistoryWriter:
-    """Writes a batch's records: upserts (replace), one transaction per group of rows.
+    """Writes a batch's records: upserts (replace), one transaction per group of rows (single
+    upserts for a group of up to ``SMALL_GROUP`` rows). Either way the rows are replaced, so a
+    write that failed half-way is completed by the batch's next execution.
 
     ``batched=False`` writes row by row instead; it exists to measure what batching saves
     (``bench/archive_cost.py``).
@@ -118,8 +124,9 @@ class TableHistoryWriter:
         try:
             if self.batched:
                 for group in transactions(rows):
-                    if len(group) == 1:  # a one-row transaction only adds the multipart envelope
-                        client.upsert_entity(group[0], mode=UpdateMode.REPLACE)
+                    if len(group) <= SMALL_GROUP:
+                        for row in group:
+                            client.upsert_entity(row, mode=UpdateMode.REPLACE)
                     else:
                         client.submit_transaction(
                             [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in group]
