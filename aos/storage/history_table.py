@@ -18,7 +18,7 @@ from contextlib import suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from aos.errors import StorageError
@@ -134,6 +134,9 @@ class TableHistoryWriter:
             else:
                 for row in rows:
                     client.upsert_entity(row, mode=UpdateMode.REPLACE)
+        except ResourceNotFoundError as exc:  # the table was deleted: create it on the retry
+            self._local.client = None
+            raise StorageError(f"History table missing while archiving: {exc}") from exc
         except (AzureError, TableTransactionError) as exc:
             raise StorageError(f"Archiving {len(rows)} history records failed: {exc}") from exc
 

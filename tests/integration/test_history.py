@@ -15,7 +15,7 @@ from azure.functions.timer import TimerRequest
 from entity_driver import EntityDriver, entity_handle, make_app, operation
 from harness import Aos, running_aos
 
-from aos import GenericPurposeDrivenAgent, HistoryRecord
+from aos import GenericPurposeDrivenAgent, HistoryRecord, StorageError
 from aos.models import format_timestamp, utc_now
 from aos.storage.history_table import TableHistoryWriter
 from devhost import Azurite
@@ -176,3 +176,20 @@ async def test_retention_deletes_only_old_records(aos: Aos) -> None:
     table_writer(aos).write(agent.take_journal())
     await aos.host.invoke("purge_history", timer=TimerRequest(past_due=False))
     assert [i["event_id"] for i in await history(aos, "a1")] == ["e151", "e150"]
+
+
+async def test_a_deleted_history_table_fails_one_write_then_is_created_again(aos: Aos) -> None:
+    agent = GenericPurposeDrivenAgent("a1", purpose="Keep customers happy")
+    writer = table_writer(aos)
+    agent.receive({"event_id": "e1", "type": "t"})
+    writer.write(agent.take_journal())
+    with SyncTableClient.from_connection_string(
+        aos.connection_string, aos.settings.history_table
+    ) as client:
+        client.delete_table()
+    agent.receive({"event_id": "e2", "type": "t"})
+    records = agent.take_journal()
+    with pytest.raises(StorageError, match="missing"):
+        writer.write(records)
+    writer.write(records)  # what the batch's next execution does
+    assert [i["event_id"] for i in await history(aos, "a1")] == ["e2"]
