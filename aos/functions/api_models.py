@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from aos.models import (
     AGENT_ID_PATTERN,
@@ -195,8 +195,16 @@ class HistoryFilter(BaseModel):
         default=None, description="only these types (comma-separated; decisions have 'decision')"
     )
     kind: Literal["event", "decision"] | None = None
-    since: Timestamp | None = Field(default=None, description="recorded at or after (ISO 8601)")
-    until: Timestamp | None = Field(default=None, description="recorded before (ISO 8601)")
+    since: Timestamp | None = Field(
+        default=None,
+        validation_alias=AliasChoices("since", "from"),
+        description="recorded at or after (ISO 8601); also accepted as 'from'",
+    )
+    until: Timestamp | None = Field(
+        default=None,
+        validation_alias=AliasChoices("until", "to"),
+        description="recorded before (ISO 8601); also accepted as 'to'",
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> HistoryFilter:

@@ -135,8 +135,8 @@ OPERATIONS: tuple[ApiOperation, ...] = (
             _PAGING[1],
             QueryParam("type", "only these types, comma-separated (decisions: 'decision')"),
             QueryParam("kind", "only 'event' or only 'decision' records"),
-            QueryParam("since", "recorded at or after this time (ISO 8601)"),
-            QueryParam("until", "recorded before this time (ISO 8601)"),
+            QueryParam("since", "recorded at or after this time (ISO 8601); alias 'from'"),
+            QueryParam("until", "recorded before this time (ISO 8601); alias 'to'"),
         ),
     ),
     ApiOperation(

@@ -114,6 +114,15 @@ async def test_paging_and_filters_return_every_matching_row_exactly_once(aos: Ao
         until=format_timestamp(start + timedelta(seconds=20)),
     )
     assert [i["event_id"] for i in window] == [f"e{i}" for i in reversed(range(10, 20))]
+    also = await history(
+        aos,
+        "a1",
+        **{
+            "from": format_timestamp(start + timedelta(seconds=10)),
+            "to": format_timestamp(start + timedelta(seconds=20)),
+        },
+    )
+    assert also == window
     assert await history(aos, "a1", kind="decision") == []
 
 
