@@ -22,6 +22,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode
 
 from mcp import types
 from mcp.server.context import ServerRequestContext
@@ -32,8 +33,13 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aos.errors import AOSError, InvalidInputError, NotFoundError
-from aos.functions.api_models import AlignmentRequest, AlignmentResponse, EventAccepted, EventIn
-from aos.history import HistoryQuery
+from aos.functions.api_models import (
+    AlignmentRequest,
+    AlignmentResponse,
+    EventAccepted,
+    EventIn,
+    HistoryFilter,
+)
 from aos.manager import AgentManager, Change
 from aos.models import (
     AGENT_ID_PATTERN,
@@ -46,7 +52,7 @@ from aos.models import (
     GoalUpdate,
     new_id,
 )
-from aos.storage.index import IndexStatus, encode_token
+from aos.storage.index import IndexStatus
 from aos.validation import parse
 from aos.version import VERSION
 
@@ -61,7 +67,9 @@ for _name in ("mcp.server.streamable_http_manager", "mcp.server.streamable_http"
 AGENTS_PER_PAGE = 100
 """Agents per ``resources/list`` page (two resources each); ``nextCursor`` leads to the next."""
 JSON = "application/json"
-_URI = re.compile(r"^aos://agents/(?P<agent_id>[^/?#]+)/(?P<part>context|history)$")
+_URI = re.compile(
+    r"^aos://agents/(?P<agent_id>[^/?#]+)/(?P<part>context|history)(?:\?(?P<query>[^#]*))?$"
+)
 _AGENT_ID = re.compile(AGENT_ID_PATTERN)
 
 
@@ -160,20 +168,29 @@ class AgentTools:
         result = await self.manager.evaluate_alignment(args.agent_id, args.action)
         return AlignmentResponse(agent_id=args.agent_id, **result.as_dict())
 
-    async def read_context(self, agent_id: str) -> dict[str, Any]:
+    async def read_context(self, agent_id: str, query: str) -> dict[str, Any]:
         """An agent's persisted context: its spec (purpose, scope, success criteria,
         subscriptions), goals, key/value state, last event, recent events and decisions, and
         counters."""
+        if query:
+            raise InvalidInputError("The context resource takes no query")
         return await self.manager.get_context(agent_id)
 
-    async def read_history(self, agent_id: str) -> dict[str, Any]:
-        """An agent's newest history records, newest first: every event it handled and every
-        decision it made, with their payloads. "continuation" is null when there are no more;
-        otherwise pass it to GET /api/agents/{agent_id}/history?continuation=... for the next
-        page."""
-        page = await self.manager.get_history(agent_id, HistoryQuery())
-        continuation = encode_token(page.continuation) if page.continuation else None
-        return {"value": [r.as_item() for r in page.records], "continuation": continuation}
+    async def read_history(self, agent_id: str, query: str) -> dict[str, Any]:
+        """An agent's history, newest first: every event it handled and every decision it made,
+        with their payloads, 50 at a time. "next" is the URI of the next page (null on the last);
+        the URI takes the query of GET /api/agents/{agent_id}/history (limit, type, kind, since,
+        until), e.g. aos://agents/cfo/history?type=invoice.paid&limit=100."""
+        params = HistoryFilter.parse(dict(parse_qsl(query, keep_blank_values=True)))
+        page = await self.manager.get_history(agent_id, params.to_query())
+        if page.continuation is None:
+            continuation = next_uri = None
+        else:
+            next_page = params.next_page(page.continuation)
+            continuation = next_page["continuation"]
+            next_uri = f"{history_uri(agent_id)}?{urlencode(next_page)}"
+        items = [r.as_item() for r in page.records]
+        return {"value": items, "continuation": continuation, "next": next_uri}
 
 
 def _goal_result(agent_id: str, change: Change) -> GoalResult:
@@ -206,7 +223,7 @@ TOOLS: dict[str, _Tool] = {
         AlignmentArgs, AlignmentResponse, AgentTools.evaluate_alignment, read_only=True
     ),
 }
-RESOURCES: dict[str, tuple[str, Callable[[AgentTools, str], Awaitable[dict[str, Any]]]]] = {
+RESOURCES: dict[str, tuple[str, Callable[[AgentTools, str, str], Awaitable[dict[str, Any]]]]] = {
     "context": ("Agent context", AgentTools.read_context),
     "history": ("Agent history", AgentTools.read_history),
 }
@@ -303,7 +320,8 @@ def mcp_server(manager: AgentManager, *, correlation_id: str | None = None) -> S
         if found is None or not _AGENT_ID.match(found["agent_id"]):
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource {uri}", {"uri": uri})
         try:
-            content = await RESOURCES[found["part"]][1](tools, found["agent_id"])
+            read = RESOURCES[found["part"]][1]
+            content = await read(tools, found["agent_id"], found["query"] or "")
         except AOSError as exc:
             raise _protocol_error(exc, {"uri": uri}) from exc
         return types.ReadResourceResult(

@@ -7,10 +7,21 @@ is generated from them, so the document cannot drift from what the routes really
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    model_validator,
+)
 
+from aos.errors import FieldError, InvalidInputError
+from aos.history import HISTORY_PREFIX, HistoryQuery
 from aos.models import (
     AGENT_ID_PATTERN,
     EVENT_TYPE_PATTERN,
@@ -26,7 +37,9 @@ from aos.models import (
     ShortText,
     Subscription,
     Timestamp,
+    format_timestamp,
 )
+from aos.storage.index import decode_token, encode_token
 
 __all__ = [
     "AgentList",
@@ -218,6 +231,44 @@ class HistoryFilter(BaseModel):
     @property
     def types(self) -> tuple[str, ...]:
         return tuple(t.strip() for t in (self.type or "").split(",") if t.strip())
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> HistoryFilter:
+        """From query parameters; ``InvalidInputError`` naming each bad ``query/<name>``."""
+        try:
+            return cls.model_validate(dict(params))
+        except ValidationError as exc:
+            raise InvalidInputError.from_pydantic(
+                exc, prefix=("query",), message="The query is not valid"
+            ) from exc
+
+    def to_query(self) -> HistoryQuery:
+        return HistoryQuery(
+            limit=self.limit,
+            continuation=_history_position(self.continuation),
+            kind=self.kind,
+            types=self.types,
+            since=format_timestamp(self.since) if self.since else None,
+            until=format_timestamp(self.until) if self.until else None,
+        )
+
+    def next_page(self, continuation: str) -> dict[str, Any]:
+        """The query parameters of the page after the one that ended at ``continuation``."""
+        params = self.model_dump(mode="json", exclude={"continuation"}, exclude_none=True)
+        return {**params, "continuation": encode_token(continuation)}
+
+
+def _history_position(token: str | None) -> str | None:
+    """The row key a continuation token stands for."""
+    if token is None:
+        return None
+    position = decode_token(token)
+    if not isinstance(position, str) or not position.startswith(HISTORY_PREFIX):
+        raise InvalidInputError(
+            "The continuation token is not valid; use the link to the next page",
+            [FieldError(("query", "continuation"), "not a history position", "value_error")],
+        )
+    return position
 
 
 class HistoryItem(BaseModel):

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
-from pydantic import ValidationError
 
 from aos.errors import FieldError, InvalidInputError
 from aos.functions.api_models import (
@@ -46,10 +45,9 @@ from aos.functions.http_support import (
 from aos.functions.problems import MethodNotAllowedError, problem_response
 from aos.functions.routes import OPERATIONS, ApiOperation
 from aos.functions.runtime import AppRuntime
-from aos.history import HISTORY_PREFIX, HistoryQuery
 from aos.manager import AgentManager, Change
-from aos.models import AgentSpec, Event, Goal, GoalChanges, GoalCreate, GoalUpdate, format_timestamp
-from aos.storage.index import IndexEntry, decode_token, encode_token
+from aos.models import AgentSpec, Event, Goal, GoalChanges, GoalCreate, GoalUpdate
+from aos.storage.index import IndexEntry
 from aos.version import VERSION
 
 __all__ = ["HttpApi"]
@@ -154,31 +152,12 @@ class HttpApi:
 
     async def list_history(self, call: Call) -> func.HttpResponse:
         agent_id = path_id(call.req, "agent_id")
-        try:
-            params = HistoryFilter.model_validate(dict(call.req.params))
-        except ValidationError as exc:
-            raise InvalidInputError.from_pydantic(
-                exc, prefix=("query",), message="The query is not valid"
-            ) from exc
-        query = HistoryQuery(
-            limit=params.limit,
-            continuation=_history_position(params.continuation),
-            kind=params.kind,
-            types=params.types,
-            since=format_timestamp(params.since) if params.since else None,
-            until=format_timestamp(params.until) if params.until else None,
-        )
-        page = await call.manager.get_history(agent_id, query)
+        params = HistoryFilter.parse(call.req.params)
+        page = await call.manager.get_history(agent_id, params.to_query())
         next_link = None
         if page.continuation is not None:
-            filters = params.model_dump(mode="json", exclude={"limit", "continuation"})
-            next_link = link(
-                call.req,
-                f"agents/{agent_id}/history",
-                limit=params.limit,
-                continuation=encode_token(page.continuation),
-                **filters,
-            )
+            next_page = params.next_page(page.continuation)
+            next_link = link(call.req, f"agents/{agent_id}/history", **next_page)
         items = [r.as_item() for r in page.records]
         return call.respond(HistoryList.model_validate({"value": items, "nextLink": next_link}))
 
@@ -269,19 +248,6 @@ class HttpApi:
         location = link(call.req, f"agents/{entry.agent_id}")
         body = AgentResource.model_validate(entry.as_resource())
         return call.respond(body, status if change.settled else 202, Location=location)
-
-
-def _history_position(token: str | None) -> str | None:
-    """The row key a history continuation token stands for."""
-    if token is None:
-        return None
-    position = decode_token(token)
-    if not isinstance(position, str) or not position.startswith(HISTORY_PREFIX):
-        raise InvalidInputError(
-            "The continuation token is not valid; use the nextLink of a previous page",
-            [FieldError(("query", "continuation"), "not a history position", "value_error")],
-        )
-    return position
 
 
 def _path(req: func.HttpRequest) -> str:

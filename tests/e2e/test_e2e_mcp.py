@@ -152,6 +152,7 @@ async def test_resources_and_tools(host: HostProcess) -> None:
         assert await read_json(session, "aos://agents/cfo/history") == {
             "value": [],
             "continuation": None,
+            "next": None,
         }
 
         # send_event queues the event as POST .../events does; the agent shows it moments later.
@@ -189,7 +190,26 @@ async def test_resources_and_tools(host: HostProcess) -> None:
         (item,) = history["value"]
         assert (item["kind"], item["event_id"], item["type"]) == ("event", "inv-1", "invoice.paid")
         assert item["payload"]["data"] == {"amount": 1200, "currency": "EUR"}
-        assert history["continuation"] is None
+        assert (history["continuation"], history["next"]) == (None, None)
+
+        # The history resource pages and filters with the HTTP route's query.
+        for n in range(2, 5):
+            await call(session, "send_event", agent_id="cfo", type="fx.update", event_id=f"fx-{n}")
+
+        async def all_archived() -> dict[str, Any] | None:
+            history: dict[str, Any] = await read_json(session, "aos://agents/cfo/history")
+            return history if len(history["value"]) == 4 else None
+
+        await eventually(all_archived, "four events in cfo's history")
+        seen: list[str] = []
+        uri: str | None = "aos://agents/cfo/history?limit=3"
+        while uri is not None:
+            page = await read_json(session, uri)
+            seen += [i["event_id"] for i in page["value"]]
+            uri = page["next"]
+        assert seen == ["fx-4", "fx-3", "fx-2", "inv-1"]
+        paid = await read_json(session, "aos://agents/cfo/history?type=invoice.paid&kind=event")
+        assert [i["event_id"] for i in paid["value"]] == ["inv-1"]
 
         # Without an event_id one is made up, and the correlation id is the request's.
         generated = await call(session, "send_event", agent_id="support", type="ticket.opened")
@@ -268,6 +288,8 @@ async def test_errors_are_mcp_errors(host: HostProcess) -> None:
             "aos://agents/nobody/history",
             "aos://agents/cfo/secrets",
             "aos://agents/bad%20id/context",
+            "aos://agents/cfo/history?limit=0",
+            "aos://agents/cfo/context?limit=1",
         ):
             with pytest.raises(MCPError) as missing:
                 await session.read_resource(uri)
