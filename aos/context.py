@@ -9,9 +9,10 @@ An agent's context has two parts (see ``aos.history``):
 * its **history** -- every handled event and decision, appended to a ``HistoryArchive`` (an Azure
   Table in the app) so that the state can stay small.
 
-``ContextMCPServer`` puts both behind one object: the entity's batch archives through it, the HTTP
-API and the MCP endpoint read through it, and ``PerpetualAgent.initialize`` creates one (in memory)
-when none is given, as the seed describes. Its name is the seed's: the same object is what the MCP
+``ContextMCPServer`` puts both behind one object: the HTTP API and the MCP endpoint read through
+it, and ``PerpetualAgent.initialize`` creates one (in memory) when none is given, as the seed
+describes; ``save_state`` saves and archives through it. (The entity's batch, which runs on a
+worker thread, writes the same archive through its synchronous half, ``HistoryWriter``.) Its name is the seed's: the same object is what the MCP
 endpoint (``aos.mcp``) serves to language-model clients.
 """
 
@@ -28,7 +29,6 @@ from aos.history import (
     HistoryPage,
     HistoryQuery,
     HistoryRecord,
-    HistoryWriter,
     InMemoryHistoryArchive,
 )
 
@@ -101,25 +101,14 @@ class EntityContextServer(ContextServer):
 
 
 class ContextMCPServer(ContextServer):
-    """An agent's state and history behind one object.
-
-    ``states`` holds the state (in memory unless given), ``archive`` the history (in memory unless
-    given) and ``writer`` the synchronous path the entity's batch archives through (the archive
-    itself when it is one, as the in-memory archive is).
-    """
+    """An agent's state and history behind one object: ``states`` holds the state, ``archive``
+    the history (each in memory unless given)."""
 
     def __init__(
-        self,
-        *,
-        states: ContextServer | None = None,
-        archive: HistoryArchive | None = None,
-        writer: HistoryWriter | None = None,
+        self, *, states: ContextServer | None = None, archive: HistoryArchive | None = None
     ) -> None:
         self.states = states if states is not None else InMemoryContextServer()
         self.history_archive = archive if archive is not None else InMemoryHistoryArchive()
-        if writer is None and isinstance(self.history_archive, InMemoryHistoryArchive):
-            writer = self.history_archive
-        self.writer = writer
 
     # ------------------------------------------------------------------------------ state
     async def load(self, *, agent_id: str) -> dict[str, Any] | None:
@@ -128,21 +117,14 @@ class ContextMCPServer(ContextServer):
     async def save(self, *, agent_id: str, context: dict[str, Any]) -> None:
         await self.states.save(agent_id=agent_id, context=context)
 
-    async def delete(self, *, agent_id: str, purge_history: bool = False) -> None:
+    async def delete(self, *, agent_id: str) -> None:
+        """Delete the state; the history stays until ``purge_history`` or retention."""
         await self.states.delete(agent_id=agent_id)
-        if purge_history:
-            await self.history_archive.purge_agent(agent_id=agent_id)
 
     # ------------------------------------------------------------------------------ history
     async def archive(self, *, records: Sequence[HistoryRecord]) -> None:
         if records:
             await self.history_archive.append(records=records)
-
-    def archive_batch(self, records: Sequence[HistoryRecord]) -> None:
-        """Archive the records of one entity batch, synchronously, before the batch's result goes
-        back to the host. Without a writer (no storage configured) there is nowhere to put them."""
-        if records and self.writer is not None:
-            self.writer.write(records)
 
     async def history(self, *, agent_id: str, query: HistoryQuery | None = None) -> HistoryPage:
         """Archived records, newest first (see ``HistoryQuery``)."""

@@ -113,11 +113,9 @@ class AgentEntity:
             self._finish(context, None)
             logger.exception("agent %s: %s failed", context.entity_key, name)
             raise
-        context.set_result(result)
+        self._finish(context, result)
         agent: PerpetualAgent | None = getattr(context, _AGENT_ATTRIBUTE, None)
-        if context.get_state() is None:  # see _finish
-            context.destruct_on_exit()
-        elif agent is not None and agent.journal:
+        if agent is not None and agent.journal:
             records = agent.take_journal()
             if journal is not None:
                 journal.extend(records)

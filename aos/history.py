@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -166,16 +166,7 @@ class InMemoryHistoryArchive(HistoryArchive):
 
     def write(self, records: Sequence[HistoryRecord]) -> None:
         for record in records:
-            stored = HistoryRecord(
-                agent_id=record.agent_id,
-                generation=record.generation,
-                sequence=record.sequence,
-                kind=record.kind,
-                event_id=record.event_id,
-                type=record.type,
-                recorded_at=record.recorded_at,
-                payload=copy.deepcopy(record.payload_dict()),
-            )
+            stored = replace(record, payload=copy.deepcopy(record.payload_dict()))
             self._rows.setdefault(record.agent_id, {})[record.row_key] = stored
 
     async def append(self, *, records: Sequence[HistoryRecord]) -> None:

@@ -101,7 +101,6 @@ class AppRuntime:
         return ContextMCPServer(
             states=EntityContextServer(DurableEntityClient(durable_client)),
             archive=self.storage().history,
-            writer=self.history_writer,
         )
 
     def storage(self) -> Storage:

@@ -102,6 +102,11 @@ def transactions(rows: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]
         yield group
 
 
+def upserts(group: list[dict[str, Any]]) -> list[Any]:
+    """A transaction's operations that replace each row of ``group``."""
+    return [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in group]
+
+
 class TableHistoryWriter:
     """Writes a batch's records: upserts (replace), one transaction per group of rows (single
     upserts for a group of up to ``SMALL_GROUP`` rows). Either way the rows are replaced, so a
@@ -128,9 +133,7 @@ class TableHistoryWriter:
                         for row in group:
                             client.upsert_entity(row, mode=UpdateMode.REPLACE)
                     else:
-                        client.submit_transaction(
-                            [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in group]
-                        )
+                        client.submit_transaction(upserts(group))
             else:
                 for row in rows:
                     client.upsert_entity(row, mode=UpdateMode.REPLACE)
@@ -161,9 +164,7 @@ class TableHistoryArchive(TableAdapter, HistoryArchive):
         try:
             await self._ensure_table()
             for group in transactions(rows):
-                await self._client.submit_transaction(
-                    [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in group]
-                )
+                await self._client.submit_transaction(upserts(group))
         except AzureError as exc:
             raise StorageError(f"Archiving {len(rows)} history records failed: {exc}") from exc
 
