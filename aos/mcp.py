@@ -44,7 +44,6 @@ from aos.manager import AgentManager, Change
 from aos.models import (
     AGENT_ID_PATTERN,
     AgentId,
-    Event,
     Goal,
     GoalChanges,
     GoalCreate,
@@ -133,9 +132,7 @@ class AgentTools:
         retries safe: an agent applies each event_id once. correlation_id follows the event into
         the agent's records; source names the sender. Answers the event_id and correlation_id.
         """
-        fields = args.model_dump(exclude={"agent_id"}, exclude_none=True)
-        fields.setdefault("correlation_id", self.correlation_id)
-        event = parse(Event, {**fields, "agent_id": args.agent_id}, what="event")
+        event = args.to_event(agent_id=args.agent_id, correlation_id=self.correlation_id)
         await self.manager.send_event(event)
         return EventAccepted(
             event_id=event.event_id,

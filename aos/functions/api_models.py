@@ -27,6 +27,7 @@ from aos.models import (
     EVENT_TYPE_PATTERN,
     AgentSpec,
     Criterion,
+    Event,
     EventId,
     EventType,
     Goal,
@@ -40,6 +41,7 @@ from aos.models import (
     format_timestamp,
 )
 from aos.storage.index import decode_token, encode_token
+from aos.validation import parse
 
 __all__ = [
     "AgentList",
@@ -133,6 +135,13 @@ class EventIn(_Body):
     source: ShortText | None = None
     correlation_id: ShortText | None = None
     created_at: Timestamp | None = None
+
+    def to_event(self, *, agent_id: str | None, correlation_id: str) -> Event:
+        """The event this body describes, for ``agent_id`` (``None``: a broadcast); the request's
+        ``correlation_id`` unless the body names one."""
+        fields = self.model_dump(exclude={"agent_id"}, exclude_none=True)
+        fields.setdefault("correlation_id", correlation_id)
+        return parse(Event, {**fields, "agent_id": agent_id}, what="event")
 
 
 class EventAccepted(BaseModel):

@@ -46,7 +46,7 @@ from aos.functions.problems import MethodNotAllowedError, problem_response
 from aos.functions.routes import OPERATIONS, ApiOperation
 from aos.functions.runtime import AppRuntime
 from aos.manager import AgentManager, Change
-from aos.models import AgentSpec, Event, Goal, GoalChanges, GoalCreate, GoalUpdate
+from aos.models import AgentSpec, Goal, GoalChanges, GoalCreate, GoalUpdate
 from aos.storage.index import IndexEntry
 from aos.version import VERSION
 
@@ -194,7 +194,8 @@ class HttpApi:
     # ------------------------------------------------------------------------------ events
     async def post_event(self, call: Call) -> func.HttpResponse:
         agent_id = path_id(call.req, "agent_id")
-        event = self._event(call, parse_body(call.req, EventIn), agent_id)
+        body = parse_body(call.req, EventIn)
+        event = body.to_event(agent_id=agent_id, correlation_id=call.correlation)
         await call.manager.send_event(event)
         accepted = EventAccepted(
             event_id=event.event_id,
@@ -205,7 +206,8 @@ class HttpApi:
         return call.respond(accepted, 202, Location=accepted.links["agent"])
 
     async def publish_event(self, call: Call) -> func.HttpResponse:
-        event = self._event(call, parse_body(call.req, EventIn), None)
+        body = parse_body(call.req, EventIn)
+        event = body.to_event(agent_id=None, correlation_id=call.correlation)
         subscribers = await call.manager.publish_event(event)
         accepted = BroadcastAccepted(
             event_id=event.event_id,
@@ -236,12 +238,6 @@ class HttpApi:
         return call.respond(openapi_document(server=link(call.req, "").rstrip("/")))
 
     # ------------------------------------------------------------------------------ helpers
-    @staticmethod
-    def _event(call: Call, body: EventIn, agent_id: str | None) -> Event:
-        fields = body.model_dump(exclude_none=True)
-        fields.setdefault("correlation_id", call.correlation)
-        return Event.model_validate({**fields, "agent_id": agent_id})
-
     @staticmethod
     def _agent_answer(call: Call, change: Change, status: int) -> func.HttpResponse:
         entry: IndexEntry = change.value
