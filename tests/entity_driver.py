@@ -39,6 +39,11 @@ def entity_handle(app: Any) -> Any:
     return function.get_user_function()
 
 
+def event(event_id: str, type_: str = "order.created", **data: Any) -> dict[str, Any]:
+    """A ``handle_event`` input: ``data`` from the keywords, ``{"n": 1}`` without any."""
+    return {"event_id": event_id, "type": type_, "data": data or {"n": 1}}
+
+
 def operation(
     name: str | None, value: Any = None, *, missing_input: bool = False
 ) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from azure.data.tables import TableClient as SyncTableClient
 from azure.functions.timer import TimerRequest
-from entity_driver import EntityDriver, entity_handle, make_app, operation
+from entity_driver import EntityDriver, entity_handle, event, make_app, operation
 from harness import Aos, running_aos
 
 from aos import GenericPurposeDrivenAgent, HistoryRecord, StorageError
@@ -54,10 +54,6 @@ async def history(aos: Aos, agent_id: str, **params: str) -> list[dict[str, Any]
             return items
         assert urlsplit(next_link).path == f"/api/agents/{agent_id}/history"
         query = dict(parse_qsl(urlsplit(next_link).query))
-
-
-def event(event_id: str, type_: str = "order.created", **data: Any) -> dict[str, Any]:
-    return {"event_id": event_id, "type": type_, "data": data or {"n": 1}}
 
 
 async def test_history_after_10000_events_is_complete_and_in_order(aos: Aos) -> None:

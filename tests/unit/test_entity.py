@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from entity_driver import EntityDriver, entity_handle, make_app, operation
+from entity_driver import EntityDriver, entity_handle, event, make_app, operation
 
 from aos import AgentContext, Limits
 
@@ -26,10 +26,6 @@ def handle() -> Any:
 @pytest.fixture
 def driver(handle: Any) -> EntityDriver:
     return EntityDriver(handle)
-
-
-def event(event_id: str, type_: str = "order.created", **data: Any) -> dict[str, Any]:
-    return {"event_id": event_id, "type": type_, "data": data or {"n": 1}}
 
 
 def test_configure_creates_the_agent_and_returns_its_summary(driver: EntityDriver) -> None:

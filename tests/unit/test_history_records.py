@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from entity_driver import EntityDriver, entity_handle, make_app, operation
+from entity_driver import EntityDriver, entity_handle, event, make_app, operation
 
 from aos import (
     ContextMCPServer,
@@ -34,10 +34,6 @@ def archive() -> InMemoryHistoryArchive:
 @pytest.fixture
 def driver(archive: InMemoryHistoryArchive) -> EntityDriver:
     return EntityDriver(entity_handle(make_app(history=archive)), key="a1")
-
-
-def event(event_id: str, type_: str = "order.created", **data: Any) -> dict[str, Any]:
-    return {"event_id": event_id, "type": type_, "data": data or {"n": 1}}
 
 
 def records(archive: InMemoryHistoryArchive, **query: Any) -> list[HistoryRecord]:
