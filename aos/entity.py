@@ -104,7 +104,10 @@ class AgentEntity:
                     f"The agent entity has no operation {name!r}; "
                     f"known operations: {', '.join(OPERATIONS)}"
                 )
-            result = operation(context, self._agent(context))
+            agent = self._agent(context)
+            if agent is not None and (agent.journal is None) is not (journal is None):
+                agent.journal = None if journal is None else []  # journal only what is archived
+            result = operation(context, agent)
         except AOSError as exc:  # refused: the caller's input or the agent's state says no
             self._finish(context, None)
             logger.warning("agent %s: %s refused: %s", context.entity_key, name, exc)
@@ -114,11 +117,10 @@ class AgentEntity:
             logger.exception("agent %s: %s failed", context.entity_key, name)
             raise
         self._finish(context, result)
-        agent: PerpetualAgent | None = getattr(context, _AGENT_ATTRIBUTE, None)
-        if agent is not None and agent.journal:
-            records = agent.take_journal()
-            if journal is not None:
-                journal.extend(records)
+        if journal is not None:
+            current: PerpetualAgent | None = getattr(context, _AGENT_ATTRIBUTE, None)
+            if current is not None:
+                journal.extend(current.take_journal())
 
     # ------------------------------------------------------------------------------ plumbing
     @staticmethod

@@ -46,8 +46,9 @@ class PerpetualAgent:
     document: ContextDocument
     limits: Limits
     context_server: ContextServer | None
-    journal: list[HistoryRecord]
-    """History records of changes not yet archived (see ``aos.history``); ``take_journal``."""
+    journal: list[HistoryRecord] | None
+    """History records of changes not yet archived (see ``aos.history``; ``take_journal``), or
+    ``None`` while nothing would archive them (the entity without an archive), so none are made."""
 
     def __init__(
         self,
@@ -133,7 +134,8 @@ class PerpetualAgent:
         if self.document.has_processed(digest):
             self.document = self.document.with_duplicate()
             return {"event_id": event.event_id, "status": "duplicate"}
-        before, journaled = self.document, len(self.journal)  # on_event may decide: undo it too
+        # on_event may decide: undo that too if the event fails
+        before, journaled = self.document, len(self.journal) if self.journal is not None else 0
         try:
             sequence = self.document.events_handled + 1
             result = self.on_event(event)
@@ -147,7 +149,8 @@ class PerpetualAgent:
             self._journal("event", event.event_id, event.type, received_at, event)
         except BaseException:
             self.document = before
-            del self.journal[journaled:]
+            if self.journal is not None:
+                del self.journal[journaled:]
             raise
         return {
             "event_id": event.event_id,
@@ -158,7 +161,10 @@ class PerpetualAgent:
 
     def take_journal(self) -> list[HistoryRecord]:
         """The records of the changes made since the last call, oldest first, for the archive."""
-        records, self.journal = self.journal, []
+        records = self.journal
+        if not records:
+            return []
+        self.journal = []
         return records
 
     def _journal(
@@ -171,6 +177,8 @@ class PerpetualAgent:
     ) -> None:
         """Record the change just made to ``self.document``; its sequence comes from the counters
         (see ``aos.history``), so the same state always yields the same key."""
+        if self.journal is None:
+            return
         raw = self.document.raw
         counters = raw["counters"]
         sequence = counters["events_handled"] + counters["decisions_made"]
