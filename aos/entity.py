@@ -12,8 +12,9 @@ The durable SDK calls ``AgentEntity`` once per operation of a batch with the sam
 * input is read only by operations that take one, and a missing or ``null`` input means "no input".
 
 Loading the stored state into a typed context costs more than the SDK's whole per-operation work, so
-the agent rebuilt for the first operation of a batch is kept on the SDK's context object (which
-lives exactly one batch) and reused while the state is the one it produced.
+the agent rebuilt for the first operation of a batch is kept in the batch's ``EntityBatch`` (made by
+the entity function for each invocation, see ``aos.functions.entities``) and reused while the state
+is the one it produced.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from aos.agents import AgentKinds, PerpetualAgent, PurposeDrivenAgent
@@ -38,7 +41,14 @@ from aos.models import (
 )
 from aos.validation import parse
 
-__all__ = ["ENTITY_NAME", "OPERATIONS", "AgentEntity", "EntityContext", "context_summary"]
+__all__ = [
+    "ENTITY_NAME",
+    "OPERATIONS",
+    "AgentEntity",
+    "EntityBatch",
+    "EntityContext",
+    "context_summary",
+]
 
 ENTITY_NAME = "agent"
 logger = logging.getLogger("aos.entity")
@@ -58,8 +68,18 @@ class EntityContext(Protocol):
     def destruct_on_exit(self) -> None: ...
 
 
-_AGENT_ATTRIBUTE = "_aos_agent"
-_BATCH_TIME_ATTRIBUTE = "_aos_batch_time"
+@dataclass(slots=True)
+class EntityBatch:
+    """What the operations of one batch share, owned by the entity function's invocation.
+
+    ``journal`` collects the history records of the batch's successful operations (``None``:
+    nothing archives them, so none are made); ``agent`` is the agent rebuilt for the batch, reused
+    while the state is the one it produced; ``received_at`` is when the batch arrived (the receive
+    time of each of its events, formatted once)."""
+
+    journal: list[HistoryRecord] | None = None
+    agent: PerpetualAgent | None = None
+    received_at: str | None = field(default=None)
 
 
 def context_summary(document: ContextDocument) -> dict[str, Any]:
@@ -80,7 +100,9 @@ class AgentEntity:
     def __init__(self, kinds: AgentKinds, limits: Limits) -> None:
         self.kinds = kinds
         self.limits = limits
-        self._operations: dict[str, Callable[[EntityContext, PerpetualAgent | None], Any]] = {
+        self._operations: dict[
+            str, Callable[[EntityContext, PerpetualAgent | None, EntityBatch], Any]
+        ] = {
             "configure": self._configure,
             "handle_event": self._handle_event,
             "add_goal": self._add_goal,
@@ -93,9 +115,16 @@ class AgentEntity:
             "deregister": self._deregister,
         }
 
-    def __call__(self, context: EntityContext, journal: list[HistoryRecord] | None = None) -> None:
-        """Run the context's current operation. The history records of a successful operation
-        are appended to ``journal`` (the batch's, archived when the batch ends)."""
+    def for_batch(self, batch: EntityBatch) -> Callable[[EntityContext], None]:
+        """The function the SDK's ``Entity.create`` runs for each operation of one batch."""
+        return partial(self.run, batch=batch)
+
+    def __call__(self, context: EntityContext) -> None:
+        """Run one operation as a batch of its own (the SDK's plain entity-function shape)."""
+        self.run(context, EntityBatch())
+
+    def run(self, context: EntityContext, batch: EntityBatch) -> None:
+        """Run the context's current operation within ``batch``."""
         name = context.operation_name or ""
         try:
             operation = self._operations.get(name)
@@ -104,10 +133,10 @@ class AgentEntity:
                     f"The agent entity has no operation {name!r}; "
                     f"known operations: {', '.join(OPERATIONS)}"
                 )
-            agent = self._agent(context)
-            if agent is not None and (agent.journal is None) is not (journal is None):
-                agent.journal = None if journal is None else []  # journal only what is archived
-            result = operation(context, agent)
+            agent = self._agent(context, batch)
+            if agent is not None and (agent.journal is None) is not (batch.journal is None):
+                agent.journal = None if batch.journal is None else []  # only what is archived
+            result = operation(context, agent, batch)
         except AOSError as exc:  # refused: the caller's input or the agent's state says no
             self._finish(context, None)
             logger.warning("agent %s: %s refused: %s", context.entity_key, name, exc)
@@ -117,10 +146,8 @@ class AgentEntity:
             logger.exception("agent %s: %s failed", context.entity_key, name)
             raise
         self._finish(context, result)
-        if journal is not None:
-            current: PerpetualAgent | None = getattr(context, _AGENT_ATTRIBUTE, None)
-            if current is not None:
-                journal.extend(current.take_journal())
+        if batch.journal is not None and batch.agent is not None:
+            batch.journal.extend(batch.agent.take_journal())
 
     # ------------------------------------------------------------------------------ plumbing
     @staticmethod
@@ -131,31 +158,29 @@ class AgentEntity:
         if context.get_state() is None:
             context.destruct_on_exit()
 
-    def _agent(self, context: EntityContext) -> PerpetualAgent | None:
+    def _agent(self, context: EntityContext, batch: EntityBatch) -> PerpetualAgent | None:
         state = context.get_state()
         if state is None:
             return None
-        agent: PerpetualAgent | None = getattr(context, _AGENT_ATTRIBUTE, None)
+        agent = batch.agent
         if agent is None or agent.document.raw is not state:
             agent = self._rebuild(ContextDocument.load(state))
-            setattr(context, _AGENT_ATTRIBUTE, agent)
+            batch.agent = agent
         return agent
 
     def _rebuild(self, document: ContextDocument) -> PerpetualAgent:
         return self.kinds.resolve(document.kind).from_document(document, limits=self.limits)
 
-    def _commit(self, context: EntityContext, agent: PerpetualAgent) -> None:
+    @staticmethod
+    def _commit(context: EntityContext, batch: EntityBatch, agent: PerpetualAgent) -> None:
         context.set_state(agent.document.raw)
-        setattr(context, _AGENT_ATTRIBUTE, agent)
+        batch.agent = agent
 
     @staticmethod
-    def _batch_time(context: EntityContext) -> str:
-        """When the batch arrived: the receive time of each of its events (formatted once)."""
-        stamp: str | None = getattr(context, _BATCH_TIME_ATTRIBUTE, None)
-        if stamp is None:
-            stamp = format_timestamp(utc_now())
-            setattr(context, _BATCH_TIME_ATTRIBUTE, stamp)
-        return stamp
+    def _received_at(batch: EntityBatch) -> str:
+        if batch.received_at is None:
+            batch.received_at = format_timestamp(utc_now())
+        return batch.received_at
 
     @staticmethod
     def _input(context: EntityContext) -> Any:
@@ -181,7 +206,9 @@ class AgentEntity:
         return agent
 
     # ------------------------------------------------------------------------------ operations
-    def _configure(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+    def _configure(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
         update = parse(SpecUpdate, self._input(context), what="agent spec")
         if update.kind is not None:
             self.kinds.resolve(update.kind)  # an unknown kind fails before anything changes
@@ -193,13 +220,15 @@ class AgentEntity:
             agent.configure(update)
             document = agent.document
         configured = self._rebuild(document)  # the kind may have changed
-        self._commit(context, configured)
+        self._commit(context, batch, configured)
         return context_summary(configured.document)
 
-    def _handle_event(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+    def _handle_event(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
         agent = self._existing(context, agent)
-        outcome = agent.receive(self._input(context), received_at=self._batch_time(context))
-        self._commit(context, agent)
+        outcome = agent.receive(self._input(context), received_at=self._received_at(batch))
+        self._commit(context, batch, agent)
         if outcome["status"] == "failed":  # recorded in the context and the history; logged too
             logger.warning(
                 "agent %s: the handler failed on event %s: %s",
@@ -209,53 +238,67 @@ class AgentEntity:
             )
         return outcome
 
-    def _add_goal(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+    def _add_goal(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
         agent = self._purpose_driven(context, agent, "goals")
         goal = agent.create_goal(self._input(context))
-        self._commit(context, agent)
+        self._commit(context, batch, agent)
         return goal.model_dump(mode="json")
 
-    def _update_goal(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+    def _update_goal(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
         agent = self._purpose_driven(context, agent, "goals")
         goal = agent.change_goal(self._input(context))
-        self._commit(context, agent)
+        self._commit(context, batch, agent)
         return goal.model_dump(mode="json")
 
-    def _remove_goal(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+    def _remove_goal(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
         agent = self._purpose_driven(context, agent, "goals")
         raw = self._input(context)
         ref = parse(GoalRef, {"id": raw} if isinstance(raw, str) else raw, what="goal reference")
         goal = agent.delete_goal(ref.id)
-        self._commit(context, agent)
+        self._commit(context, batch, agent)
         return goal.model_dump(mode="json")
 
-    def _update_state(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+    def _update_state(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
         agent = self._existing(context, agent)
         write = parse(StateWrite, self._input(context), what="state write")
         agent.set_state_value(write.key, write.value)
-        self._commit(context, agent)
+        self._commit(context, batch, agent)
         return None
 
-    def _delete_state(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+    def _delete_state(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
         agent = self._existing(context, agent)
         raw = self._input(context)
         delete = parse(StateDelete, {"key": raw} if isinstance(raw, str) else raw, what="state key")
         removed = agent.delete_state_value(delete.key)
-        self._commit(context, agent)
+        self._commit(context, batch, agent)
         return {"key": delete.key, "deleted": removed}
 
-    def _decide(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+    def _decide(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
         agent = self._purpose_driven(context, agent, "decide")
         decision = agent.decide(self._input(context))
-        self._commit(context, agent)
+        self._commit(context, batch, agent)
         return decision.model_dump(mode="json")
 
-    def _get(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+    def _get(self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch) -> Any:
         if agent is None:
             return None
         return agent.document.raw  # never mutated afterwards: documents are copy-on-write
 
-    def _deregister(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:
+    def _deregister(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
         context.destruct_on_exit()
         return {"agent_id": context.entity_key, "deregistered": agent is not None}
 

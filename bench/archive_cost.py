@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aos import AgentEntity, AgentKinds, Limits, Settings  # noqa: E402
+from aos.entity import EntityBatch  # noqa: E402
 from aos.functions.app import create_app  # noqa: E402
 from aos.functions.runtime import AppRuntime  # noqa: E402
 from aos.settings import StorageConnection  # noqa: E402
@@ -44,6 +45,16 @@ from devhost.azurite import Azurite  # noqa: E402
 
 BATCH = 100
 SPEC = {"purpose": "Grow revenue through delighted customers"}
+
+
+def batch_handle(entity: AgentEntity) -> Callable[[Any], str]:
+    """The SDK's entity handle for each batch, as the app's entity function makes it."""
+
+    def handle(context: Any) -> str:
+        result: str = df.Entity.create(entity.for_batch(EntityBatch()))(context)
+        return result
+
+    return handle
 
 
 def op(name: str, value: Any, op_id: str) -> dict[str, Any]:
@@ -118,7 +129,7 @@ def rows(connection_string: str, table: str, key: str) -> int:
 
 
 def state_after(count: int) -> int:
-    entity = Entity(df.Entity.create(AgentEntity(AgentKinds.builtin(), Limits())), "size")
+    entity = Entity(batch_handle(AgentEntity(AgentKinds.builtin(), Limits())), "size")
     per_event_us(entity, count, 0)
     return len(entity.state or "")
 
@@ -132,7 +143,7 @@ def main() -> None:
     with Azurite() as azurite:
         cs = azurite.connection_string
         table = f"bench{uuid.uuid4().hex[:12]}"
-        alone = df.Entity.create(AgentEntity(AgentKinds.builtin(), Limits()))
+        alone = batch_handle(AgentEntity(AgentKinds.builtin(), Limits()))
         per_event_us(Entity(alone, "warm"), 1_000, 10**9)  # warm up imports and caches
         per_event_us(Entity(registered_handle(cs, table, batched=True), "warm"), 1_000, 10**9)
         entity_us = per_event_us(Entity(alone, "alone"), count, 0)

@@ -27,9 +27,20 @@ from azure.functions._durable_functions import EntityContext
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aos import AgentEntity, AgentKinds, Limits
+from aos.entity import EntityBatch
 
 BATCH = 100
 USER = ("spec", "goals", "state")
+
+
+def batch_handle(entity: AgentEntity) -> Callable[[Any], str]:
+    """The SDK's entity handle for each batch, as the app's entity function makes it."""
+
+    def handle(context: Any) -> str:
+        result: str = df.Entity.create(entity.for_batch(EntityBatch()))(context)
+        return result
+
+    return handle
 
 
 def trivial_entity(context: df.DurableEntityContext) -> None:
@@ -150,7 +161,7 @@ def main() -> None:
     args = parser.parse_args()
 
     limits = Limits()
-    agent_handle = df.Entity.create(AgentEntity(AgentKinds.builtin(), limits))
+    agent_handle = batch_handle(AgentEntity(AgentKinds.builtin(), limits))
     trivial_handle = df.Entity.create(trivial_entity)
     agent_state = state_at_cap(agent_handle, limits)
     trivial_state = json.dumps({"n": 0, "padding": "x" * (len(agent_state) - 30)})

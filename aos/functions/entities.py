@@ -16,14 +16,11 @@ rewrites the same rows (the keys come from the state it starts from).
 
 from __future__ import annotations
 
-from functools import partial
-
 import azure.durable_functions as df
 import azure.functions as func
 
-from aos.entity import ENTITY_NAME
+from aos.entity import ENTITY_NAME, EntityBatch
 from aos.functions.runtime import AppRuntime
-from aos.history import HistoryRecord
 
 __all__ = ["entity_blueprint"]
 
@@ -36,11 +33,11 @@ def entity_blueprint(runtime: AppRuntime) -> func.Blueprint:
     def agent(context: func.EntityContext) -> str:
         """One perpetual agent per entity key; operations as in DESIGN.md section 2."""
         # Without an archive (no storage configured) records are not even collected.
-        journal: list[HistoryRecord] | None = [] if runtime.history_writer is not None else None
-        handle = df.Entity.create(partial(runtime.entity, journal=journal))
+        batch = EntityBatch(journal=[] if runtime.history_writer is not None else None)
+        handle = df.Entity.create(runtime.entity.for_batch(batch))
         result: str = handle(context)
-        if journal:
-            runtime.archive_batch(journal)
+        if batch.journal:
+            runtime.archive_batch(batch.journal)
         return result
 
     return bp

@@ -17,9 +17,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from aos.entity import AgentEntity
+from aos.entity import AgentEntity, EntityBatch
 from aos.errors import AgentExistsError, ConflictError
-from aos.history import HistoryRecord, HistoryWriter
+from aos.history import HistoryWriter
 from aos.models import format_timestamp, utc_now
 from aos.storage.entities import EntityClient
 from aos.storage.index import AgentIndex, IndexEntry, Page, decode_token, encode_token
@@ -205,8 +205,9 @@ class InMemoryEntities(EntityClient):
         """Run one operation now and return its result (``AOSError`` if it is refused)."""
         stored = self._states.get(agent_id)
         context = _Operation(agent_id, operation, value, json.loads(stored) if stored else None)
-        journal: list[HistoryRecord] | None = [] if self.history is not None else None
-        self.entity(context, journal)
+        batch = EntityBatch(journal=[] if self.history is not None else None)
+        self.entity.run(context, batch)
+        journal = batch.journal
         if context.destructed or context.state is None:
             self._states.pop(agent_id, None)
         else:
