@@ -2,7 +2,8 @@
 
 Every message is validated again (the queue may hold anything anyone wrote to it). A message that
 can never be delivered -- not JSON, not an AOS envelope, addressed to an unknown agent -- goes to the
-dead-letter queue with the reason and the original text, and the trigger completes. Anything that
+dead-letter queue with the reason and the original text, and into the letters table where the API
+lists and replays it (``aos.letters``), and the trigger completes. Anything that
 may succeed later (storage unavailable, a registration still finishing) raises, so the Functions
 host retries it and, after ``maxDequeueCount`` attempts, moves it to ``<queue>-poison``.
 Duplicates are harmless: a delivery receipt per (agent, event) catches redeliveries and repeated
@@ -22,6 +23,7 @@ from aos.errors import AgentNotReadyError, InvalidInputError
 from aos.models import format_timestamp, utc_now
 from aos.storage.entities import EntityClient
 from aos.storage.index import AgentIndex, IndexStatus
+from aos.storage.letters import LetterStore, StoredLetter
 from aos.storage.queues import DeadLetter, EventQueue, QueueMessage
 from aos.storage.receipts import DeliveryReceipts
 
@@ -48,7 +50,9 @@ class EventDelivery:
         queue: EventQueue,
         entities: EntityClient,
         receipts: DeliveryReceipts,
+        letters: LetterStore | None = None,
     ) -> None:
+        self.letters = letters
         self.index = index
         self.queue = queue
         self.entities = entities
@@ -134,6 +138,10 @@ class EventDelivery:
             dequeue_count=dequeue_count,
             dead_lettered_at=format_timestamp(utc_now()),
         )
+        # The queue first: if the table write then fails, the retry writes the queue again (a
+        # duplicate there), but the letter reaches the table, where it can be replayed.
         await self.queue.dead_letter(letter=letter)
+        if self.letters is not None:
+            await self.letters.add(letter=StoredLetter.of("deadletter", letter))
         logger.warning("dead-lettered message %s: %s", message_id, reason)
         return DeliveryOutcome(None, dead_letter_reason=reason)

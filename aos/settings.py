@@ -35,6 +35,10 @@ SETTINGS_REFERENCE: dict[str, tuple[str, str]] = {
     ),
     "AOS_AGENTS_TABLE": ("AOSAgents", "table indexing registered agents and subscriptions"),
     "AOS_HISTORY_TABLE": ("AOSHistory", "table archiving every handled event and decision"),
+    "AOS_DEADLETTER_TABLE": (
+        "AOSDeadLetters",
+        "table listing dead-lettered and poisoned messages for inspection and replay",
+    ),
     "AOS_RECENT_EVENTS": ("8", "events kept in the entity's window"),
     "AOS_RECENT_DECISIONS": ("8", "decisions kept in the entity's window"),
     "AOS_PROCESSED_IDS": ("1000", "event/decision ids remembered for de-duplication"),
@@ -127,6 +131,7 @@ class Settings:
     deadletter_queue: str = "aos-events-deadletter"
     agents_table: str = "AOSAgents"
     history_table: str = "AOSHistory"
+    deadletter_table: str = "AOSDeadLetters"
     history_retention_days: int = 365
     limits: Limits = field(default_factory=Limits)
 
@@ -171,6 +176,7 @@ class Settings:
             deadletter_queue=get("AOS_DEADLETTER_QUEUE"),
             agents_table=get("AOS_AGENTS_TABLE"),
             history_table=get("AOS_HISTORY_TABLE"),
+            deadletter_table=get("AOS_DEADLETTER_TABLE"),
             history_retention_days=int(retention),
             limits=limits,
         )

@@ -143,6 +143,7 @@ def settings_for(
         deadletter_queue=names.queue_name("dead"),
         agents_table=names.table_name("Agents"),
         history_table=names.table_name("History"),
+        deadletter_table=names.table_name("Letters"),
         limits=limits or Limits(),
     )
 
