@@ -3,21 +3,27 @@ newest first, paged, read, replayed once, on real Azurite."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import pytest_asyncio
 from azure.functions.queue import QueueMessage as FuncQueueMessage
-from harness import Aos, running_aos
+from azure.storage.queue.aio import QueueClient
+from harness import Aos, running_aos, settings_for
 
+from aos.models import AgentSpec
+from aos.storage.index import IndexEntry
 from devhost import Azurite
 from devhost.storage_names import UniqueName
 
 pytestmark = pytest.mark.asyncio
 
 PROBLEM = "application/problem+json"
+T = TypeVar("T")
 
 
 @pytest_asyncio.fixture
@@ -29,6 +35,16 @@ async def aos(azurite: Azurite, unique_name: UniqueName) -> AsyncIterator[Aos]:
 def envelope(agent_id: str, event_id: str, event_type: str = "invoice.paid") -> str:
     event = {"agent_id": agent_id, "type": event_type, "event_id": event_id, "data": {"n": 1}}
     return json.dumps({"version": 1, "target": "agent", "event": event})
+
+
+async def eventually(check: Callable[[], Awaitable[T]], limit: float = 30.0) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``limit`` seconds."""
+    async with asyncio.timeout(limit):
+        while True:
+            value = await check()
+            if value:
+                return value
+            await asyncio.sleep(0.1)
 
 
 def query_of(url: str) -> dict[str, str]:
@@ -154,3 +170,38 @@ async def test_letter_routes_are_in_the_openapi_document(aos: Aos) -> None:
         assert set(paths[f"/{base}/{{letter_id}}"]) == {"get"}
         replay = paths[f"/{base}/{{letter_id}}/replay"]["post"]
         assert set(replay["responses"]) == {"202", "400", "404", "422"}
+
+
+async def test_a_message_that_keeps_failing_reaches_the_poison_api(
+    azurite: Azurite, unique_name: UniqueName, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole poison path with the host's own queue polling: an event for an agent whose
+    registration never finished fails maxDequeueCount (2 here) times, the host moves it to
+    <events>-poison, record_poison records it; once the registration is finished, replaying it
+    delivers it."""
+    settings = settings_for(azurite.connection_string, unique_name)
+    monkeypatch.setenv("AOS_EVENTS_QUEUE", settings.events_queue)
+    async with running_aos(azurite.connection_string, unique_name, queues=True) as aos:
+        spec = AgentSpec(agent_id="slow", purpose="Grow revenue through delighted customers")
+        await aos.runtime.storage().index.create(entry=IndexEntry(spec=spec))  # "registering"
+        async with QueueClient.from_connection_string(
+            aos.connection_string, settings.events_queue
+        ) as events:
+            await events.send_message(envelope("slow", "evt-slow"))
+
+        async def poisoned() -> list[dict[str, Any]]:
+            return list((await aos.call("GET", "poison")).json["value"])
+
+        (item,) = await eventually(poisoned)
+        assert item["event_id"] == "evt-slow"
+        assert item["original"] == envelope("slow", "evt-slow")
+
+        await aos.register("slow")  # repeating the registration finishes it
+        assert (await aos.call("POST", f"poison/{item['id']}/replay")).status == 202
+
+        async def handled() -> bool:
+            context = (await aos.call("GET", "agents/slow")).json
+            return bool(context["counters"]["events_handled"] == 1)
+
+        await eventually(handled)
+        assert (await aos.call("GET", "poison")).json["value"] == []
