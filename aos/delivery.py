@@ -2,11 +2,11 @@
 
 Every message is validated again (the queue may hold anything anyone wrote to it). A message that
 can never be delivered -- not JSON, not an AOS envelope, addressed to an unknown agent -- goes to the
-dead-letter queue with the reason and the original text, and the trigger completes. An agent whose
-registration answered 202 and is still ``registering`` is finished here (``aos.registration``),
-never retried into the poison queue. Anything that may succeed later (storage unavailable) raises,
-so the Functions host retries it and, after ``maxDequeueCount`` attempts, moves it to
-``<queue>-poison``.
+dead-letter queue with the reason and the original text, and into the letters table where the API
+lists and replays it (``aos.letters``), and the trigger completes. An agent whose registration
+answered 202 and is still ``registering`` is finished here (``aos.registration``), never retried
+into the poison queue. Anything that may succeed later (storage unavailable) raises, so the
+Functions host retries it and, after ``maxDequeueCount`` attempts, moves it to ``<queue>-poison``.
 Duplicates are harmless: a delivery receipt per (agent, event) catches redeliveries and repeated
 events however late they come (``aos.storage.receipts``), and the entity's own window of recent
 ids catches the rest.
@@ -25,6 +25,7 @@ from aos.models import format_timestamp, utc_now
 from aos.registration import finish_registration
 from aos.storage.entities import EntityClient
 from aos.storage.index import AgentIndex, IndexEntry, IndexStatus
+from aos.storage.letters import LetterStore, StoredLetter
 from aos.storage.queues import DeadLetter, EventQueue, QueueMessage
 from aos.storage.receipts import DeliveryReceipts
 
@@ -51,7 +52,9 @@ class EventDelivery:
         queue: EventQueue,
         entities: EntityClient,
         receipts: DeliveryReceipts,
+        letters: LetterStore | None = None,
     ) -> None:
+        self.letters = letters
         self.index = index
         self.queue = queue
         self.entities = entities
@@ -156,6 +159,10 @@ class EventDelivery:
             dequeue_count=dequeue_count,
             dead_lettered_at=format_timestamp(utc_now()),
         )
+        # The queue first: if the table write then fails, the retry writes the queue again (a
+        # duplicate there), but the letter reaches the table, where it can be replayed.
         await self.queue.dead_letter(letter=letter)
+        if self.letters is not None:
+            await self.letters.add(letter=StoredLetter.of("deadletter", letter))
         logger.warning("dead-lettered message %s: %s", message_id, reason)
         return DeliveryOutcome(None, dead_letter_reason=reason)

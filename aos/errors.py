@@ -9,9 +9,10 @@ and an RFC 9457 problem type in one table (``aos.functions.problems``), so route
     │   ├── UnknownKindError                   an agent kind that no class is registered for
     │   ├── PayloadTooLargeError               a body or the queue message it makes is too large
     │   └── UnsupportedMediaTypeError          a body that is not JSON by its Content-Type
-    ├── NotFoundError                          an agent or goal that does not exist
+    ├── NotFoundError                          an agent, goal or dead letter that does not exist
     │   ├── AgentNotFoundError
-    │   └── GoalNotFoundError
+    │   ├── GoalNotFoundError
+    │   └── LetterNotFoundError                no such dead letter (or it was replayed already)
     ├── ConflictError                          the resource already exists / was changed concurrently
     │   ├── AgentExistsError
     │   └── AgentNotReadyError                 registration unfinished: queued events wait (retry)
@@ -42,6 +43,7 @@ __all__ = [
     "GoalNotFoundError",
     "HostManagedStateError",
     "InvalidInputError",
+    "LetterNotFoundError",
     "LimitExceededError",
     "NotFoundError",
     "PartialPublishError",
@@ -145,6 +147,12 @@ class GoalNotFoundError(NotFoundError):
     def __init__(self, goal_id: str) -> None:
         super().__init__(f"Goal {goal_id!r} does not exist")
         self.goal_id = goal_id
+
+
+class LetterNotFoundError(NotFoundError):
+    def __init__(self, queue: str, letter_id: str) -> None:
+        super().__init__(f"No {queue} letter {letter_id!r} (it may have been replayed already)")
+        self.letter_id = letter_id
 
 
 class ConflictError(AOSError):

@@ -9,6 +9,7 @@ manager waits (bounded) until the entity shows the change, so that a client read
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -220,8 +221,10 @@ class AgentManager:
         return len(subscribers)
 
     async def evaluate_alignment(self, agent_id: str, action: Any) -> AlignmentResult:
+        """Scoring is CPU work (tens of milliseconds for a large action, and a custom scorer may
+        take longer): it runs on a worker thread so the event loop keeps serving other requests."""
         agent = await self._purpose_driven(agent_id)
-        return agent.score_alignment(action)
+        return await asyncio.to_thread(agent.score_alignment, action)
 
     # ------------------------------------------------------------------------------ plumbing
     async def _check_spec(self, spec: AgentSpec, *, replacing: bool) -> None:

@@ -28,6 +28,7 @@ from mcp import types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -55,7 +56,15 @@ from aos.storage.index import IndexStatus
 from aos.validation import parse
 from aos.version import VERSION
 
-__all__ = ["AGENTS_PER_PAGE", "AgentTools", "asgi_app", "context_uri", "history_uri", "mcp_server"]
+__all__ = [
+    "AGENTS_PER_PAGE",
+    "AgentTools",
+    "asgi_app",
+    "context_uri",
+    "history_uri",
+    "local_transport_security",
+    "mcp_server",
+]
 
 logger = logging.getLogger("aos.mcp")
 # A session manager starts and stops around every request (see ``asgi_app``): the SDK's INFO lines
@@ -355,13 +364,45 @@ def _tool_error(message: str) -> types.CallToolResult:
     )
 
 
-def asgi_app(server: Server[Any]) -> ASGIApp:
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def local_transport_security(extra_hosts: tuple[str, ...] = ()) -> TransportSecuritySettings:
+    """The SDK's DNS-rebinding protection for a local run: ``Host`` must be localhost, 127.0.0.1,
+    [::1] or one of ``extra_hosts`` (any port), and an ``Origin``, when sent, an http(s) origin on
+    one of them. The SDK answers 421 (Host) or 403 (Origin) otherwise."""
+    hosts = [*LOCAL_HOSTS, *extra_hosts]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*hosts, *(f"{h}:*" for h in hosts)],
+        allowed_origins=[
+            f"{scheme}://{h}{port}"
+            for scheme in ("http", "https")
+            for h in hosts
+            for port in ("", ":*")
+        ],
+    )
+
+
+def asgi_app(
+    server: Server[Any],
+    *,
+    security: TransportSecuritySettings | None = None,
+    max_body_bytes: int = 64 * 1024,
+) -> ASGIApp:
     """An ASGI app that answers one request with ``server`` as stateless streamable HTTP with JSON
     responses. A session manager runs once, so each request gets its own, started and stopped
-    around it inside the caller's event loop."""
+    around it inside the caller's event loop. ``security`` turns on the SDK's Host/Origin checks
+    (see ``local_transport_security``); bodies over ``max_body_bytes`` get the SDK's 413."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        manager = StreamableHTTPSessionManager(server, json_response=True, stateless=True)
+        manager = StreamableHTTPSessionManager(
+            server,
+            json_response=True,
+            stateless=True,
+            security_settings=security,
+            max_request_body_size=max_body_bytes,
+        )
         async with manager.run():
             await manager.handle_request(scope, receive, send)
 

@@ -6,6 +6,11 @@ Storage is reached the way the Functions host itself reaches it: a connection st
 ``__credential=managedidentity`` and ``__clientId`` for a user-assigned identity). Settings load
 lazily, on the first invocation that needs them, so importing the app never fails on configuration
 and the error names the missing or invalid setting.
+
+Two settings describe where the app runs rather than what it does, so they have no default in
+``SETTINGS_REFERENCE``: ``WEBSITE_INSTANCE_ID``, which the platform sets on every Azure instance
+(``in_azure``), and ``AOS_DEVHOST_ALLOWED_HOSTS``, Host names a local run accepts besides localhost
+(comma-separated; the local host and the MCP endpoint's DNS-rebinding check both read it).
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ SETTINGS_REFERENCE: dict[str, tuple[str, str]] = {
     ),
     "AOS_AGENTS_TABLE": ("AOSAgents", "table indexing registered agents and subscriptions"),
     "AOS_HISTORY_TABLE": ("AOSHistory", "table archiving every handled event and decision"),
+    "AOS_DEADLETTER_TABLE": (
+        "AOSDeadLetters",
+        "table listing dead-lettered and poisoned messages for inspection and replay",
+    ),
     "AOS_RECENT_EVENTS": ("8", "events kept in the entity's window"),
     "AOS_RECENT_DECISIONS": ("8", "decisions kept in the entity's window"),
     "AOS_PROCESSED_IDS": ("1000", "event/decision ids remembered for de-duplication"),
@@ -127,8 +136,11 @@ class Settings:
     deadletter_queue: str = "aos-events-deadletter"
     agents_table: str = "AOSAgents"
     history_table: str = "AOSHistory"
+    deadletter_table: str = "AOSDeadLetters"
     history_retention_days: int = 365
     limits: Limits = field(default_factory=Limits)
+    in_azure: bool = False
+    local_allowed_hosts: tuple[str, ...] = ()
 
     @property
     def poison_queue(self) -> str:
@@ -171,6 +183,11 @@ class Settings:
             deadletter_queue=get("AOS_DEADLETTER_QUEUE"),
             agents_table=get("AOS_AGENTS_TABLE"),
             history_table=get("AOS_HISTORY_TABLE"),
+            deadletter_table=get("AOS_DEADLETTER_TABLE"),
             history_retention_days=int(retention),
             limits=limits,
+            in_azure=bool(env.get("WEBSITE_INSTANCE_ID", "").strip()),
+            local_allowed_hosts=tuple(
+                h.strip() for h in env.get("AOS_DEVHOST_ALLOWED_HOSTS", "").split(",") if h.strip()
+            ),
         )

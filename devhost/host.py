@@ -26,6 +26,7 @@ from devhost.durable_api import client_binding, durable_routes
 from devhost.entity_runtime import EntityRuntime
 from devhost.entity_store import EntityStore
 from devhost.errors import ConfigurationError
+from devhost.host_guard import HostGuard, allowed_hosts_from_env
 from devhost.http_server import MAX_BODY, http_functions, http_handler
 from devhost.invoker import invoke
 from devhost.queue_listener import QueueListener, queue_client
@@ -49,6 +50,8 @@ class DevHost:
     `connection_string`: the storage account for AzureWebJobsStorage, the durable task hub and every
     trigger whose connection setting is unset or `UseDevelopmentStorage=true`.
     `http_port=0` picks a free port; `queues=False` / `http=False` leave those parts off.
+    `allowed_hosts`: Host names served besides localhost, 127.0.0.1 and [::1] (default: the
+    `AOS_DEVHOST_ALLOWED_HOSTS` environment variable; see `devhost.host_guard`).
     """
 
     def __init__(
@@ -65,7 +68,9 @@ class DevHost:
         http: bool = True,
         queue_lease_seconds: int = 30,
         entity_concurrency: int = 8,
+        allowed_hosts: tuple[str, ...] | None = None,
     ) -> None:
+        self.guard = HostGuard(allowed_hosts_from_env() if allowed_hosts is None else allowed_hosts)
         self.app = load_app(app, root)
         self.functions: list[FunctionSpec] = functions_of(self.app)
         self.connection_string = connection_string
@@ -140,7 +145,7 @@ class DevHost:
     async def start(self) -> DevHost:
         await self.store.open()
         await self.runtime.start()
-        web_app = web.Application(client_max_size=MAX_BODY)
+        web_app = web.Application(client_max_size=MAX_BODY, middlewares=[self.guard.middleware])
         web_app.add_routes(durable_routes(self.runtime))
         if self._serve_http:
             functions = http_functions(self.functions, self.config.route_prefix)

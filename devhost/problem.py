@@ -9,8 +9,8 @@ from aiohttp import web
 __all__ = ["problem"]
 
 
-def problem(status: int, title: str, detail: str) -> web.Response:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+def problem(status: int, title: str, detail: str, *, type_: str = "about:blank") -> web.Response:
+    body = {"type": type_, "title": title, "status": status, "detail": detail}
     return web.Response(
         status=status,
         text=json.dumps(body),

@@ -61,6 +61,9 @@ param aosAgentsTable string = 'AOSAgents'
 @description('AOS_HISTORY_TABLE: table archiving every handled event and decision.')
 param aosHistoryTable string = 'AOSHistory'
 
+@description('AOS_DEADLETTER_TABLE: table listing dead-lettered and poisoned messages for inspection and replay.')
+param aosDeadletterTable string = 'AOSDeadLetters'
+
 @description('AOS_RECENT_EVENTS: events kept in each agent\'s state (the app refuses limits whose worst-case state exceeds 32 KB).')
 @minValue(1)
 @maxValue(100)
@@ -94,6 +97,7 @@ var aosSettings = {
   AOS_DEADLETTER_QUEUE: aosDeadletterQueue
   AOS_AGENTS_TABLE: aosAgentsTable
   AOS_HISTORY_TABLE: aosHistoryTable
+  AOS_DEADLETTER_TABLE: aosDeadletterTable
   AOS_RECENT_EVENTS: string(aosRecentEvents)
   AOS_RECENT_DECISIONS: string(aosRecentDecisions)
   AOS_PROCESSED_IDS: string(aosProcessedIds)
@@ -127,6 +131,7 @@ module storage 'app/storage.bicep' = {
     tableNames: [
       aosAgentsTable
       aosHistoryTable
+      aosDeadletterTable
     ]
   }
 }

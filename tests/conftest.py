@@ -38,6 +38,7 @@ def host_env(azurite: Azurite, unique_name: UniqueName) -> dict[str, str]:
         "AOS_DEADLETTER_QUEUE": unique_name.queue_name("dead"),
         "AOS_AGENTS_TABLE": unique_name.table_name("Agents"),
         "AOS_HISTORY_TABLE": unique_name.table_name("History"),
+        "AOS_DEADLETTER_TABLE": unique_name.table_name("Letters"),
         "DEVHOST_TEST_QUEUE": unique_name.queue_name("sample"),
         "PYTHONUNBUFFERED": "1",
     }

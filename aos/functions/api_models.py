@@ -301,3 +301,31 @@ class HistoryItem(BaseModel):
 class HistoryList(BaseModel):
     value: list[HistoryItem]
     nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815
+
+
+class DeadLetterItem(BaseModel):
+    """A message set aside: dead-lettered by the queue function (it can never be delivered as it
+    is) or moved to the poison queue by the host (delivery failed ``maxDequeueCount`` times)."""
+
+    id: str = Field(description="the letter's id, newest first in listings")
+    queue: Literal["deadletter", "poison"]
+    reason: str
+    errors: list[dict[str, Any]] = Field(description="failing fields, as in problem+json")
+    original: str = Field(description="the queue message's text, unchanged")
+    message_id: str | None
+    dequeue_count: int | None
+    dead_lettered_at: str
+    event_id: str | None = Field(description="from the original, if it carries an event")
+    agent_id: str | None
+    type: str | None
+
+
+class DeadLetterList(BaseModel):
+    value: list[DeadLetterItem]
+    nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815
+
+
+class LetterReplayed(BaseModel):
+    id: str
+    status: Literal["replayed"] = "replayed"
+    event_id: str | None = Field(description="the replayed event's id, if the original has one")

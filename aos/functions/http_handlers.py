@@ -24,12 +24,15 @@ from aos.functions.api_models import (
     AlignmentRequest,
     AlignmentResponse,
     BroadcastAccepted,
+    DeadLetterItem,
+    DeadLetterList,
     EventAccepted,
     EventIn,
     GoalList,
     Health,
     HistoryFilter,
     HistoryList,
+    LetterReplayed,
     RegisterAgent,
     ReplaceAgent,
 )
@@ -45,9 +48,11 @@ from aos.functions.http_support import (
 from aos.functions.problems import MethodNotAllowedError, problem_response
 from aos.functions.routes import OPERATIONS, ApiOperation
 from aos.functions.runtime import AppRuntime
+from aos.letters import DeadLetters, describe_original
 from aos.manager import AgentManager, Change
 from aos.models import AgentSpec, Goal, GoalChanges, GoalCreate, GoalUpdate
 from aos.storage.index import IndexEntry
+from aos.storage.letters import LetterQueue, StoredLetter
 from aos.version import VERSION
 
 __all__ = ["HttpApi"]
@@ -68,6 +73,10 @@ class Call:
     @cached_property
     def manager(self) -> AgentManager:
         return self.runtime.manager(self.client)
+
+    @cached_property
+    def letters(self) -> DeadLetters:
+        return self.runtime.dead_letters()
 
     def respond(self, body: Any, status: int = 200, **headers: str) -> func.HttpResponse:
         return json_response(body, status=status, correlation=self.correlation, headers=headers)
@@ -243,6 +252,47 @@ class HttpApi:
 
         return call.respond(openapi_document(server=link(call.req, "").rstrip("/")))
 
+    # ------------------------------------------------------------------------------ letters
+    async def list_deadletters(self, call: Call) -> func.HttpResponse:
+        return await self._list_letters(call, "deadletter")
+
+    async def get_deadletter(self, call: Call) -> func.HttpResponse:
+        return await self._get_letter(call, "deadletter")
+
+    async def replay_deadletter(self, call: Call) -> func.HttpResponse:
+        return await self._replay_letter(call, "deadletter")
+
+    async def list_poison(self, call: Call) -> func.HttpResponse:
+        return await self._list_letters(call, "poison")
+
+    async def get_poison(self, call: Call) -> func.HttpResponse:
+        return await self._get_letter(call, "poison")
+
+    async def replay_poison(self, call: Call) -> func.HttpResponse:
+        return await self._replay_letter(call, "poison")
+
+    async def _list_letters(self, call: Call, queue: LetterQueue) -> func.HttpResponse:
+        limit = query_int(call.req, "limit", default=DEFAULT_PAGE, low=1, high=MAX_PAGE)
+        continuation = call.req.params.get("continuation") or None
+        page = await call.letters.page(queue, limit=limit, continuation=continuation)
+        path = _LETTER_PATHS[queue]
+        next_link = (
+            link(call.req, path, limit=limit, continuation=page.continuation)
+            if page.continuation
+            else None
+        )
+        return call.respond(
+            DeadLetterList(value=[_letter_item(x) for x in page.value], nextLink=next_link)
+        )
+
+    async def _get_letter(self, call: Call, queue: LetterQueue) -> func.HttpResponse:
+        letter = await call.letters.get(queue, path_id(call.req, "letter_id"))
+        return call.respond(_letter_item(letter))
+
+    async def _replay_letter(self, call: Call, queue: LetterQueue) -> func.HttpResponse:
+        replayed = await call.letters.replay(queue, path_id(call.req, "letter_id"))
+        return call.respond(LetterReplayed(id=replayed.id, event_id=replayed.event_id), 202)
+
     # ------------------------------------------------------------------------------ helpers
     @staticmethod
     def _agent_answer(call: Call, change: Change, status: int) -> func.HttpResponse:
@@ -250,6 +300,23 @@ class HttpApi:
         location = link(call.req, f"agents/{entry.agent_id}")
         body = AgentResource.model_validate(entry.as_resource())
         return call.respond(body, status if change.settled else 202, Location=location)
+
+
+_LETTER_PATHS: dict[LetterQueue, str] = {"deadletter": "deadletters", "poison": "poison"}
+
+
+def _letter_item(letter: StoredLetter) -> DeadLetterItem:
+    return DeadLetterItem(
+        id=letter.id,
+        queue=letter.queue,
+        reason=letter.reason,
+        errors=letter.errors,
+        original=letter.original,
+        message_id=letter.message_id,
+        dequeue_count=letter.dequeue_count,
+        dead_lettered_at=letter.dead_lettered_at,
+        **describe_original(letter.original),
+    )
 
 
 def _path(req: func.HttpRequest) -> str:

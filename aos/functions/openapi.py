@@ -21,7 +21,7 @@ _STATUS_TEXT = {
     202: "Accepted: the change is applied asynchronously",
     204: "No content",
     400: "The request is not valid (the failing fields are listed)",
-    404: "Unknown agent or goal",
+    404: "Unknown agent, goal or letter",
     405: "Method not allowed",
     409: "Conflict with the agent's current state",
     413: "Body over 64 KB",

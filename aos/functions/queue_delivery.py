@@ -1,9 +1,12 @@
 # mypy: disable-error-code="untyped-decorator,no-untyped-call"
-"""The queue-triggered function that delivers events to agents (logic in ``aos.delivery``).
+"""The queue-triggered functions: delivering events to agents (logic in ``aos.delivery``), and
+recording what the host gave up on (``aos.letters``).
 
 The queue name is the ``AOS_EVENTS_QUEUE`` app setting (``%...%`` binding expression), read by the
 host; batch size, visibility timeout and ``maxDequeueCount`` (then ``<queue>-poison``) are in
-host.json.
+host.json. ``record_poison`` listens on that poison queue: it records each message in the letters
+table, where ``GET /api/poison`` lists it and ``POST /api/poison/{id}/replay`` sends it back, and
+the host then deletes it from the poison queue.
 """
 
 from __future__ import annotations
@@ -35,9 +38,23 @@ def queue_blueprint(runtime: AppRuntime) -> func.Blueprint:
             queue=storage.queue,
             entities=DurableEntityClient(client),
             receipts=storage.receipts,
+            letters=storage.letters,
         )
         await delivery.deliver(
             body=msg.get_body(), message_id=msg.id, dequeue_count=msg.dequeue_count
+        )
+
+    @bp.function_name(name="record_poison")
+    @bp.queue_trigger(
+        arg_name="msg", queue_name="%AOS_EVENTS_QUEUE%-poison", connection="AzureWebJobsStorage"
+    )
+    async def record_poison(msg: func.QueueMessage) -> None:
+        """Record a message the host moved to the poison queue, so the API can list and replay it."""
+        await runtime.dead_letters().record_poison(
+            body=msg.get_body(),
+            from_queue=runtime.settings.events_queue,
+            message_id=msg.id,
+            dequeue_count=msg.dequeue_count,
         )
 
     return bp

@@ -70,6 +70,12 @@ FUNCTIONS: dict[str, str] = {
     "agent_history": "agents/{agent_id}/history",
     "agent_alignment": "agents/{agent_id}/alignment",
     "events": "events",
+    "deadletters": "deadletters",
+    "deadletter_item": "deadletters/{letter_id}",
+    "deadletter_replay": "deadletters/{letter_id}/replay",
+    "poison": "poison",
+    "poison_item": "poison/{letter_id}",
+    "poison_replay": "poison/{letter_id}/replay",
     "health": "health",
     "openapi": "openapi.json",
 }
@@ -78,6 +84,28 @@ _PAGING = (
     QueryParam("limit", "page size (default 50, at most 200)", "integer"),
     QueryParam("continuation", "opaque token; follow nextLink instead of building it"),
 )
+
+
+def _letter_operations(queue: str, what: str) -> tuple[ApiOperation, ...]:
+    """List, read and replay for one of the two queues of set-aside messages."""
+    plural = "deadletters" if queue == "deadletter" else "poison"
+    return (
+        ApiOperation(
+            plural, "GET", f"list_{plural}", f"List {what}, newest first (paged)", 200,
+            "DeadLetterList", query=_PAGING,
+        ),
+        ApiOperation(
+            f"{queue}_item", "GET", f"get_{queue}", f"One of the {what}", 200, "DeadLetterItem",
+            errors=(400, 404),
+        ),
+        ApiOperation(
+            f"{queue}_replay", "POST", f"replay_{queue}",
+            "Put the original message back on the events queue, unchanged, and remove the letter "
+            "(a second replay answers 404)",
+            202, "LetterReplayed", errors=(400, 404, 422),
+        ),
+    )  # fmt: skip
+
 
 OPERATIONS: tuple[ApiOperation, ...] = (
     ApiOperation(
@@ -147,6 +175,14 @@ OPERATIONS: tuple[ApiOperation, ...] = (
     ApiOperation(
         "events", "POST", "publish_event", "Publish an event to every subscribed agent", 202,
         "BroadcastAccepted", "EventIn", (400, 413, 415),
+    ),
+    *(
+        operation
+        for queue, what in (
+            ("deadletter", "dead-lettered messages (never deliverable as they were)"),
+            ("poison", "poison messages (delivery failed maxDequeueCount times)"),
+        )
+        for operation in _letter_operations(queue, what)
     ),
     ApiOperation(
         "health", "GET", "health", "Liveness and storage reachability", 200, "Health", errors=(503,)

@@ -23,8 +23,10 @@ from aos.settings import Settings
 if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold start)
     from aos.context import ContextMCPServer
     from aos.history import HistoryArchive, HistoryRecord, HistoryWriter
+    from aos.letters import DeadLetters
     from aos.manager import AgentManager
     from aos.storage.index import AgentIndex
+    from aos.storage.letters import LetterStore
     from aos.storage.queues import EventQueue
     from aos.storage.receipts import DeliveryReceipts
 
@@ -39,8 +41,10 @@ class Storage:
     queue: EventQueue
     receipts: DeliveryReceipts
     history: HistoryArchive
+    letters: LetterStore
 
     async def close(self) -> None:
+        await self.letters.close()
         await self.index.close()
         await self.queue.close()
         await self.receipts.close()
@@ -125,6 +129,12 @@ class AppRuntime:
             contexts=self.contexts(durable_client),
         )
 
+    def dead_letters(self) -> DeadLetters:
+        from aos.letters import DeadLetters
+
+        storage = self.storage()
+        return DeadLetters(store=storage.letters, queue=storage.queue)
+
     async def aclose(self) -> None:
         """Close the storage clients of the current loop (tests and local hosts call this)."""
         if self._storage is not None:
@@ -135,6 +145,7 @@ class AppRuntime:
         from aos.storage.clients import queue_client, table_client
         from aos.storage.history_table import TableHistoryArchive
         from aos.storage.index import CachedAgentIndex
+        from aos.storage.letters import TableLetterStore
         from aos.storage.queues import AzureEventQueue
         from aos.storage.receipts import TableDeliveryReceipts
         from aos.storage.table_index import TableAgentIndex
@@ -150,4 +161,5 @@ class AppRuntime:
             ),
             receipts=TableDeliveryReceipts(table_client(settings.storage, settings.history_table)),
             history=TableHistoryArchive(table_client(settings.storage, settings.history_table)),
+            letters=TableLetterStore(table_client(settings.storage, settings.deadletter_table)),
         )

@@ -262,3 +262,33 @@ def test_malformed_queue_messages_are_dead_lettered(
         assert letter["dequeue_count"] == 1
         assert letter["message_id"]
     assert counters_of(client, "cfo")["events_handled"] == 0
+    listed = client.get("/api/deadletters").json()["value"]
+    assert sorted(item["original"] for item in listed) == sorted(texts)
+    assert all(item["queue"] == "deadletter" for item in listed)
+
+
+def test_poison_queue_messages_are_recorded_and_replayable(
+    client: httpx.Client, host_env: dict[str, str]
+) -> None:
+    """The local host runs the poison queue's function: a message the host gave up on (put on
+    `<events>-poison` here, as the host does after maxDequeueCount failures) becomes a letter."""
+    assert client.post("/api/agents", json=CFO).status_code == 201
+    storage = host_env["AzureWebJobsStorage"]
+    event = {"agent_id": "cfo", "type": "invoice.paid", "event_id": "evt-poisoned"}
+    original = json.dumps({"version": 1, "target": "agent", "event": event})
+    with queue_client(storage, host_env["AOS_EVENTS_QUEUE"] + "-poison") as poison:
+        poison.send_message(original)
+
+    def recorded() -> list[dict[str, Any]]:
+        return list(client.get("/api/poison").json()["value"])
+
+    (item,) = wait_for(recorded, "the poison letter")
+    assert item["original"] == original
+    assert item["event_id"] == "evt-poisoned"
+    replayed = client.post(f"/api/poison/{item['id']}/replay")
+    assert replayed.status_code == 202, replayed.text
+    handled = wait_for_events(client, "cfo", 1)
+    assert [e["event_id"] for e in handled["recent_events"]] == ["evt-poisoned"]
+    again = client.post(f"/api/poison/{item['id']}/replay")
+    assert again.status_code == 404
+    assert again.headers["content-type"] == PROBLEM_JSON

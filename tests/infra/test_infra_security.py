@@ -33,6 +33,7 @@ AOS_SETTINGS = {
     "AOS_DEADLETTER_QUEUE": "aos-events-deadletter",
     "AOS_AGENTS_TABLE": "AOSAgents",
     "AOS_HISTORY_TABLE": "AOSHistory",
+    "AOS_DEADLETTER_TABLE": "AOSDeadLetters",
     "AOS_RECENT_EVENTS": 8,
     "AOS_RECENT_DECISIONS": 8,
     "AOS_PROCESSED_IDS": 1000,
@@ -170,7 +171,11 @@ def test_queues_and_tables_are_created_with_the_app_defaults() -> None:
         "aos-events-deadletter",
         "aos-events-poison",
     ]
-    assert [resolve(name) for name in params["tableNames"]] == ["AOSAgents", "AOSHistory"]
+    assert [resolve(name) for name in params["tableNames"]] == [
+        "AOSAgents",
+        "AOSHistory",
+        "AOSDeadLetters",
+    ]
 
 
 # -- function app ----------------------------------------------------------------------------------

@@ -143,6 +143,7 @@ def settings_for(
         deadletter_queue=names.queue_name("dead"),
         agents_table=names.table_name("Agents"),
         history_table=names.table_name("History"),
+        deadletter_table=names.table_name("Letters"),
         limits=limits or Limits(),
     )
 
@@ -166,7 +167,10 @@ async def running_aos(
     *,
     limits: Limits | None = None,
     kinds: AgentKinds | None = None,
+    queues: bool = False,
 ) -> AsyncIterator[Aos]:
+    """With ``queues`` the host polls the queues itself (set ``AOS_EVENTS_QUEUE`` in the
+    environment to ``settings_for(...).events_queue`` first: the trigger's binding names it)."""
     settings = settings_for(connection_string, names, limits)
     runtime = AppRuntime(kinds, load_settings=lambda: settings, settle_timeout=10.0)
     app = create_app(runtime=runtime)
@@ -175,7 +179,7 @@ async def running_aos(
         connection_string=connection_string,
         hub=settings.task_hub,
         config=TEST_HOST_CONFIG,
-        queues=False,
+        queues=queues,
         http=False,
     )
     async with host:

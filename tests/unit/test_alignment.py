@@ -77,3 +77,17 @@ def test_text_helpers() -> None:
 def test_term_weight_must_be_a_fraction() -> None:
     with pytest.raises(ValueError, match="term_weight"):
         LexicalAlignmentScorer(term_weight=1.5)
+
+
+def test_only_the_first_max_action_chars_are_scored() -> None:
+    from aos.alignment.scorer import MAX_ACTION_CHARS
+
+    scorer = LexicalAlignmentScorer()
+    filler = " ".join(f"zq{i}" for i in range(MAX_ACTION_CHARS))[:MAX_ACTION_CHARS]
+    beyond = filler + " strategic company growth revenue"
+    assert scorer.score(beyond, CEO) == scorer.score(filler, CEO)
+    within = "strategic company growth revenue " + filler
+    assert scorer.score(within, CEO).score > scorer.score(filler, CEO).score
+    # a word at the limit is not cut into a different word
+    exact = "x" * (MAX_ACTION_CHARS - 3) + " growth"
+    assert "growth" not in scorer.score(exact, CEO).matched_terms

@@ -1,0 +1,225 @@
+"""Dead-lettered and poisoned messages in an Azure Table, so they can be listed, paged and replayed.
+
+A queue cannot be paged or read by id (peeking shows the first 32 messages), so every letter is
+also a row of ``AOS_DEADLETTER_TABLE``:
+
+    PartitionKey   "deadletter" | "poison"      which path set it aside
+    RowKey         "<inverted µs>-<8 hex>"     newest first; also the letter's id in the API
+
+The inverted timestamp (``10**17`` minus microseconds since the epoch, zero-padded) makes the
+table's ascending key order the newest-first order the API pages in. The original message (up to
+64 KB) and the errors are JSON text split over ``<name>0``, ``<name>1``, ... like the history
+payload: a string property holds at most 32 K UTF-16 characters.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
+
+from aos.errors import StorageError
+from aos.models import utc_now
+from aos.storage.index import Page, decode_token, encode_token
+from aos.storage.tables import TableAdapter
+
+if TYPE_CHECKING:
+    from aos.storage.queues import DeadLetter
+
+__all__ = [
+    "LETTER_QUEUES",
+    "InMemoryLetterStore",
+    "LetterQueue",
+    "LetterStore",
+    "StoredLetter",
+    "TableLetterStore",
+    "new_letter_id",
+]
+
+LetterQueue = Literal["deadletter", "poison"]
+LETTER_QUEUES: tuple[LetterQueue, ...] = ("deadletter", "poison")
+PART_CHARS = 30_000
+_EPOCH_SPAN = 10**17
+
+
+def new_letter_id(at: datetime | None = None) -> str:
+    """A row key that sorts newest first (and is a valid path id: digits, '-' and hex)."""
+    moment = at or utc_now()
+    micros = int(moment.timestamp() * 1_000_000)
+    return f"{_EPOCH_SPAN - micros:017d}-{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLetter:
+    """A letter as stored: the ``DeadLetter`` fields plus its id, queue and the row's ETag."""
+
+    id: str
+    queue: LetterQueue
+    reason: str
+    original: str
+    dead_lettered_at: str
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    message_id: str | None = None
+    dequeue_count: int | None = None
+    etag: str | None = None
+
+    @classmethod
+    def of(
+        cls, queue: LetterQueue, letter: DeadLetter, letter_id: str | None = None
+    ) -> StoredLetter:
+        return cls(
+            id=letter_id or new_letter_id(),
+            queue=queue,
+            reason=letter.reason,
+            original=letter.original,
+            dead_lettered_at=letter.dead_lettered_at,
+            errors=list(letter.errors),
+            message_id=letter.message_id,
+            dequeue_count=letter.dequeue_count,
+        )
+
+
+class LetterStore(ABC):
+    """Port for the inspectable record of dead-lettered and poisoned messages."""
+
+    @abstractmethod
+    async def add(self, *, letter: StoredLetter) -> StoredLetter: ...
+
+    @abstractmethod
+    async def get(self, *, queue: LetterQueue, letter_id: str) -> StoredLetter | None: ...
+
+    @abstractmethod
+    async def page(
+        self, *, queue: LetterQueue, limit: int, continuation: str | None = None
+    ) -> Page[StoredLetter]:
+        """Newest first; ``continuation`` is the token of the previous page."""
+
+    @abstractmethod
+    async def remove(self, *, letter: StoredLetter) -> bool:
+        """Delete the letter if it is unchanged since read (its ETag); ``False`` if it is gone or
+        changed, i.e. someone else replayed it first."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class InMemoryLetterStore(LetterStore):
+    """For unit tests: the same ordering and paging rules, in a dict."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], StoredLetter] = {}
+
+    async def add(self, *, letter: StoredLetter) -> StoredLetter:
+        self._rows[(letter.queue, letter.id)] = letter
+        return letter
+
+    async def get(self, *, queue: LetterQueue, letter_id: str) -> StoredLetter | None:
+        return self._rows.get((queue, letter_id))
+
+    async def page(
+        self, *, queue: LetterQueue, limit: int, continuation: str | None = None
+    ) -> Page[StoredLetter]:
+        after = str(decode_token(continuation)) if continuation else ""
+        keys = sorted(k for q, k in self._rows if q == queue and k > after)
+        chosen = keys[:limit]
+        more = len(keys) > limit
+        return Page(
+            [self._rows[(queue, k)] for k in chosen], encode_token(chosen[-1]) if more else None
+        )
+
+    async def remove(self, *, letter: StoredLetter) -> bool:
+        return self._rows.pop((letter.queue, letter.id), None) is not None
+
+
+class TableLetterStore(TableAdapter, LetterStore):
+    async def add(self, *, letter: StoredLetter) -> StoredLetter:
+        row: dict[str, Any] = {
+            "PartitionKey": letter.queue,
+            "RowKey": letter.id,
+            "reason": letter.reason,
+            "dead_lettered_at": letter.dead_lettered_at,
+        }
+        if letter.message_id is not None:
+            row["message_id"] = letter.message_id
+        if letter.dequeue_count is not None:
+            row["dequeue_count"] = letter.dequeue_count
+        row |= _split("original", letter.original)
+        row |= _split("errors", json.dumps(letter.errors, separators=(",", ":")))
+        try:
+            await self._ensure_table()
+            await self._client.upsert_entity(row)
+        except AzureError as exc:
+            raise StorageError(f"Dead-letter table unavailable: {exc}") from exc
+        return letter
+
+    async def get(self, *, queue: LetterQueue, letter_id: str) -> StoredLetter | None:
+        try:
+            await self._ensure_table()
+            row = await self._client.get_entity(queue, letter_id)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise StorageError(f"Dead-letter table unavailable: {exc}") from exc
+        return _letter(row)
+
+    async def page(
+        self, *, queue: LetterQueue, limit: int, continuation: str | None = None
+    ) -> Page[StoredLetter]:
+        token = decode_token(continuation) if continuation else None
+        pages = self._client.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": queue}, results_per_page=limit
+        ).by_page(continuation_token=token)
+        letters: list[StoredLetter] = []
+        try:
+            await self._ensure_table()
+            async for page in pages:
+                letters = [_letter(row) async for row in page]
+                break
+        except AzureError as exc:
+            raise StorageError(f"Dead-letter table unavailable: {exc}") from exc
+        next_token = pages.continuation_token  # type: ignore[attr-defined]
+        return Page(letters, encode_token(next_token) if next_token else None)
+
+    async def remove(self, *, letter: StoredLetter) -> bool:
+        try:
+            await self._client.delete_entity(
+                letter.queue,
+                letter.id,
+                etag=letter.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return False
+        except AzureError as exc:
+            raise StorageError(f"Dead-letter table unavailable: {exc}") from exc
+        return True
+
+
+def _split(name: str, text: str) -> dict[str, Any]:
+    parts = [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)] or [""]
+    return {f"{name}_parts": len(parts), **{f"{name}{i}": p for i, p in enumerate(parts)}}
+
+
+def _joined(row: Any, name: str) -> str:
+    return "".join(str(row[f"{name}{i}"]) for i in range(int(row[f"{name}_parts"])))
+
+
+def _letter(row: Any) -> StoredLetter:
+    count = row.get("dequeue_count")
+    return StoredLetter(
+        id=str(row["RowKey"]),
+        queue=row["PartitionKey"],
+        reason=str(row["reason"]),
+        original=_joined(row, "original"),
+        dead_lettered_at=str(row["dead_lettered_at"]),
+        errors=json.loads(_joined(row, "errors")),
+        message_id=row.get("message_id"),
+        dequeue_count=int(count) if count is not None else None,
+        etag=row.metadata.get("etag"),
+    )
