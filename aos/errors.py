@@ -18,10 +18,16 @@ and an RFC 9457 problem type in one table (``aos.functions.problems``), so route
     ├── LimitExceededError                     the change would break a bound (state size, goal count)
     ├── UnknownOperationError                  an entity operation name the agent entity does not know
     ├── HostManagedStateError                  entity state written from outside (the host saves it)
-    └── StorageError                           Azure Storage failed in a way a retry may fix
+    ├── StorageError                           Azure Storage failed in a way a retry may fix
+    └── ServiceError                           (aos.client) the service could not be reached, or
+                                               answered an error no class above describes
 
 ``InvalidInputError`` carries ``errors``: a list of ``FieldError`` (location, message, type) so that
 problem+json responses and dead-letter reasons can name every failing field.
+
+The Python client (``aos.client``) raises the same classes for the service's problem+json answers
+(``urn:aos:problem:not-found`` is a ``NotFoundError``, and so on: the table is in ``aos.client``);
+then ``status`` is the HTTP status and ``problem`` the problem+json body.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ __all__ = [
     "LimitExceededError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "ServiceError",
     "StorageError",
     "UnknownKindError",
     "UnknownOperationError",
@@ -77,6 +84,11 @@ class FieldError:
 
 class AOSError(Exception):
     """Base of every error AOS raises deliberately."""
+
+    status: int | None = None
+    """The HTTP status, when an AOS service answered with this error (``aos.client``)."""
+    problem: Mapping[str, Any] | None = None
+    """The service's problem+json body, when it answered with this error (``aos.client``)."""
 
 
 class ConfigurationError(AOSError, ValueError):
@@ -168,3 +180,8 @@ class HostManagedStateError(AOSError):
 
 class StorageError(AOSError):
     """Azure Storage failed; the caller may retry."""
+
+
+class ServiceError(AOSError):
+    """(``aos.client``) The service could not be reached, or answered with an error that no other
+    class describes (a rejected function key, an internal error, a route it does not have)."""
