@@ -182,9 +182,9 @@ class AsyncAosClient:
         poll_interval: float = 1.0,
         types: str | Sequence[str] | None = None,
         kind: Literal["event", "decision"] | None = None,
-    ) -> AsyncIterator[HistoryItem]:
+    ) -> AsyncGenerator[HistoryItem, None]:
         """Records archived after sequence ``after`` (default: from now on), oldest first, as
-        they arrive; polls every ``poll_interval`` seconds and never ends by itself."""
+        they arrive; polls every ``poll_interval`` seconds and never ends by itself (``aclose()`` it)."""
         if after is None:
             after = await self.latest_sequence(agent_id)
         while True:

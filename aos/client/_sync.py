@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -178,9 +178,9 @@ class AosClient:
         poll_interval: float = 1.0,
         types: str | Sequence[str] | None = None,
         kind: Literal["event", "decision"] | None = None,
-    ) -> Iterator[HistoryItem]:
+    ) -> Generator[HistoryItem, None, None]:
         """Records archived after sequence ``after`` (default: from now on), oldest first, as
-        they arrive; polls every ``poll_interval`` seconds and never ends by itself."""
+        they arrive; polls every ``poll_interval`` seconds and never ends by itself (``close()`` it)."""
         if after is None:
             after = self.latest_sequence(agent_id)
         while True:

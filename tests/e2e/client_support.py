@@ -29,6 +29,7 @@ def module_env(azurite: Azurite) -> dict[str, str]:
         "AOS_DEADLETTER_QUEUE": names.queue_name("dead"),
         "AOS_AGENTS_TABLE": names.table_name("Agents"),
         "AOS_HISTORY_TABLE": names.table_name("History"),
+        "AOS_DEADLETTER_TABLE": names.table_name("Letters"),
         "AOS_MAX_GOALS": str(MAX_GOALS),
         "PYTHONUNBUFFERED": "1",
     }
