@@ -36,10 +36,12 @@ problem+json ``type`` (else by status); ``status`` and ``problem`` carry the ans
     ``conflict``                         409     ``ConflictError``
     ``limit-exceeded``                   422     ``LimitExceededError``
     ``storage-unavailable``              503     ``StorageError``
-    anything else, or no answer          any     ``ServiceError``
+    anything else, or no answer          any     ``ServiceError`` (see below)
     ===================================  ======  ===================================
 
 The last two payload classes are ``InvalidInputError`` too, and every one is an ``AOSError``.
+Other answers are mapped by status where one says enough (400, 404, 409, 413, 415: a host's own
+404 for a route it does not serve is a ``NotFoundError``), else they are a ``ServiceError``.
 429 and 503 answers are retried (``Retry``: 4 tries, honouring ``Retry-After``) before they raise.
 Importing this package imports neither the Azure Functions SDKs nor any Azure Storage SDK.
 """

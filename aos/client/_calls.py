@@ -64,7 +64,7 @@ PROBLEM_TYPES: dict[str, type[AOSError]] = {
     "limit-exceeded": LimitExceededError,
     "storage-unavailable": StorageError,
 }
-# answers without a problem body we understand (a proxy, a host without the route)
+# answers without a problem type of AOS (a proxy, a host without the route)
 _BY_STATUS: dict[int, type[AOSError]] = {
     400: InvalidInputError,
     404: NotFoundError,
@@ -150,7 +150,8 @@ def retry_after(value: str | None) -> float | None:
 
 
 def error_from(response: httpx.Response) -> AOSError:
-    """The exception for an error answer: by problem type, else by status, else ServiceError."""
+    """The exception for an error answer: by problem type, else by status (a host's own 404 for a
+    route it does not have), else ServiceError."""
     problem: dict[str, Any] | None = None
     try:
         body = response.json()
@@ -163,11 +164,11 @@ def error_from(response: httpx.Response) -> AOSError:
     message = f"{response.request.method} {response.url.path} answered {status}"
     if problem is not None:
         slug = str(problem["type"]).removeprefix(PROBLEM_PREFIX)
-        cls = PROBLEM_TYPES.get(slug, ServiceError)
+        cls = PROBLEM_TYPES.get(slug) or _BY_STATUS.get(status, ServiceError)
         message = str(problem.get("detail") or problem.get("title") or message)
     elif status in _BY_STATUS:
         cls = _BY_STATUS[status]
-    elif status in (401, 403):
+    if cls is ServiceError and status in (401, 403):
         message += ": the function key is missing or not valid (set --key or AOS_FUNCTION_KEY)"
     if issubclass(cls, InvalidInputError):
         error: AOSError = cls(message, _field_errors(problem))
