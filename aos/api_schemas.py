@@ -195,15 +195,21 @@ class Problem(BaseModel):
 
 
 class HistoryItem(BaseModel):
-    """One archived record: a handled event (``payload`` is the event) or a decision
-    (``payload`` is the decision; ``event_id`` is the decision id)."""
+    """One archived record: a handled event (``payload`` is the event, ``result`` what its
+    handler returned), a decision (``payload`` is the decision; ``event_id`` is the decision id)
+    or a failure (``payload`` is the event its handler raised on, ``error`` why; the event was
+    not applied and applies if sent again)."""
 
-    kind: Literal["event", "decision"]
+    kind: Literal["event", "decision", "failure"]
     event_id: str
     type: str
     recorded_at: str
     sequence: int = Field(description="position in the agent's history, 1 = first")
     payload: dict[str, JsonValue]
+    result: JsonValue = Field(default=None, description="what the event's handler returned")
+    error: dict[str, str] | None = Field(
+        default=None, description="a failure's error: its type and message"
+    )
 
 
 class HistoryList(BaseModel):

@@ -2,9 +2,11 @@
 
 Every message is validated again (the queue may hold anything anyone wrote to it). A message that
 can never be delivered -- not JSON, not an AOS envelope, addressed to an unknown agent -- goes to the
-dead-letter queue with the reason and the original text, and the trigger completes. Anything that
-may succeed later (storage unavailable, a registration still finishing) raises, so the Functions
-host retries it and, after ``maxDequeueCount`` attempts, moves it to ``<queue>-poison``.
+dead-letter queue with the reason and the original text, and the trigger completes. An agent whose
+registration answered 202 and is still ``registering`` is finished here (``aos.registration``),
+never retried into the poison queue. Anything that may succeed later (storage unavailable) raises,
+so the Functions host retries it and, after ``maxDequeueCount`` attempts, moves it to
+``<queue>-poison``.
 Duplicates are harmless: a delivery receipt per (agent, event) catches redeliveries and repeated
 events however late they come (``aos.storage.receipts``), and the entity's own window of recent
 ids catches the rest.
@@ -18,10 +20,11 @@ from uuid import uuid4
 
 from pydantic import ValidationError
 
-from aos.errors import AgentNotReadyError, InvalidInputError
+from aos.errors import InvalidInputError
 from aos.models import format_timestamp, utc_now
+from aos.registration import finish_registration
 from aos.storage.entities import EntityClient
-from aos.storage.index import AgentIndex, IndexStatus
+from aos.storage.index import AgentIndex, IndexEntry, IndexStatus
 from aos.storage.queues import DeadLetter, EventQueue, QueueMessage
 from aos.storage.receipts import DeliveryReceipts
 
@@ -81,24 +84,23 @@ class EventDelivery:
                 return await self._dead_letter(
                     f"agent {agent_id!r} is not registered", text, message_id, dequeue_count
                 )
-            if entry.status is IndexStatus.REGISTERING:
-                raise AgentNotReadyError(agent_id)
-            agents = [agent_id]
+            recipients = [entry]
         else:
-            subscribed = await self.index.subscribers(event_type=event.type)
-            if message.recipients is None:
-                agents = subscribed
-            else:  # subscribed when published and still subscribed now
-                still = set(subscribed)
-                agents = [a for a in message.recipients if a in still]
+            recipients = await self._recipients(message)
 
         payload = event.model_dump(mode="json")
         signalled: list[str] = []
         duplicates: list[str] = []
-        for agent_id in agents:
+        for entry in recipients:
+            agent_id = entry.agent_id
+            if entry.status is IndexStatus.REGISTERING:  # a registration that answered 202
+                entry = await finish_registration(self.index, self.entities, entry)
             # Without a message id (never from the Functions host) every delivery is new.
             claim = await self.receipts.claim(
-                agent_id=agent_id, event_id=event.event_id, message_id=message_id or uuid4().hex
+                agent_id=agent_id,
+                event_id=event.event_id,
+                message_id=message_id or uuid4().hex,
+                generation=entry.generation,
             )
             if not claim.should_signal:
                 duplicates.append(agent_id)
@@ -117,6 +119,26 @@ class EventDelivery:
             extra={"event_id": event.event_id, "correlation_id": event.correlation_id},
         )
         return DeliveryOutcome(event.event_id, tuple(signalled), tuple(duplicates))
+
+    async def _recipients(self, message: QueueMessage) -> list[IndexEntry]:
+        """A broadcast's recipients that are still registered and subscribed to its type: those
+        it names (the subscribers when it was published), or, for a broadcast that names none
+        (another producer's), the subscribers now. One index look-up each (cached for active
+        agents), never a scan of every subscription."""
+        event_type = message.event.type
+        names = message.recipients
+        if names is None:
+            names = await self.index.subscribers(event_type=event_type)
+        entries: list[IndexEntry] = []
+        for agent_id in dict.fromkeys(names):
+            entry = await self.index.get(agent_id=agent_id)
+            if (
+                entry is not None
+                and entry.status is not IndexStatus.DEREGISTERING
+                and entry.subscribes_to(event_type)
+            ):
+                entries.append(entry)
+        return entries
 
     async def _dead_letter(
         self,

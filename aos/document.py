@@ -37,6 +37,7 @@ __all__ = [
     "StateSchemaError",
     "id_digest",
     "summarize_event",
+    "truncate_escaped",
     "worst_case_state_bytes",
 ]
 
@@ -66,6 +67,19 @@ def _strict_json_length() -> Callable[[Any], int]:
 
 strict_json_length = _strict_json_length()
 DIGEST_LENGTH = 8
+
+
+def truncate_escaped(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` that takes at most ``max_bytes`` as stored JSON (non-ASCII
+    escaped: a character outside ASCII takes 6 or 12 bytes, not 1)."""
+    if text.isascii() and len(json.dumps(text)) - 2 <= max_bytes:
+        return text
+    size = 0
+    for i, char in enumerate(text):
+        size += len(json.dumps(char)) - 2
+        if size > max_bytes:
+            return text[:i]
+    return text
 
 
 class StateSchemaError(AOSError):
@@ -245,6 +259,15 @@ class ContextDocument:
         counters = self.raw["counters"]
         new_raw = dict(self.raw)
         new_raw["counters"] = {**counters, "duplicates_ignored": counters["duplicates_ignored"] + 1}
+        return ContextDocument(new_raw, seen=self._seen)
+
+    def with_failure(self, failed_at: str) -> ContextDocument:
+        """Count an event whose handler raised; nothing else changes (its id is not remembered,
+        so the event applies if it is sent again)."""
+        counters = self.raw["counters"]
+        new_raw = dict(self.raw)
+        new_raw["counters"] = {**counters, "events_failed": counters.get("events_failed", 0) + 1}
+        new_raw["updated_at"] = failed_at
         return ContextDocument(new_raw, seen=self._seen)
 
     def with_decision(

@@ -200,6 +200,13 @@ class AgentEntity:
         agent = self._existing(context, agent)
         outcome = agent.receive(self._input(context), received_at=self._batch_time(context))
         self._commit(context, agent)
+        if outcome["status"] == "failed":  # recorded in the context and the history; logged too
+            logger.warning(
+                "agent %s: the handler failed on event %s: %s",
+                context.entity_key,
+                outcome["event_id"],
+                outcome["error"]["message"],
+            )
         return outcome
 
     def _add_goal(self, context: EntityContext, agent: PerpetualAgent | None) -> Any:

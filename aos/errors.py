@@ -19,6 +19,7 @@ and an RFC 9457 problem type in one table (``aos.functions.problems``), so route
     ├── UnknownOperationError                  an entity operation name the agent entity does not know
     ├── HostManagedStateError                  entity state written from outside (the host saves it)
     ├── StorageError                           Azure Storage failed in a way a retry may fix
+    │   └── PartialPublishError                a broadcast was queued for some subscribers only
     └── ServiceError                           (aos.client) the service could not be reached, or
                                                answered an error no class above describes
 
@@ -49,6 +50,7 @@ __all__ = [
     "InvalidInputError",
     "LimitExceededError",
     "NotFoundError",
+    "PartialPublishError",
     "PayloadTooLargeError",
     "ServiceError",
     "StorageError",
@@ -85,6 +87,8 @@ class FieldError:
 class AOSError(Exception):
     """Base of every error AOS raises deliberately."""
 
+    extensions: Mapping[str, Any] = {}
+    """Facts a client can act on, added to the problem+json body as extension members."""
     status: int | None = None
     """The HTTP status, when an AOS service answered with this error (``aos.client``)."""
     problem: Mapping[str, Any] | None = None
@@ -118,6 +122,12 @@ class InvalidInputError(AOSError, ValueError):
         ]
         summary = "; ".join(f"{'/'.join(map(str, e.loc)) or '(root)'}: {e.message}" for e in errors)
         return cls(f"{message}: {summary}" if summary else message, errors)
+
+    def located(self, *prefix: str | int) -> InvalidInputError:
+        """The same error with every field placed under ``prefix`` (``("body",)`` where the
+        failing value came from a request body)."""
+        errors = [FieldError(prefix + e.loc, e.message, e.type) for e in self.errors]
+        return type(self)(str(self), errors) if errors else self
 
 
 class UnknownKindError(InvalidInputError):
@@ -180,6 +190,23 @@ class HostManagedStateError(AOSError):
 
 class StorageError(AOSError):
     """Azure Storage failed; the caller may retry."""
+
+
+class PartialPublishError(StorageError):
+    """Storage failed after a broadcast was queued for some of its subscribers. Publishing the
+    same ``event_id`` again is safe: agents that have the event ignore the repeat."""
+
+    def __init__(self, *, event_id: str, queued: int, subscribers: int) -> None:
+        super().__init__(
+            f"Storage failed after event {event_id!r} was queued for {queued} of its "
+            f"{subscribers} subscribers; publish it again with the same event_id (agents that "
+            "have it ignore the repeat)"
+        )
+        self.extensions = {
+            "event_id": event_id,
+            "subscribers_queued": queued,
+            "subscribers": subscribers,
+        }
 
 
 class ServiceError(AOSError):

@@ -8,8 +8,8 @@ Records are produced by the agent inside the entity's batch and written when the
 
 * the *generation* is the agent's ``created_at``: an agent deregistered and registered again under
   the same id starts a new generation, so its history never overwrites the old one's;
-* the *sequence* is ``events_handled + decisions_made`` right after the record's change, so it
-  grows by one per record.
+* the *sequence* is ``events_handled + decisions_made + events_failed`` right after the record's
+  change, so it grows by one per record.
 
 Both are inverted (subtracted from a maximum, zero-padded) so that ascending row keys, the only
 order Azure Tables returns, are newest first. A batch the host executes again (after a crash,
@@ -42,7 +42,9 @@ __all__ = [
     "history_row_key",
 ]
 
-HistoryKind = Literal["event", "decision"]
+HistoryKind = Literal["event", "decision", "failure"]
+"""``event``: an applied event (with what its handler returned); ``decision``: a decision;
+``failure``: an event whose handler raised (with the error), not applied."""
 HISTORY_PREFIX = "history|"
 
 _MAX_MICROS = 10**17 - 1  # far beyond year 9999 in microseconds since 1970
@@ -63,7 +65,8 @@ class HistoryRecord:
 
     ``payload`` is the whole event (with ``received_at``) or the whole decision. It may be a
     pydantic model while the record is in flight (serialising it is left to the writer, after the
-    entity's batch) and is always a dict once read back.
+    entity's batch) and is always a dict once read back. ``result`` is what an event's handler
+    returned; ``error`` (``type``, ``message``) why a ``failure`` record's handler raised.
     """
 
     agent_id: str
@@ -74,6 +77,8 @@ class HistoryRecord:
     type: str
     recorded_at: str
     payload: dict[str, Any] | BaseModel
+    result: Any = None
+    error: dict[str, str] | None = None
 
     @property
     def row_key(self) -> str:
@@ -93,6 +98,8 @@ class HistoryRecord:
             "recorded_at": self.recorded_at,
             "sequence": self.sequence,
             "payload": self.payload_dict(),
+            "result": self.result,
+            "error": self.error,
         }
 
 

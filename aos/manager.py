@@ -9,6 +9,7 @@ manager waits (bounded) until the entity shows the change, so that a client read
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +22,14 @@ from aos.errors import (
     AgentNotFoundError,
     ConflictError,
     GoalNotFoundError,
+    PartialPublishError,
+    StorageError,
     UnknownOperationError,
 )
 from aos.history import HistoryPage, HistoryQuery
 from aos.limits import Limits
 from aos.models import AgentSpec, Event, Goal, GoalCreate, GoalUpdate, SpecUpdate, new_id
+from aos.registration import activate, configure_signal
 from aos.storage.entities import EntityClient
 from aos.storage.index import AgentIndex, IndexEntry, IndexStatus, Page
 from aos.storage.queues import EventQueue, QueueMessage, broadcast_messages, encode_message
@@ -75,37 +79,35 @@ class AgentManager:
     async def register_agent(self, spec: AgentSpec, *, replace: bool = False) -> Change:
         """Create an agent (``replace=False``: ``AgentExistsError`` if it exists) or create or
         replace it (``replace=True``, PUT). Repeating an interrupted registration finishes it."""
-        self._check_spec(spec)
         existing = await self.index.get(agent_id=spec.agent_id)
         created = existing is None or existing.status is IndexStatus.REGISTERING
-        if existing is None:
-            entry = await self.index.create(entry=IndexEntry(spec=spec))
-        elif existing.status is IndexStatus.DEREGISTERING:
+        if existing is not None and existing.status is IndexStatus.DEREGISTERING:
             raise ConflictError(
                 f"Agent {spec.agent_id!r} is being deregistered; repeat the DELETE, then register"
             )
-        elif existing.status is IndexStatus.ACTIVE and not replace:
+        if existing is not None and existing.status is IndexStatus.ACTIVE and not replace:
             raise AgentExistsError(spec.agent_id)
+        await self._check_spec(spec, replacing=existing is not None)
+        if existing is None:
+            entry = await self.index.create(entry=IndexEntry(spec=spec))
         else:
             entry = await self.index.replace(entry=existing.with_spec(spec), previous=existing)
         settled = await self._configure(spec)
-        if settled and entry.status is not IndexStatus.ACTIVE:
-            entry = await self.index.replace(
-                entry=entry.with_status(IndexStatus.ACTIVE), previous=entry
-            )
+        if settled:
+            entry = await activate(self.index, entry)
         return Change(entry, settled, created)
 
     async def update_agent(self, agent_id: str, changes: dict[str, Any]) -> Change:
-        """Change purpose, scope, success criteria, adapter or subscriptions."""
+        """Change purpose, scope, success criteria, adapter or subscriptions. An agent whose
+        registration is unfinished (it answered 202) is finished by the change."""
         existing = await self._indexed(agent_id)
-        if existing.status is IndexStatus.REGISTERING:
-            raise ConflictError(
-                f"Agent {agent_id!r} has not finished registering; repeat its PUT or POST first"
-            )
         spec = parse(SpecUpdate, changes, what="agent spec").apply_to(agent_id, existing.spec)
-        self._check_spec(spec)
+        await self._check_spec(spec, replacing=True)
         entry = await self.index.replace(entry=existing.with_spec(spec), previous=existing)
-        return Change(entry, await self._configure(spec))
+        settled = await self._configure(spec)
+        if settled:
+            entry = await activate(self.index, entry)
+        return Change(entry, settled)
 
     async def deregister_agent(self, agent_id: str, *, purge: bool = False) -> Change:
         """Mark the index row, delete the entity, then remove the row (see ``aos.storage.index``).
@@ -189,6 +191,7 @@ class AgentManager:
         entry = await self.index.get(agent_id=agent_id)
         if entry is None or entry.status is IndexStatus.DEREGISTERING:
             raise AgentNotFoundError(agent_id)
+        self.kinds.resolve(entry.spec.kind).check_event(event)
         await self._enqueue(QueueMessage(target="agent", event=event))
         return event
 
@@ -196,12 +199,24 @@ class AgentManager:
         """Queue an event for every agent subscribed to its type now; returns how many they are.
 
         The messages name their recipients, so an agent that subscribes later does not receive
-        it; one that unsubscribes or is deregistered before delivery does not either.
+        it; one that unsubscribes or is deregistered before delivery does not either. An event
+        that some registered kind could never apply is refused (``check_event``). If storage
+        fails after some messages were queued, ``PartialPublishError`` says how far it got.
         """
+        for kind in self.kinds:  # its subscribers' kinds are not known without reading each
+            self.kinds.resolve(kind).check_event(event)
         subscribers = await self.index.subscribers(event_type=event.type)
         texts = broadcast_messages(event, subscribers)
-        for text in texts:
-            await self.queue.send(message=text)
+        for sent, text in enumerate(texts):
+            try:
+                await self.queue.send(message=text)
+            except StorageError as exc:
+                if sent == 0:
+                    raise
+                reached = sum(len(json.loads(t)["recipients"]) for t in texts[:sent])
+                raise PartialPublishError(
+                    event_id=event.event_id, queued=reached, subscribers=len(subscribers)
+                ) from exc
         return len(subscribers)
 
     async def evaluate_alignment(self, agent_id: str, action: Any) -> AlignmentResult:
@@ -209,16 +224,23 @@ class AgentManager:
         return agent.score_alignment(action)
 
     # ------------------------------------------------------------------------------ plumbing
-    def _check_spec(self, spec: AgentSpec) -> None:
-        """Refuse what the entity would refuse: an unknown kind, a spec over the budget."""
+    async def _check_spec(self, spec: AgentSpec, *, replacing: bool) -> None:
+        """Refuse what the entity would refuse: an unknown kind, or a spec that, with the agent's
+        current goals and state, goes over the budget (a dry run of ``configure`` on the current
+        context, so the index never changes while the entity refuses)."""
         self.kinds.resolve(spec.kind)
-        ContextDocument.create(spec, self.limits)
+        state = await self.entities.read(agent_id=spec.agent_id) if replacing else None
+        if state is None:
+            ContextDocument.create(spec, self.limits)
+            return
+        document = ContextDocument.load(state)
+        agent = self.kinds.resolve(document.kind).from_document(document, limits=self.limits)
+        agent.configure(SpecUpdate.model_validate(configure_signal(spec)))
 
     async def _configure(self, spec: AgentSpec) -> bool:
         expected = spec.model_dump(mode="json")
-        payload = {k: v for k, v in expected.items() if k != "agent_id"}
         await self.entities.signal(
-            agent_id=spec.agent_id, operation="configure", value={**payload, "replace": True}
+            agent_id=spec.agent_id, operation="configure", value=configure_signal(spec)
         )
         settled, _ = await self.entities.wait_for(
             agent_id=spec.agent_id,

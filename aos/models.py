@@ -12,6 +12,7 @@ width keeps the entity state's size stable and makes the strings sort in time or
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -100,7 +101,29 @@ GoalId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
 EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
 EventType = Annotated[str, StringConstraints(pattern=EVENT_TYPE_PATTERN)]
 KindName = Annotated[str, StringConstraints(pattern=KIND_PATTERN)]
-ShortText = Annotated[str, StringConstraints(max_length=64)]
+
+
+def _escaped_within(limit: int) -> Any:
+    """A string whose JSON-escaped form (as the entity state stores it, non-ASCII escaped) is at
+    most ``limit`` bytes: 64 emoji are 64 characters but 768 bytes of state."""
+
+    def check(value: str) -> str:
+        if value.isascii() and value.isprintable():  # the usual label: no escapes but these
+            size = len(value) + value.count('"') + value.count("\\")
+        else:
+            size = len(json.dumps(value)) - 2
+        if size > limit:
+            raise ValueError(
+                f"at most {limit} bytes as stored JSON (this is {size}; a non-ASCII character "
+                "takes 6 or 12)"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+ShortText = Annotated[str, StringConstraints(max_length=64), _escaped_within(64)]
+"""Short labels kept in every window entry of the entity state: bounded in stored bytes."""
 Purpose = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 Scope = Annotated[str, StringConstraints(max_length=2000)]
 Criterion = Annotated[str, StringConstraints(min_length=1, max_length=300)]
@@ -303,6 +326,9 @@ class Counters(_State):
     events_handled: int = 0
     duplicates_ignored: int = 0
     decisions_made: int = 0
+    events_failed: int = 0
+    """Events whose handler raised: recorded in history as ``failure`` records, not applied, and
+    applied if the same ``event_id`` arrives again (after a fix)."""
 
 
 class AgentContext(_State):

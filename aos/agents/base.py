@@ -33,6 +33,9 @@ from aos.validation import parse
 
 __all__ = ["RESERVED_STATE_KEYS", "PerpetualAgent"]
 
+_ERROR_CHARS = 1000
+"""How much of a failed handler's error message the failure record keeps."""
+
 RESERVED_STATE_KEYS = frozenset({"last_event", "events_handled", "recent_events"})
 """Keys ``get_state`` answers from the agent's bookkeeping; ``update_state`` refuses them."""
 
@@ -125,39 +128,56 @@ class PerpetualAgent:
     ) -> dict[str, Any]:
         """Apply an event once: a repeated ``event_id`` is counted and otherwise ignored.
 
-        ``received_at`` (a formatted timestamp) defaults to now; the entity passes the time its
-        batch arrived, shared by every event of the batch.
+        If the handler (``on_event``) raises, nothing it did stays: the failure is counted
+        (``events_failed``), journaled as a ``failure`` record with the error, and the outcome's
+        status is ``failed``. The event id is not remembered, so the same event sent again (after
+        a fix) is applied. ``received_at`` (a formatted timestamp) defaults to now; the entity
+        passes the time its batch arrived, shared by every event of the batch.
         """
+        return self._receive(event, received_at)[0]
+
+    def _receive(
+        self, event: Event | Mapping[str, Any], received_at: str | None
+    ) -> tuple[dict[str, Any], Exception | None]:
         if not isinstance(event, Event):
             event = _parse_event(event)
         digest = id_digest(event.event_id)
         if self.document.has_processed(digest):
             self.document = self.document.with_duplicate()
-            return {"event_id": event.event_id, "status": "duplicate"}
-        # on_event may decide: undo that too if the event fails
+            return {"event_id": event.event_id, "status": "duplicate"}, None
+        # on_event may decide or change goals and state: undo all of it if the event fails
         before, journaled = self.document, len(self.journal) if self.journal is not None else 0
+        received_at = received_at or format_timestamp(utc_now())
         try:
             sequence = self.document.events_handled + 1
             result = self.on_event(event)
             if result is not None:
                 _ensure_json(result, what=f"{type(self).__name__}.on_event result", error=AOSError)
-            received_at = received_at or format_timestamp(utc_now())
             summary = summarize_event(
                 event, received_at=received_at, preview_bytes=self.limits.event_preview_bytes
             )
             self.document = self.document.with_event(summary, digest, self.limits)
-            self._journal("event", event.event_id, event.type, received_at, event)
+            self._journal("event", event.event_id, event.type, received_at, event, result)
+        except Exception as exc:
+            self._undo(before, journaled)
+            error = {"type": type(exc).__name__, "message": str(exc)[:_ERROR_CHARS]}
+            self.document = before.with_failure(received_at)
+            self._journal("failure", event.event_id, event.type, received_at, event, None, error)
+            return {"event_id": event.event_id, "status": "failed", "error": error}, exc
         except BaseException:
-            self.document = before
-            if self.journal is not None:
-                del self.journal[journaled:]
+            self._undo(before, journaled)
             raise
         return {
             "event_id": event.event_id,
             "status": "applied",
             "sequence": sequence,
             "result": result,
-        }
+        }, None
+
+    def _undo(self, document: ContextDocument, journaled: int) -> None:
+        self.document = document
+        if self.journal is not None:
+            del self.journal[journaled:]
 
     def take_journal(self) -> list[HistoryRecord]:
         """The records of the changes made since the last call, oldest first, for the archive."""
@@ -174,6 +194,8 @@ class PerpetualAgent:
         type_: str,
         recorded_at: str,
         payload: dict[str, Any] | BaseModel,
+        result: Any = None,
+        error: dict[str, str] | None = None,
     ) -> None:
         """Record the change just made to ``self.document``; its sequence comes from the counters
         (see ``aos.history``), so the same state always yields the same key."""
@@ -181,10 +203,14 @@ class PerpetualAgent:
             return
         raw = self.document.raw
         counters = raw["counters"]
-        sequence = counters["events_handled"] + counters["decisions_made"]
+        sequence = (
+            counters["events_handled"]
+            + counters["decisions_made"]
+            + counters.get("events_failed", 0)  # absent from state written before it existed
+        )
         record = HistoryRecord(
             raw["spec"]["agent_id"], raw["created_at"], sequence, kind, event_id, type_,
-            recorded_at, payload,
+            recorded_at, payload, result, error,
         )  # fmt: skip
         self.journal.append(record)
 
@@ -192,6 +218,15 @@ class PerpetualAgent:
         """What this kind of agent does with an event. Override it; the base agent only records
         the event (which ``receive`` does for every kind)."""
         return None
+
+    @classmethod
+    def check_event(cls, event: Event) -> None:
+        """Refuse (``InvalidInputError``) an event this kind could never apply, whatever its
+        state: the HTTP API calls it before queueing, so such an event is a 400, not a failure
+        found later. Override it together with ``on_event`` and share the rules (as
+        ``PurposeDrivenAgent`` does with decision requests). Rules that depend on the state (a
+        goal limit already reached) cannot be checked here: such an event is recorded as a
+        failure when it arrives."""
 
     def set_state_value(self, key: str, value: JsonValue) -> None:
         if not isinstance(key, str) or not 1 <= len(key) <= 128:
@@ -239,9 +274,12 @@ class PerpetualAgent:
         """Nothing to stop: an idle entity is unloaded by the host. See ``start``."""
 
     async def handle_event(self, event: Event | Mapping[str, Any]) -> dict[str, Any]:
-        """Apply an event (see ``receive``) and save the context."""
-        outcome = self.receive(event)
+        """Apply an event (see ``receive``) and save the context. If the handler raised, the
+        failure is saved (counted and in the history) and the handler's exception re-raised."""
+        outcome, error = self._receive(event, None)
         await self.save_state()
+        if error is not None:
+            raise error
         return outcome
 
     async def update_state(self, key: str, value: JsonValue) -> None:

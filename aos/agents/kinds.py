@@ -8,10 +8,10 @@ from pydantic import JsonValue
 
 from aos.agents.purpose import PurposeDrivenAgent
 from aos.document import id_digest
-from aos.errors import AOSError
-from aos.models import Event
+from aos.models import Event, GoalCreate
+from aos.validation import parse, within_data
 
-__all__ = ["GenericPurposeDrivenAgent", "LeadershipAgent"]
+__all__ = ["GenericPurposeDrivenAgent", "LeadershipAgent", "proposed_goal"]
 
 
 class GenericPurposeDrivenAgent(PurposeDrivenAgent):
@@ -34,11 +34,9 @@ class LeadershipAgent(PurposeDrivenAgent):
     goal_acceptance_threshold: ClassVar[float] = 0.3
 
     def on_event(self, event: Event) -> JsonValue:
-        data = event.data
-        if event.type == "goal.proposed" and isinstance(data, dict):
-            description = data.get("description")
-            if not isinstance(description, str) or not description.strip():
-                raise AOSError("a goal.proposed event needs data.description (text)")
+        proposed = proposed_goal(event)
+        if proposed is not None:
+            description = proposed.description
             alignment = self.score_alignment(description)
             if alignment.score < self.goal_acceptance_threshold:
                 return {
@@ -46,7 +44,25 @@ class LeadershipAgent(PurposeDrivenAgent):
                     "alignment": alignment.as_dict(),
                 }
             # The goal id comes from the event, so a re-executed batch creates the same goal.
-            goal_id = data.get("id") or f"g-{id_digest(event.event_id, 'goal')}"
+            goal_id = proposed.id or f"g-{id_digest(event.event_id, 'goal')}"
             goal = self.create_goal({"description": description, "id": goal_id})
             return {"goal": "accepted", "goal_id": goal.id, "alignment": alignment.as_dict()}
         return super().on_event(event)
+
+    @classmethod
+    def check_event(cls, event: Event) -> None:
+        proposed_goal(event)
+        super().check_event(event)
+
+
+def proposed_goal(event: Event) -> GoalCreate | None:
+    """The goal a ``goal.proposed`` event proposes (``data``: ``description``, optional ``id``),
+    or ``None`` for other events; ``InvalidInputError`` naming ``data`` fields if it could never
+    become a goal (no description, one too long, a bad id)."""
+    data = event.data
+    if event.type != "goal.proposed" or not isinstance(data, dict):
+        return None
+    fields = {"description": data.get("description")}
+    if data.get("id") is not None:
+        fields["id"] = data["id"]
+    return within_data(lambda: parse(GoalCreate, fields, what="proposed goal"))

@@ -16,7 +16,7 @@ from pydantic import JsonValue
 
 from aos.agents.base import PerpetualAgent
 from aos.alignment import AlignmentResult, AlignmentScorer, LexicalAlignmentScorer, PurposeProfile
-from aos.document import id_digest
+from aos.document import id_digest, truncate_escaped
 from aos.errors import ConflictError, GoalNotFoundError, LimitExceededError
 from aos.models import (
     Decision,
@@ -31,11 +31,13 @@ from aos.models import (
     new_id,
     utc_now,
 )
-from aos.validation import parse
+from aos.validation import parse, within_data
 
-__all__ = ["PurposeDrivenAgent"]
+__all__ = ["PurposeDrivenAgent", "decision_request"]
 
 _ACTIVE = (GoalStatus.PENDING, GoalStatus.IN_PROGRESS)
+RATIONALE_BYTES = 300
+"""A decision's rationale as kept in the entity's window: at most this many bytes of state."""
 
 
 class PurposeDrivenAgent(PerpetualAgent):
@@ -111,15 +113,15 @@ class PurposeDrivenAgent(PerpetualAgent):
         return decision
 
     def on_event(self, event: Event) -> JsonValue:
-        data = event.data
-        if isinstance(data, dict) and isinstance(data.get("options"), list):
-            request = {
-                "decision_id": event.event_id,
-                "options": data["options"],
-                "context": {k: v for k, v in data.items() if k != "options"},
-            }
+        request = decision_request(event)
+        if request is not None:
             return self.decide(request).model_dump(mode="json")
         return None
+
+    @classmethod
+    def check_event(cls, event: Event) -> None:
+        decision_request(event)
+        super().check_event(event)
 
     # ------------------------------------------------------------------------------ goals
     def create_goal(self, goal: GoalCreate | Mapping[str, Any]) -> Goal:
@@ -187,12 +189,27 @@ class PurposeDrivenAgent(PerpetualAgent):
         return goal
 
 
+def decision_request(event: Event) -> DecisionRequest | None:
+    """The decision an event asks for (its ``data`` has an ``options`` list), or ``None``.
+    ``InvalidInputError`` naming ``data`` fields if the request could never be decided (no
+    options, too many, a context that is not JSON)."""
+    data = event.data
+    if not (isinstance(data, dict) and isinstance(data.get("options"), list)):
+        return None
+    request = {
+        "decision_id": event.event_id,
+        "options": data["options"],
+        "context": {k: v for k, v in data.items() if k != "options"},
+    }
+    return within_data(lambda: parse(DecisionRequest, request, what="decision request"))
+
+
 def _summarize_decision(decision: Decision, preview_bytes: int) -> DecisionSummary:
     small = len(json.dumps(decision.chosen)) <= preview_bytes
     return DecisionSummary(
         decision_id=decision.decision_id,
         chosen=decision.chosen if small else None,
         score=decision.scores[decision.chosen_index],
-        rationale=decision.rationale[:300],
+        rationale=truncate_escaped(decision.rationale, RATIONALE_BYTES),
         decided_at=decision.decided_at,
     )

@@ -10,12 +10,13 @@ from datetime import datetime
 from enum import StrEnum
 from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
 from aos.cli._output import Output, Printer, default_output
 from aos.client import AosClient
+from aos.client._calls import RecordKind
 from aos.client._config import KEY_VARIABLE, URL_VARIABLE
 from aos.models import GoalStatus
 
@@ -382,9 +383,10 @@ def events_publish(
 class Kind(StrEnum):
     event = "event"
     decision = "decision"
+    failure = "failure"
 
 
-KINDS: dict[Kind, Literal["event", "decision"]] = {Kind.event: "event", Kind.decision: "decision"}
+KINDS: dict[Kind, RecordKind] = {k: k.value for k in Kind}
 
 
 @app.command("history")
@@ -395,7 +397,9 @@ def history(
     event_type: Annotated[
         str | None, typer.Option("--type", help="Only these types (comma-separated).")
     ] = None,
-    kind: Annotated[Kind | None, typer.Option(help="Only events or only decisions.")] = None,
+    kind: Annotated[
+        Kind | None, typer.Option(help="Only events, decisions, or failed events.")
+    ] = None,
     since: Annotated[datetime | None, typer.Option(help="Recorded at or after (ISO 8601).")] = None,
     until: Annotated[datetime | None, typer.Option(help="Recorded before (ISO 8601).")] = None,
     follow: Annotated[

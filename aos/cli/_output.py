@@ -154,4 +154,6 @@ def _summary(item: HistoryItem) -> Any:
     payload = item.payload
     if item.kind == "decision":
         return {"chosen": payload.get("chosen")}
+    if item.kind == "failure":
+        return item.error
     return payload.get("data")

@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -20,7 +20,7 @@ from aos.api_schemas import (
     HistoryItem,
 )
 from aos.client import _calls as calls
-from aos.client._calls import Body, Call, Page, Retry
+from aos.client._calls import Body, Call, Page, RecordKind, Retry
 from aos.client._config import DEFAULT_TIMEOUT, headers, resolve_url
 from aos.client._models import DeadLetterItem, DeadLetterReplayed
 from aos.models import AgentContext, Goal
@@ -162,7 +162,7 @@ class AsyncAosClient:
         *,
         page_size: int | None = None,
         types: str | Sequence[str] | None = None,
-        kind: Literal["event", "decision"] | None = None,
+        kind: RecordKind | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
     ) -> AsyncIterator[HistoryItem]:
@@ -181,7 +181,7 @@ class AsyncAosClient:
         after: int | None = None,
         poll_interval: float = 1.0,
         types: str | Sequence[str] | None = None,
-        kind: Literal["event", "decision"] | None = None,
+        kind: RecordKind | None = None,
     ) -> AsyncGenerator[HistoryItem, None]:
         """Records archived after sequence ``after`` (default: from now on), oldest first, as
         they arrive; polls every ``poll_interval`` seconds and never ends by itself (``aclose()`` it)."""

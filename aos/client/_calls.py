@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -48,6 +48,9 @@ from aos.models import AgentContext, Goal, GoalChanges, GoalCreate
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+
+RecordKind = Literal["event", "decision", "failure"]
+"""History records: handled events, decisions, and events whose handler failed."""
 
 Body = BaseModel | Mapping[str, Any]
 """A request body: the route's model, or a mapping validated with it before it is sent."""

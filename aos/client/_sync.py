@@ -6,7 +6,7 @@ import time
 from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -19,7 +19,7 @@ from aos.api_schemas import (
     HistoryItem,
 )
 from aos.client import _calls as calls
-from aos.client._calls import Body, Call, Page, Retry
+from aos.client._calls import Body, Call, Page, RecordKind, Retry
 from aos.client._config import DEFAULT_TIMEOUT, headers, resolve_url
 from aos.client._models import DeadLetterItem, DeadLetterReplayed
 from aos.models import AgentContext, Goal
@@ -158,7 +158,7 @@ class AosClient:
         *,
         page_size: int | None = None,
         types: str | Sequence[str] | None = None,
-        kind: Literal["event", "decision"] | None = None,
+        kind: RecordKind | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
     ) -> Iterator[HistoryItem]:
@@ -177,7 +177,7 @@ class AosClient:
         after: int | None = None,
         poll_interval: float = 1.0,
         types: str | Sequence[str] | None = None,
-        kind: Literal["event", "decision"] | None = None,
+        kind: RecordKind | None = None,
     ) -> Generator[HistoryItem, None, None]:
         """Records archived after sequence ``after`` (default: from now on), oldest first, as
         they arrive; polls every ``poll_interval`` seconds and never ends by itself (``close()`` it)."""

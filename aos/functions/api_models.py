@@ -69,7 +69,7 @@ class HistoryFilter(BaseModel):
     type: str | None = Field(
         default=None, description="only these types (comma-separated; decisions have 'decision')"
     )
-    kind: Literal["event", "decision"] | None = None
+    kind: Literal["event", "decision", "failure"] | None = None
     since: Timestamp | None = Field(
         default=None,
         validation_alias=AliasChoices("since", "from"),

@@ -196,7 +196,10 @@ class HttpApi:
         agent_id = path_id(call.req, "agent_id")
         body = parse_body(call.req, EventIn)
         event = body.to_event(agent_id=agent_id, correlation_id=call.correlation)
-        await call.manager.send_event(event)
+        try:
+            await call.manager.send_event(event)
+        except InvalidInputError as exc:  # the agent's kind refused the event's data
+            raise exc.located("body") from exc
         accepted = EventAccepted(
             event_id=event.event_id,
             agent_id=agent_id,
@@ -208,7 +211,10 @@ class HttpApi:
     async def publish_event(self, call: Call) -> func.HttpResponse:
         body = parse_body(call.req, EventIn)
         event = body.to_event(agent_id=None, correlation_id=call.correlation)
-        subscribers = await call.manager.publish_event(event)
+        try:
+            subscribers = await call.manager.publish_event(event)
+        except InvalidInputError as exc:
+            raise exc.located("body") from exc
         accepted = BroadcastAccepted(
             event_id=event.event_id,
             type=event.type,

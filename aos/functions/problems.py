@@ -81,6 +81,8 @@ def problem_response(
         body["instance"] = instance
     if isinstance(exc, InvalidInputError) and exc.errors:
         body["errors"] = [e.as_dict() for e in exc.errors]
+    if isinstance(exc, AOSError):
+        body.update({k: v for k, v in exc.extensions.items() if k not in body})
     if correlation_id:
         body["correlation_id"] = correlation_id
     headers = {"Content-Type": PROBLEM_CONTENT_TYPE}

@@ -134,7 +134,7 @@ OPERATIONS: tuple[ApiOperation, ...] = (
             QueryParam("limit", "page size (default 50, at most 1000)", "integer"),
             _PAGING[1],
             QueryParam("type", "only these types, comma-separated (decisions: 'decision')"),
-            QueryParam("kind", "only 'event' or only 'decision' records"),
+            QueryParam("kind", "only 'event', 'decision' or 'failure' records"),
             QueryParam("since", "recorded at or after this time (ISO 8601); alias 'from'"),
             QueryParam("until", "recorded before this time (ISO 8601); alias 'to'"),
         ),

@@ -30,6 +30,7 @@ from aos.history import (
     HistoryRecord,
 )
 from aos.models import format_timestamp
+from aos.storage.receipts import receipt_key
 from aos.storage.tables import TableAdapter
 
 if TYPE_CHECKING:
@@ -38,10 +39,14 @@ if TYPE_CHECKING:
 __all__ = ["TableHistoryArchive", "TableHistoryWriter", "record_from_row", "row_from_record"]
 
 PAYLOAD_PART_CHARS = 30_000
+RESULT_MAX_CHARS = 65_536
+"""A handler's result larger than this (as JSON) is archived as ``{"truncated": true, ...}``."""
 TRANSACTION_ROWS = 100
 """The most operations one table transaction may hold."""
-TRANSACTION_BYTES = 3_500_000
-"""Below the 4 MiB a transaction's body may have, leaving room for the envelope."""
+TRANSACTION_BYTES = 4 * 1024 * 1024 - 256 * 1024
+"""What a transaction's body may take (4 MiB), less a margin for the multipart envelope."""
+OPERATION_OVERHEAD_BYTES = 1024
+"""The multipart headers of one operation in a transaction body (about 400 bytes), with room."""
 SMALL_GROUP = 4
 """Up to this many rows, single upserts cost less CPU than a transaction: the SDK builds and
 parses a transaction's multipart body with the ``email`` package (measured: one upsert 1.2 ms of
@@ -50,9 +55,20 @@ client CPU, a 2-row transaction 3.8 ms, a 10-row one 7 ms, 100 rows about 26 ms)
 _END = HISTORY_PREFIX[:-1] + "}"  # "history}": just after every "history|..." key
 
 
+def _parts(text: str, prefix: str) -> dict[str, Any]:
+    parts = [text[i : i + PAYLOAD_PART_CHARS] for i in range(0, len(text), PAYLOAD_PART_CHARS)]
+    row: dict[str, Any] = {f"{prefix}_parts": len(parts) or 1}
+    for i, part in enumerate(parts or [""]):
+        row[f"{prefix}{i}"] = part
+    return row
+
+
+def _joined(row: Any, prefix: str) -> str:
+    return "".join(str(row[f"{prefix}{i}"]) for i in range(int(row.get(f"{prefix}_parts") or 0)))
+
+
 def row_from_record(record: HistoryRecord) -> dict[str, Any]:
     text = json.dumps(record.payload_dict(), separators=(",", ":"))
-    parts = [text[i : i + PAYLOAD_PART_CHARS] for i in range(0, len(text), PAYLOAD_PART_CHARS)]
     row: dict[str, Any] = {
         "PartitionKey": record.agent_id,
         "RowKey": record.row_key,
@@ -62,15 +78,22 @@ def row_from_record(record: HistoryRecord) -> dict[str, Any]:
         "recorded_at": record.recorded_at,
         "sequence": record.sequence,
         "generation": record.generation,
-        "payload_parts": len(parts) or 1,
+        **_parts(text, "payload"),
     }
-    for i, part in enumerate(parts or [""]):
-        row[f"payload{i}"] = part
+    if record.result is not None:
+        result = json.dumps(record.result, separators=(",", ":"))
+        if len(result) > RESULT_MAX_CHARS:
+            result = json.dumps({"truncated": True, "json_chars": len(result)})
+        row.update(_parts(result, "result"))
+    if record.error is not None:
+        row["error"] = json.dumps(record.error)
     return row
 
 
 def record_from_row(row: Any) -> HistoryRecord:
-    text = "".join(str(row[f"payload{i}"]) for i in range(int(row["payload_parts"])))
+    text = _joined(row, "payload")
+    result = _joined(row, "result")
+    error = row.get("error")
     return HistoryRecord(
         agent_id=str(row["PartitionKey"]),
         generation=str(row["generation"]),
@@ -80,31 +103,78 @@ def record_from_row(row: Any) -> HistoryRecord:
         type=str(row["type"]),
         recorded_at=str(row["recorded_at"]),
         payload=json.loads(text) if text else {},
+        result=json.loads(result) if result else None,
+        error=json.loads(error) if error else None,
     )
 
 
-def transactions(rows: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """Rows in groups one transaction can take: one partition, <= 100 rows, < 4 MiB."""
-    group: list[dict[str, Any]] = []
+def receipt_release_row(record: HistoryRecord) -> dict[str, Any]:
+    """For a ``failure`` record: marks the event's delivery receipt failed (merged into the
+    receipt, so that a delivery confirming its signal later cannot undo it), which lets the same
+    event sent again be delivered (``aos.storage.receipts``)."""
+    return {
+        "PartitionKey": record.agent_id,
+        "RowKey": receipt_key(record.event_id),
+        "failed": True,
+        "failed_at": record.recorded_at,
+    }
+
+
+Operation = tuple[dict[str, Any], UpdateMode]
+"""A row to upsert and how: history rows replace, receipt releases merge."""
+
+
+def batch_operations(records: Sequence[HistoryRecord]) -> list[Operation]:
+    """What archiving ``records`` writes: a row each, and a receipt release per failure."""
+    operations: list[Operation] = []
+    for record in records:
+        operations.append((row_from_record(record), UpdateMode.REPLACE))
+        if record.kind == "failure":
+            operations.append((receipt_release_row(record), UpdateMode.MERGE))
+    return operations
+
+
+def sent_bytes(row: dict[str, Any]) -> int:
+    """The bytes ``row`` takes in a request body: the SDK sends ``json.dumps(row)``, which
+    escapes every quote and backslash of our (already ASCII-escaped) JSON payload text again, so
+    a payload full of quotes or non-ASCII text is up to twice its length on the wire."""
+    size = 2
+    for key, value in row.items():
+        size += len(key) + 6
+        if isinstance(value, str):
+            if value.isascii():  # our JSON text: escaping adds one byte per quote or backslash
+                size += len(value) + value.count('"') + value.count("\\")
+            else:
+                size += len(json.dumps(value)) - 2
+        else:
+            size += 24
+    return size + OPERATION_OVERHEAD_BYTES
+
+
+def transactions(operations: Sequence[Operation]) -> Iterator[list[Operation]]:
+    """Operations in groups one transaction can take: one partition, <= 100 operations, and a
+    body under 4 MiB measured as it is sent (``sent_bytes``)."""
+    group: list[Operation] = []
     size = 0
-    for row in rows:
-        row_size = sum(len(v) for v in row.values() if isinstance(v, str)) + 512
+    for operation in operations:
+        row = operation[0]
+        row_size = sent_bytes(row)
         if group and (
             len(group) == TRANSACTION_ROWS
             or size + row_size > TRANSACTION_BYTES
-            or row["PartitionKey"] != group[0]["PartitionKey"]
+            or row["PartitionKey"] != group[0][0]["PartitionKey"]
         ):
             yield group
             group, size = [], 0
-        group.append(row)
+        group.append(operation)
         size += row_size
     if group:
         yield group
 
 
-def upserts(group: list[dict[str, Any]]) -> list[Any]:
-    """A transaction's operations that replace each row of ``group``."""
-    return [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in group]
+def upserts(group: list[Operation]) -> list[Any]:
+    """A transaction's operations for ``group``."""
+    return [("upsert", row, {"mode": mode}) for row, mode in group]
 
 
 class TableHistoryWriter:
@@ -124,24 +194,24 @@ class TableHistoryWriter:
     def write(self, records: Sequence[HistoryRecord]) -> None:
         if not records:
             return
-        rows = [row_from_record(r) for r in records]
+        operations = batch_operations(records)
         client = self._client()
         try:
             if self.batched:
-                for group in transactions(rows):
+                for group in transactions(operations):
                     if len(group) <= SMALL_GROUP:
-                        for row in group:
-                            client.upsert_entity(row, mode=UpdateMode.REPLACE)
+                        for row, mode in group:
+                            client.upsert_entity(row, mode=mode)
                     else:
                         client.submit_transaction(upserts(group))
             else:
-                for row in rows:
-                    client.upsert_entity(row, mode=UpdateMode.REPLACE)
+                for row, mode in operations:
+                    client.upsert_entity(row, mode=mode)
         except ResourceNotFoundError as exc:  # the table was deleted: create it on the retry
             self._local.client = None
             raise StorageError(f"History table missing while archiving: {exc}") from exc
         except (AzureError, TableTransactionError) as exc:
-            raise StorageError(f"Archiving {len(rows)} history records failed: {exc}") from exc
+            raise StorageError(f"Archiving {len(records)} history records failed: {exc}") from exc
 
     def close(self) -> None:
         client = getattr(self._local, "client", None)
@@ -160,13 +230,12 @@ class TableHistoryWriter:
 
 class TableHistoryArchive(TableAdapter, HistoryArchive):
     async def append(self, *, records: Sequence[HistoryRecord]) -> None:
-        rows = [row_from_record(r) for r in records]
         try:
             await self._ensure_table()
-            for group in transactions(rows):
+            for group in transactions(batch_operations(records)):
                 await self._client.submit_transaction(upserts(group))
         except AzureError as exc:
-            raise StorageError(f"Archiving {len(rows)} history records failed: {exc}") from exc
+            raise StorageError(f"Archiving {len(records)} history records failed: {exc}") from exc
 
     async def page(self, *, agent_id: str, query: HistoryQuery) -> HistoryPage:
         clauses = ["PartitionKey eq @pk", "RowKey lt @end"]

@@ -55,6 +55,16 @@ class IndexEntry:
     def agent_id(self) -> str:
         return self.spec.agent_id
 
+    @property
+    def generation(self) -> str:
+        """Which registration this is: an agent deregistered and registered again under the same
+        id is a new agent (its delivery receipts start afresh)."""
+        return format_timestamp(self.registered_at)
+
+    def subscribes_to(self, event_type: str) -> bool:
+        subscriptions = self.spec.subscriptions
+        return event_type in subscriptions or "*" in subscriptions
+
     def with_spec(self, spec: AgentSpec) -> IndexEntry:
         return replace(self, spec=spec, updated_at=utc_now())
 

@@ -8,6 +8,7 @@ Explorer and the 64 KB message limit applies to the JSON itself.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,6 +33,12 @@ __all__ = [
 
 MAX_MESSAGE_BYTES = 64 * 1024
 """Azure Queue Storage's limit for one message."""
+MAX_SIGNAL_CHARS = 190_000
+"""The most an event may take as the ``handle_event`` signal that delivers it. The durable client
+encodes the input twice (``json.dumps(json.dumps(...))``), so a character outside ASCII that is
+3 or 4 bytes in the queue message becomes 7 or 14 characters in the signal; the local host stores
+a signal of up to 192,000 characters (in Azure, large messages go to blobs)."""
+_LONGEST_AGENT_ID = "a" * 64
 
 
 class QueueMessage(BaseModel):
@@ -61,25 +68,41 @@ class QueueMessage(BaseModel):
 
 
 def encode_message(message: QueueMessage) -> str:
-    """The message as queue text; ``PayloadTooLargeError`` over the 64 KB queue limit."""
+    """The message as queue text. ``PayloadTooLargeError`` unless it is deliverable: at most
+    64 KB as UTF-8 bytes on the queue, and at most ``MAX_SIGNAL_CHARS`` as the signal that
+    delivers it (the size that really travels, escaped, not the number of characters)."""
     text = message.model_dump_json(exclude_none=True)
     size = len(text.encode())
     if size > MAX_MESSAGE_BYTES:
         raise PayloadTooLargeError(
             f"The event would be a {size}-byte queue message; the limit is {MAX_MESSAGE_BYTES}"
         )
+    signal = signal_chars(message.event.model_dump(mode="json"), message.event.agent_id)
+    if signal > MAX_SIGNAL_CHARS:
+        raise PayloadTooLargeError(
+            f"The event would be a {signal}-character signal to its agent (JSON-escaped twice: "
+            f"text outside ASCII counts up to 14 each); the limit is {MAX_SIGNAL_CHARS}"
+        )
     return text
+
+
+def signal_chars(event: dict[str, Any], agent_id: str | None) -> int:
+    """The length of the ``handle_event`` signal's body that delivers ``event`` to an agent (a
+    broadcast's: to one with the longest possible id)."""
+    payload = {**event, "agent_id": agent_id or _LONGEST_AGENT_ID}
+    return len(json.dumps(json.dumps(payload)))
 
 
 def broadcast_messages(event: Event, recipients: list[str]) -> list[str]:
     """Queue texts that together carry ``event`` to every recipient: as few as the 64 KB limit
-    allows (one, unless the subscribers are many or the event is large)."""
-    base = len(encode_message(QueueMessage(target="subscribers", event=event, recipients=[])))
+    allows (one, unless the subscribers are many or the event is large). Sizes are UTF-8 bytes."""
+    empty = encode_message(QueueMessage(target="subscribers", event=event, recipients=[]))
+    base = len(empty.encode())
     texts: list[str] = []
     chunk: list[str] = []
     size = base
     for agent_id in recipients:
-        cost = len(agent_id) + 3  # the quotes and a comma
+        cost = len(agent_id.encode()) + 3  # the quotes and a comma
         if chunk and size + cost > MAX_MESSAGE_BYTES:
             texts.append(_broadcast(event, chunk))
             chunk, size = [], base

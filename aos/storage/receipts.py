@@ -7,14 +7,26 @@ by which time thousands of other events may have reached the agent; a client tha
 never got an answer to sends a second message with the same ``event_id``.
 
 So before the queue function signals an agent it *claims* the (agent, event) pair with the queue
-message's id, and marks the claim once the signal is accepted:
+message's id and the agent's generation (when it was registered), and marks the claim once the
+signal is accepted:
 
-    no receipt                      → claim it, signal, mark it signalled
+    no receipt                           → claim it, signal, mark it signalled
     receipt of this message, signalled   → a redelivery of work already done: skip
     receipt of this message, claimed     → the last attempt died before or while signalling:
-                                           signal again (the entity's window catches the rare
-                                           double signal, which arrives right after the first)
-    receipt of another message      → the same event sent twice: skip
+                                           signal again
+    receipt of another generation        → the agent was deregistered and registered anew since:
+                                           a new agent, take the receipt over and signal
+    receipt marked failed                → the agent's handler raised on this event (the entity
+                                           function marks it, see ``aos.storage.history_table``):
+                                           the event is sent again, take over and signal
+    receipt of another message, claimed  → that delivery never confirmed its signal (storage or
+                                           the host failed, its message was poisoned): take over
+                                           and signal
+    receipt of another message, signalled → the same event sent twice: skip
+
+Taking over is conditioned on the receipt's ETag, so of two deliveries racing for it one wins. A
+take-over can signal an event twice only if the first delivery is still in flight; the entity's
+window of recent ids drops the second.
 
 Receipts live in the history table (partition = agent id, row key ``receipt|<event_id>``).
 """
@@ -24,9 +36,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import UpdateMode
 
 from aos.errors import StorageError
@@ -36,13 +54,14 @@ from aos.storage.tables import TableAdapter
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Claim", "DeliveryReceipts", "TableDeliveryReceipts"]
+__all__ = ["Claim", "DeliveryReceipts", "TableDeliveryReceipts", "claim_decision", "receipt_key"]
 
 
 class Claim(StrEnum):
     NEW = "new"
     RETRY = "retry"
-    """This message claimed the event before but may not have signalled: signal (again)."""
+    """This message claimed the event before but may not have signalled, or took over a claim
+    that was never confirmed, failed or belongs to an earlier generation: signal (again)."""
     DONE = "done"
     """This message signalled the event already."""
     OTHER = "other"
@@ -55,7 +74,11 @@ class Claim(StrEnum):
 
 class DeliveryReceipts(ABC):
     @abstractmethod
-    async def claim(self, *, agent_id: str, event_id: str, message_id: str) -> Claim: ...
+    async def claim(
+        self, *, agent_id: str, event_id: str, message_id: str, generation: str | None = None
+    ) -> Claim:
+        """Claim the (agent, event) pair for a delivery (see the module's table). ``generation``
+        identifies the agent's registration; ``None`` when unknown (not compared)."""
 
     @abstractmethod
     async def mark_signalled(self, *, agent_id: str, event_id: str) -> None: ...
@@ -72,36 +95,71 @@ class DeliveryReceipts(ABC):
         """Release connections."""
 
 
-def _key(event_id: str) -> str:
+def receipt_key(event_id: str) -> str:
     return f"receipt|{event_id}"
 
 
+_TAKE_OVER: Literal["take-over"] = "take-over"
+_CLAIM_ATTEMPTS = 4
+
+
+def claim_decision(
+    existing: Any, *, message_id: str, generation: str | None
+) -> Claim | Literal["take-over"]:
+    """What an existing receipt means for a delivery by ``message_id`` (the module's table)."""
+    if existing.get("message_id") == message_id:
+        return Claim.DONE if existing.get("status") == "signalled" else Claim.RETRY
+    previous = existing.get("generation") or None
+    if generation is not None and previous is not None and previous != generation:
+        return _TAKE_OVER
+    if existing.get("failed") or existing.get("status") != "signalled":
+        return _TAKE_OVER
+    return Claim.OTHER
+
+
 class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
-    async def claim(self, *, agent_id: str, event_id: str, message_id: str) -> Claim:
+    async def claim(
+        self, *, agent_id: str, event_id: str, message_id: str, generation: str | None = None
+    ) -> Claim:
         row = {
             "PartitionKey": agent_id,
-            "RowKey": _key(event_id),
+            "RowKey": receipt_key(event_id),
             "message_id": message_id,
             "status": "claimed",
             "claimed_at": format_timestamp(utc_now()),
+            "generation": generation or "",
         }
         try:
             await self._ensure_table()
-            try:
-                await self._client.create_entity(row)
-                return Claim.NEW
-            except ResourceExistsError:
-                existing: Any = await self._client.get_entity(agent_id, _key(event_id))
-        except (ResourceNotFoundError, ResourceExistsError) as exc:
-            raise StorageError(f"Receipt for {event_id!r} changed while being read") from exc
+            for _ in range(_CLAIM_ATTEMPTS):
+                try:
+                    await self._client.create_entity(row)
+                    return Claim.NEW
+                except ResourceExistsError:
+                    pass
+                try:
+                    existing: Any = await self._client.get_entity(agent_id, receipt_key(event_id))
+                except ResourceNotFoundError:
+                    continue  # deleted (retention, purge) between the two calls: create it
+                decision = claim_decision(existing, message_id=message_id, generation=generation)
+                if decision != _TAKE_OVER:
+                    return Claim(decision)
+                try:
+                    await self._client.update_entity(
+                        row,
+                        mode=UpdateMode.REPLACE,
+                        etag=existing.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    return Claim.RETRY
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    continue  # changed meanwhile: decide again on what is there now
         except AzureError as exc:
             raise StorageError(f"Delivery receipts unavailable: {exc}") from exc
-        if existing.get("message_id") != message_id:
-            return Claim.OTHER
-        return Claim.DONE if existing.get("status") == "signalled" else Claim.RETRY
+        raise StorageError(f"Receipt for {event_id!r} kept changing while being claimed; retry")
 
     async def mark_signalled(self, *, agent_id: str, event_id: str) -> None:
-        patch = {"PartitionKey": agent_id, "RowKey": _key(event_id), "status": "signalled"}
+        patch = {"PartitionKey": agent_id, "RowKey": receipt_key(event_id), "status": "signalled"}
         try:
             await self._client.update_entity(patch, mode=UpdateMode.MERGE)
         except AzureError as exc:
@@ -109,7 +167,7 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
 
     async def purge(self, *, older_than: datetime, limit: int) -> int:
         # Fixed-width UTC timestamps compare as strings, so the service filters them for us.
-        query = "claimed_at lt @cutoff"
+        query = "claimed_at lt @cutoff or failed_at lt @cutoff"
         cutoff = {"cutoff": format_timestamp(older_than)}
         return await self._delete_matching(query, cutoff, limit, what="delivery receipts")
 

@@ -58,6 +58,7 @@ async def test_register_then_read_the_persisted_context(aos: Aos) -> None:
         "events_handled": 0,
         "duplicates_ignored": 0,
         "decisions_made": 0,
+        "events_failed": 0,
     }
 
 

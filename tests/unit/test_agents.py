@@ -142,12 +142,51 @@ def test_a_failing_handler_changes_nothing() -> None:
             raise RuntimeError("boom")
 
     agent = Exploding("a1", purpose="p")
-    before = agent.document
-    with pytest.raises(RuntimeError, match="boom"):
-        agent.receive({"event_id": "e1", "type": "t"})
-    assert agent.document is before
+    outcome = agent.receive({"event_id": "e1", "type": "t"})
+    assert outcome == {
+        "event_id": "e1",
+        "status": "failed",
+        "error": {"type": "RuntimeError", "message": "boom"},
+    }
     assert agent.context.goals == ()
-    assert agent.context.counters.events_handled == 0
+    counters = agent.context.counters
+    assert (counters.events_handled, counters.events_failed) == (0, 1)
+    (record,) = agent.take_journal()
+    assert (record.kind, record.event_id, record.error) == ("failure", "e1", outcome["error"])
+    assert record.sequence == 1
+
+
+def test_an_event_whose_handler_failed_applies_when_sent_again_after_a_fix() -> None:
+    class Flaky(GenericPurposeDrivenAgent):
+        broken = True
+
+        def on_event(self, event: Event) -> JsonValue:
+            if self.broken:
+                raise RuntimeError("bug")
+            return {"handled": event.event_id}
+
+    agent = Flaky("a1", purpose="p")
+    assert agent.receive({"event_id": "e1", "type": "t"})["status"] == "failed"
+    Flaky.broken = False  # the fix is deployed
+    outcome = agent.receive({"event_id": "e1", "type": "t"})
+    assert (outcome["status"], outcome["result"]) == ("applied", {"handled": "e1"})
+    failure, applied = agent.take_journal()
+    assert (failure.kind, applied.kind) == ("failure", "event")
+    assert (failure.sequence, applied.sequence) == (1, 2)  # distinct history rows
+    assert applied.result == {"handled": "e1"}  # what the handler returned is archived
+
+
+@pytest.mark.asyncio
+async def test_the_seed_api_saves_a_failure_and_raises_the_handlers_error() -> None:
+    class Exploding(GenericPurposeDrivenAgent):
+        def on_event(self, event: Event) -> JsonValue:
+            raise RuntimeError("boom")
+
+    agent = Exploding("a1", purpose="p")
+    await agent.initialize()
+    with pytest.raises(RuntimeError, match="boom"):
+        await agent.handle_event({"event_id": "e1", "type": "t"})
+    assert agent.context.counters.events_failed == 1
 
 
 def test_non_json_results_and_values_are_refused() -> None:
@@ -156,8 +195,9 @@ def test_non_json_results_and_values_are_refused() -> None:
             return {"when": object()}
 
     agent = Weird("a1", purpose="p")
-    with pytest.raises(Exception, match="not JSON"):
-        agent.receive({"event_id": "e1", "type": "t"})
+    outcome = agent.receive({"event_id": "e1", "type": "t"})
+    assert outcome["status"] == "failed"
+    assert "not JSON" in outcome["error"]["message"]
     with pytest.raises(InvalidInputError, match="not JSON"):
         agent.set_state_value("k", float("nan"))
     with pytest.raises(InvalidInputError, match="maintained by the agent"):

@@ -38,6 +38,7 @@ def test_configure_creates_the_agent_and_returns_its_summary(driver: EntityDrive
         "events_handled": 0,
         "duplicates_ignored": 0,
         "decisions_made": 0,
+        "events_failed": 0,
     }
     context = AgentContext.model_validate(batch.state)
     assert context.spec.success_criteria == ("Revenue growth", "Customer satisfaction")
@@ -105,7 +106,12 @@ def test_duplicate_events_are_applied_once(driver: EntityDriver) -> None:
     again = driver.run(operation("handle_event", event("dup")))
     assert again.result(0)["status"] == "duplicate"
     counters = again.state["counters"]
-    assert counters == {"events_handled": 1, "duplicates_ignored": 2, "decisions_made": 0}
+    assert counters == {
+        "events_handled": 1,
+        "duplicates_ignored": 2,
+        "decisions_made": 0,
+        "events_failed": 0,
+    }
 
 
 def test_state_round_trips_between_batches(driver: EntityDriver) -> None:

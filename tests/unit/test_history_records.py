@@ -65,7 +65,12 @@ def test_every_applied_event_and_decision_is_archived_newest_first(
     assert oldest["type"] == "order.created"
     assert found[0].as_item()["payload"]["chosen_index"] == 1
     state = driver.run(operation("get")).result(0)
-    assert state["counters"] == {"events_handled": 2, "duplicates_ignored": 1, "decisions_made": 2}
+    assert state["counters"] == {
+        "events_handled": 2,
+        "duplicates_ignored": 1,
+        "decisions_made": 2,
+        "events_failed": 0,
+    }
 
 
 def test_a_failed_operation_archives_nothing(

@@ -8,7 +8,7 @@ import pytest
 
 from aos.errors import PayloadTooLargeError
 from aos.models import Event
-from aos.storage.queues import MAX_MESSAGE_BYTES, QueueMessage, broadcast_messages
+from aos.storage.queues import MAX_MESSAGE_BYTES, QueueMessage, broadcast_messages, encode_message
 
 
 def test_a_broadcast_to_a_few_agents_is_one_message() -> None:
@@ -38,3 +38,20 @@ def test_recipients_belong_to_broadcasts_only() -> None:
     event = Event(event_id="e1", type="t", agent_id="a1")
     with pytest.raises(ValueError, match="broadcasts"):
         QueueMessage(target="agent", event=event, recipients=["a1"])
+
+
+def test_broadcast_messages_are_split_by_bytes_not_characters() -> None:
+    event = Event(event_id="e1", type="t", data={"text": "é" * 25_000})  # 50 KB as UTF-8
+    recipients = [f"agent-{i:05d}-" + "x" * 40 for i in range(400)]
+    texts = broadcast_messages(event, recipients)
+    assert len(texts) > 1
+    assert all(len(t.encode()) <= MAX_MESSAGE_BYTES for t in texts)
+    assert [r for t in texts for r in json.loads(t)["recipients"]] == recipients
+
+
+def test_an_event_is_refused_when_its_signal_would_be_too_large() -> None:
+    emoji = Event(event_id="e1", type="t", agent_id="a1", data="😀" * 15_000)  # 60 KB queued
+    with pytest.raises(PayloadTooLargeError, match="signal"):
+        encode_message(QueueMessage(target="agent", event=emoji))
+    with pytest.raises(PayloadTooLargeError, match="signal"):
+        broadcast_messages(emoji.model_copy(update={"agent_id": None}), ["a1"])
