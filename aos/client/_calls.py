@@ -44,7 +44,7 @@ from aos.errors import (
     StorageError,
     UnsupportedMediaTypeError,
 )
-from aos.models import AgentContext, Goal, GoalChanges, GoalCreate
+from aos.models import AgentContext, Goal, GoalChanges, GoalCreate, new_id
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -314,15 +314,24 @@ def remove_goal(agent_id: str, goal_id: str) -> Call[None]:
     return Call("DELETE", url, _nothing)
 
 
+def _event(event: Body) -> dict[str, Any]:
+    """The event's JSON with an ``event_id``: made here when the caller gives none, so that a
+    retried POST (after a 503, or a broadcast queued for only some subscribers) is the same
+    event, which agents apply once."""
+    body = _body(EventIn, event)
+    body.setdefault("event_id", new_id())
+    return body
+
+
 def send_event(agent_id: str, event: Body, correlation_id: str | None) -> Call[EventAccepted]:
     url = f"/api/agents/{_segment(agent_id)}/events"
     headers = _correlation(correlation_id)
-    return Call("POST", url, _model(EventAccepted), json=_body(EventIn, event), headers=headers)
+    return Call("POST", url, _model(EventAccepted), json=_event(event), headers=headers)
 
 
 def publish_event(event: Body, correlation_id: str | None) -> Call[BroadcastAccepted]:
     headers = _correlation(correlation_id)
-    body = _body(EventIn, event)
+    body = _event(event)
     return Call("POST", "/api/events", _model(BroadcastAccepted), json=body, headers=headers)
 
 

@@ -143,12 +143,13 @@ class AosClient:
     def send_event(
         self, agent_id: str, event: Body, *, correlation_id: str | None = None
     ) -> EventAccepted:
-        """Queue an event (an ``EventIn`` or its fields) for one agent. Give an ``event_id`` to
-        make retries safe."""
+        """Queue an event (an ``EventIn`` or its fields) for one agent. Without an ``event_id``
+        the client makes one, so that its own retries are the same event."""
         return self._send(calls.send_event(agent_id, event, correlation_id))
 
     def publish_event(self, event: Body, *, correlation_id: str | None = None) -> BroadcastAccepted:
-        """Queue an event for every agent subscribed to its type."""
+        """Queue an event for every agent subscribed to its type (an ``event_id`` is made as for
+        ``send_event``; publishing the same id again reaches each subscriber once)."""
         return self._send(calls.publish_event(event, correlation_id))
 
     # ------------------------------------------------------------------------------ history

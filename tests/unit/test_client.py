@@ -161,6 +161,8 @@ def test_429_and_503_are_retried_honouring_retry_after() -> None:
     assert len(seen) == 3
     assert all(r.headers["x-functions-key"] == "k" for r in seen)
     assert seen[-1].headers["x-correlation-id"] == "c-1"
+    # every try carries the same event id, made by the client: a retry is the same event
+    assert len({json.loads(r.content)["event_id"] for r in seen}) == 1
 
 
 def test_retries_stop_after_the_last_attempt() -> None:
