@@ -6,7 +6,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from itertools import islice
 from pathlib import Path
@@ -400,8 +399,10 @@ def history(
     kind: Annotated[
         Kind | None, typer.Option(help="Only events, decisions, or failed events.")
     ] = None,
-    since: Annotated[datetime | None, typer.Option(help="Recorded at or after (ISO 8601).")] = None,
-    until: Annotated[datetime | None, typer.Option(help="Recorded before (ISO 8601).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Recorded at or after (ISO 8601, e.g. 2026-01-31T09:00Z).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Recorded before (ISO 8601).")] = None,
     follow: Annotated[
         bool,
         typer.Option("--follow", "-F", help="Then print new records as they arrive, until Ctrl-C."),

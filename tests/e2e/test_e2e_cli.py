@@ -181,7 +181,14 @@ def test_events_history_alignment_health(host: HostProcess) -> None:
 
     records = wait_for(both_recorded, "both events in the history")
     assert {r["type"] for r in records} == {"invoice.paid", "market.update"}
-    only = ok(host, "history", cfo, "--type", "invoice.paid", "--kind", "event", "--limit", "1")
+    only = ok(
+        host, "history", cfo, "--type", "invoice.paid", "--kind", "event", "--limit", "1",
+        "--since", "2020-01-01T00:00:00Z",
+    )  # fmt: skip
+    assert ok(host, "history", cfo, "--until", "2020-01-01T00:00:00Z") == []
+    assert "until" in fails(
+        host, 3, "history", cfo, "--since", "2030-01-02", "--until", "2030-01-01"
+    )
     assert [r["event_id"] for r in only] == ["inv-1"]
 
     scored = ok(host, "alignment", cfo, "improve cash flow")
