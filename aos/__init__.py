@@ -35,7 +35,6 @@ from aos.errors import (
     UnknownOperationError,
     UnsupportedMediaTypeError,
 )
-from aos.functions.app import create_app
 from aos.history import (
     HistoryArchive,
     HistoryPage,
@@ -62,16 +61,23 @@ from aos.version import VERSION
 __version__ = VERSION
 
 if TYPE_CHECKING:
+    from aos.functions.app import create_app
     from aos.manager import AgentManager
 
 
 def __getattr__(name: str) -> Any:
     # AgentManager pulls in the storage adapters; load it when asked for, so that importing the
-    # function app (a cold start) does not pay for them before the first request.
+    # function app (a cold start) does not pay for them before the first request. create_app pulls
+    # in the Azure Functions SDKs, which the client and the command line (aos.client, aos.cli) must
+    # not import.
     if name == "AgentManager":
         from aos.manager import AgentManager
 
         return AgentManager
+    if name == "create_app":
+        from aos.functions.app import create_app
+
+        return create_app
     raise AttributeError(f"module 'aos' has no attribute {name!r}")
 
 

@@ -19,11 +19,17 @@ and an RFC 9457 problem type in one table (``aos.functions.problems``), so route
     ├── LimitExceededError                     the change would break a bound (state size, goal count)
     ├── UnknownOperationError                  an entity operation name the agent entity does not know
     ├── HostManagedStateError                  entity state written from outside (the host saves it)
-    └── StorageError                           Azure Storage failed in a way a retry may fix
-        └── PartialPublishError                a broadcast was queued for some subscribers only
+    ├── StorageError                           Azure Storage failed in a way a retry may fix
+    │   └── PartialPublishError                a broadcast was queued for some subscribers only
+    └── ServiceError                           (aos.client) the service could not be reached, or
+                                               answered an error no class above describes
 
 ``InvalidInputError`` carries ``errors``: a list of ``FieldError`` (location, message, type) so that
 problem+json responses and dead-letter reasons can name every failing field.
+
+The Python client (``aos.client``) raises the same classes for the service's problem+json answers
+(``urn:aos:problem:not-found`` is a ``NotFoundError``, and so on: the table is in ``aos.client``);
+then ``status`` is the HTTP status and ``problem`` the problem+json body.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ __all__ = [
     "NotFoundError",
     "PartialPublishError",
     "PayloadTooLargeError",
+    "ServiceError",
     "StorageError",
     "UnknownKindError",
     "UnknownOperationError",
@@ -84,6 +91,10 @@ class AOSError(Exception):
 
     extensions: Mapping[str, Any] = {}
     """Facts a client can act on, added to the problem+json body as extension members."""
+    status: int | None = None
+    """The HTTP status, when an AOS service answered with this error (``aos.client``)."""
+    problem: Mapping[str, Any] | None = None
+    """The service's problem+json body, when it answered with this error (``aos.client``)."""
 
 
 class ConfigurationError(AOSError, ValueError):
@@ -204,3 +215,8 @@ class PartialPublishError(StorageError):
             "subscribers_queued": queued,
             "subscribers": subscribers,
         }
+
+
+class ServiceError(AOSError):
+    """(``aos.client``) The service could not be reached, or answered with an error that no other
+    class describes (a rejected function key, an internal error, a route it does not have)."""

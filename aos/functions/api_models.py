@@ -1,47 +1,44 @@
 """The shapes of the HTTP API: what each route accepts and answers.
 
 Routes validate bodies with these models and build answers with them, and the OpenAPI document
-is generated from them, so the document cannot drift from what the routes really do.
+is generated from them, so the document cannot drift from what the routes really do. The models
+that clients share are defined in ``aos.api_schemas`` (no Azure SDK imports, so ``aos.client``
+can use them) and re-exported here; the history query's parsing is server-only and lives here.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    JsonValue,
-    ValidationError,
-    model_validator,
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from aos.api_schemas import (
+    AgentList,
+    AgentPatch,
+    AgentResource,
+    AlignmentRequest,
+    AlignmentResponse,
+    BroadcastAccepted,
+    DeadLetterItem,
+    DeadLetterList,
+    EventAccepted,
+    EventIn,
+    FieldProblem,
+    GoalList,
+    Health,
+    HistoryItem,
+    HistoryList,
+    LetterReplayed,
+    Problem,
+    RegisterAgent,
+    ReplaceAgent,
 )
-
 from aos.errors import FieldError, InvalidInputError
 from aos.history import HISTORY_PREFIX, HistoryQuery
-from aos.models import (
-    AGENT_ID_PATTERN,
-    EVENT_TYPE_PATTERN,
-    AgentSpec,
-    Criterion,
-    Event,
-    EventId,
-    EventType,
-    Goal,
-    JsonData,
-    KindName,
-    Purpose,
-    Scope,
-    ShortText,
-    Subscription,
-    Timestamp,
-    format_timestamp,
-)
+from aos.models import EVENT_TYPE_PATTERN, Timestamp, format_timestamp
 from aos.storage.index import decode_token, encode_token
-from aos.validation import parse
 
 __all__ = [
     "AgentList",
@@ -50,159 +47,21 @@ __all__ = [
     "AlignmentRequest",
     "AlignmentResponse",
     "BroadcastAccepted",
+    "DeadLetterItem",
+    "DeadLetterList",
     "EventAccepted",
     "EventIn",
+    "FieldProblem",
     "GoalList",
     "Health",
     "HistoryFilter",
     "HistoryItem",
     "HistoryList",
+    "LetterReplayed",
     "Problem",
     "RegisterAgent",
     "ReplaceAgent",
 ]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class RegisterAgent(_Body):
-    """``POST /api/agents``: a new agent."""
-
-    agent_id: Annotated[str, Field(pattern=AGENT_ID_PATTERN, examples=["ceo"])]
-    kind: KindName = "generic"
-    purpose: Purpose
-    purpose_scope: Scope = ""
-    success_criteria: tuple[Criterion, ...] = Field(default=(), max_length=20)
-    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] = "default"
-    subscriptions: tuple[Subscription, ...] = Field(default=(), max_length=32)
-
-
-class ReplaceAgent(RegisterAgent):
-    """``PUT /api/agents/{agent_id}``: the whole spec (fields left out take their defaults)."""
-
-    agent_id: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | None = Field(  # type: ignore[assignment]
-        default=None, description="optional; must equal the id in the path"
-    )
-
-
-class AgentPatch(_Body):
-    """``PATCH /api/agents/{agent_id}``: the fields to change (at least one)."""
-
-    purpose: Purpose | None = None
-    purpose_scope: Scope | None = None
-    success_criteria: tuple[Criterion, ...] | None = Field(default=None, max_length=20)
-    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | None = None
-    subscriptions: tuple[Subscription, ...] | None = Field(default=None, max_length=32)
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> AgentPatch:
-        if not self.model_fields_set:
-            raise ValueError(
-                "give at least one of purpose, purpose_scope, success_criteria, adapter_name, "
-                "subscriptions"
-            )
-        if any(getattr(self, name) is None for name in self.model_fields_set):
-            raise ValueError("fields cannot be set to null; leave them out to keep them")
-        return self
-
-
-class AgentResource(AgentSpec):
-    """An agent as listed and as answered on registration: its spec and index status."""
-
-    status: Literal["registering", "active", "deregistering"]
-    registered_at: Timestamp
-    updated_at: Timestamp
-
-
-class AgentList(BaseModel):
-    value: list[AgentResource]
-    nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815
-
-
-class GoalList(BaseModel):
-    value: list[Goal]
-    nextLink: str | None = None  # noqa: N815
-
-
-class EventIn(_Body):
-    """An event as posted. ``event_id`` makes the POST idempotent; one is generated if left out."""
-
-    event_id: EventId | None = None
-    type: EventType
-    data: JsonData = Field(default_factory=dict)
-    source: ShortText | None = None
-    correlation_id: ShortText | None = None
-    created_at: Timestamp | None = None
-
-    def to_event(self, *, agent_id: str | None, correlation_id: str) -> Event:
-        """The event this body describes, for ``agent_id`` (``None``: a broadcast); the request's
-        ``correlation_id`` unless the body names one."""
-        fields = self.model_dump(exclude={"agent_id"}, exclude_none=True)
-        fields.setdefault("correlation_id", correlation_id)
-        return parse(Event, {**fields, "agent_id": agent_id}, what="event")
-
-
-class EventAccepted(BaseModel):
-    event_id: str
-    agent_id: str
-    status: Literal["queued"] = "queued"
-    correlation_id: str | None = None
-    links: dict[str, str]
-
-
-class BroadcastAccepted(BaseModel):
-    event_id: str
-    type: str
-    status: Literal["queued"] = "queued"
-    subscribers: int = Field(description="agents subscribed to the type when it was published")
-    correlation_id: str | None = None
-
-
-class AlignmentRequest(_Body):
-    """An action (text or any JSON) to score against the agent's purpose."""
-
-    action: JsonData
-
-    @model_validator(mode="after")
-    def _present(self) -> AlignmentRequest:
-        if self.action is None or self.action in ("", {}, []):
-            raise ValueError("action must not be empty")
-        return self
-
-
-class AlignmentResponse(BaseModel):
-    agent_id: str
-    score: float = Field(ge=0.0, le=1.0)
-    matched_terms: list[str]
-    reasons: list[str]
-    components: dict[str, float]
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    storage: dict[str, str]
-    version: str
-
-
-class FieldProblem(BaseModel):
-    loc: list[str | int]
-    pointer: str
-    msg: str
-    type: str
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details, with the failing fields in ``errors``."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    errors: list[FieldProblem] | None = None
-    correlation_id: str | None = None
 
 
 class HistoryFilter(BaseModel):
@@ -278,54 +137,3 @@ def _history_position(token: str | None) -> str | None:
             [FieldError(("query", "continuation"), "not a history position", "value_error")],
         )
     return position
-
-
-class HistoryItem(BaseModel):
-    """One archived record: a handled event (``payload`` is the event, ``result`` what its
-    handler returned), a decision (``payload`` is the decision; ``event_id`` is the decision id)
-    or a failure (``payload`` is the event its handler raised on, ``error`` why; the event was
-    not applied and applies if sent again)."""
-
-    kind: Literal["event", "decision", "failure"]
-    event_id: str
-    type: str
-    recorded_at: str
-    sequence: int = Field(description="position in the agent's history, 1 = first")
-    payload: dict[str, JsonValue]
-    result: JsonValue = Field(default=None, description="what the event's handler returned")
-    error: dict[str, str] | None = Field(
-        default=None, description="a failure's error: its type and message"
-    )
-
-
-class HistoryList(BaseModel):
-    value: list[HistoryItem]
-    nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815
-
-
-class DeadLetterItem(BaseModel):
-    """A message set aside: dead-lettered by the queue function (it can never be delivered as it
-    is) or moved to the poison queue by the host (delivery failed ``maxDequeueCount`` times)."""
-
-    id: str = Field(description="the letter's id, newest first in listings")
-    queue: Literal["deadletter", "poison"]
-    reason: str
-    errors: list[dict[str, Any]] = Field(description="failing fields, as in problem+json")
-    original: str = Field(description="the queue message's text, unchanged")
-    message_id: str | None
-    dequeue_count: int | None
-    dead_lettered_at: str
-    event_id: str | None = Field(description="from the original, if it carries an event")
-    agent_id: str | None
-    type: str | None
-
-
-class DeadLetterList(BaseModel):
-    value: list[DeadLetterItem]
-    nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815
-
-
-class LetterReplayed(BaseModel):
-    id: str
-    status: Literal["replayed"] = "replayed"
-    event_id: str | None = Field(description="the replayed event's id, if the original has one")

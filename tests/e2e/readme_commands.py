@@ -82,3 +82,27 @@ def readme_curl_commands(readme: Path = README) -> list[CurlCommand]:
     for block in _bash_blocks(sections["HTTP API"]):
         found += _commands(block, "HTTP API")
     return found
+
+
+def readme_blocks(section: str, language: str, readme: Path = README) -> list[str]:
+    """The fenced ```<language> blocks of one "## <section>", in README order."""
+    text = _sections(readme.read_text())[section]
+    pattern = rf"^```{re.escape(language)}\n(.*?)^```$"
+    return re.findall(pattern, text, flags=re.MULTILINE | re.DOTALL)
+
+
+def readme_shell_commands(section: str, readme: Path = README) -> list[str]:
+    """Every command of the section's ```bash blocks (continuation lines joined), in order."""
+    commands: list[str] = []
+    for block in readme_blocks(section, "bash", readme):
+        current: list[str] = []
+        for line in block.splitlines():
+            current.append(line)
+            if line.endswith("\\"):
+                continue
+            text = "\n".join(current).strip()
+            current = []
+            if text and not text.startswith("#"):
+                commands.append(text)
+        assert not current, f"a command in {section!r} ends with a continuation backslash"
+    return commands

@@ -1,0 +1,245 @@
+"""``AsyncAosClient``: the HTTP API from asyncio code, method for method like ``AosClient``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from aos.api_schemas import (
+    AgentResource,
+    AlignmentResponse,
+    BroadcastAccepted,
+    EventAccepted,
+    Health,
+    HistoryItem,
+)
+from aos.client import _calls as calls
+from aos.client._calls import Body, Call, Page, RecordKind, Retry
+from aos.client._config import DEFAULT_TIMEOUT, headers, resolve_url
+from aos.client._models import DeadLetterItem, DeadLetterReplayed
+from aos.models import AgentContext, Goal
+
+__all__ = ["AsyncAosClient"]
+
+T = TypeVar("T")
+
+
+class AsyncAosClient:
+    """The AOS HTTP API, one coroutine per route (lists are async iterators).
+
+    ``base_url`` is the app's root (``https://<app>.azurewebsites.net``), default ``AOS_URL``, else
+    ``http://localhost:7071``; ``function_key`` (default ``AOS_FUNCTION_KEY``) is sent as
+    ``x-functions-key``. Answers are the models the service validates with; error answers raise
+    the ``aos.errors`` classes; 429 and 503 are retried as ``retry`` says. Use it as a context
+    manager, or call ``aclose()``. ``transport`` is handed to httpx (``httpx.MockTransport`` lets
+    tests run without a service).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        function_key: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: Retry | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = resolve_url(base_url)
+        self.retry = retry or Retry()
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers(function_key),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> AsyncAosClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ------------------------------------------------------------------------------ sending
+    async def _send(self, call: Call[T]) -> T:
+        attempt = 1
+        while True:
+            try:
+                response = await self._http.request(
+                    call.method, call.url, params=call.params, json=call.json, headers=call.headers
+                )
+            except httpx.TransportError as exc:
+                raise calls.unreachable(self.base_url, exc) from exc
+            delay = self.retry.delay(call, response, attempt)
+            if delay is None:
+                return call.result(response)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _items(self, call: Call[Page[T]]) -> AsyncGenerator[T, None]:
+        current: Call[Page[T]] | None = call
+        while current is not None:
+            page = await self._send(current)
+            for item in page.items:
+                yield item
+            current = current.next_page(page.next_link) if page.next_link else None
+
+    # ------------------------------------------------------------------------------ agents
+    async def register_agent(self, agent: Body) -> AgentResource:
+        """Register a new agent (a ``RegisterAgent`` or its fields); ``ConflictError`` if it
+        exists."""
+        return await self._send(calls.register_agent(agent))
+
+    async def put_agent(self, agent_id: str, agent: Body) -> AgentResource:
+        """Create or replace the agent (idempotent); fields left out take their defaults."""
+        return await self._send(calls.put_agent(agent_id, agent))
+
+    async def get_agent(self, agent_id: str) -> AgentContext:
+        """The agent's persisted context: spec, goals, state, recent events and decisions."""
+        return await self._send(calls.get_agent(agent_id))
+
+    def list_agents(self, *, page_size: int | None = None) -> AsyncIterator[AgentResource]:
+        """Every registered agent, fetched ``page_size`` (1-200, default 50) at a time."""
+        return self._items(calls.list_agents(page_size))
+
+    async def update_agent(self, agent_id: str, changes: Body) -> AgentResource:
+        """Change purpose, scope, criteria, adapter or subscriptions (an ``AgentPatch``)."""
+        return await self._send(calls.update_agent(agent_id, changes))
+
+    async def delete_agent(self, agent_id: str, *, purge: bool = False) -> None:
+        """Deregister the agent; ``purge`` also deletes its history now."""
+        await self._send(calls.delete_agent(agent_id, purge))
+
+    # ------------------------------------------------------------------------------ goals
+    def list_goals(self, agent_id: str) -> AsyncIterator[Goal]:
+        return self._items(calls.list_goals(agent_id))
+
+    async def add_goal(self, agent_id: str, goal: Body) -> Goal:
+        """Add a goal (a ``GoalCreate`` or its fields); the service picks an id if none is given."""
+        return await self._send(calls.add_goal(agent_id, goal))
+
+    async def get_goal(self, agent_id: str, goal_id: str) -> Goal:
+        return await self._send(calls.get_goal(agent_id, goal_id))
+
+    async def update_goal(self, agent_id: str, goal_id: str, changes: Body) -> Goal:
+        """Change status, progress, description or metadata (a ``GoalChanges``)."""
+        return await self._send(calls.update_goal(agent_id, goal_id, changes))
+
+    async def remove_goal(self, agent_id: str, goal_id: str) -> None:
+        await self._send(calls.remove_goal(agent_id, goal_id))
+
+    # ------------------------------------------------------------------------------ events
+    async def send_event(
+        self, agent_id: str, event: Body, *, correlation_id: str | None = None
+    ) -> EventAccepted:
+        """Queue an event (an ``EventIn`` or its fields) for one agent. Without an ``event_id``
+        the client makes one, so that its own retries are the same event."""
+        return await self._send(calls.send_event(agent_id, event, correlation_id))
+
+    async def publish_event(
+        self, event: Body, *, correlation_id: str | None = None
+    ) -> BroadcastAccepted:
+        """Queue an event for every agent subscribed to its type (an ``event_id`` is made as for
+        ``send_event``; publishing the same id again reaches each subscriber once)."""
+        return await self._send(calls.publish_event(event, correlation_id))
+
+    # ------------------------------------------------------------------------------ history
+    def list_history(
+        self,
+        agent_id: str,
+        *,
+        page_size: int | None = None,
+        types: str | Sequence[str] | None = None,
+        kind: RecordKind | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> AsyncIterator[HistoryItem]:
+        """The agent's archived events and decisions, newest first, ``page_size`` (1-1000,
+        default 50) at a time; ``types``, ``kind``, ``since`` (inclusive) and ``until``
+        (exclusive) filter."""
+        call = calls.list_history(
+            agent_id, page_size=page_size, types=types, kind=kind, since=since, until=until
+        )
+        return self._items(call)
+
+    async def follow_history(
+        self,
+        agent_id: str,
+        *,
+        after: int | None = None,
+        poll_interval: float = 1.0,
+        types: str | Sequence[str] | None = None,
+        kind: RecordKind | None = None,
+    ) -> AsyncGenerator[HistoryItem, None]:
+        """Records archived after sequence ``after`` (default: from now on), oldest first, as
+        they arrive; polls every ``poll_interval`` seconds and never ends by itself (``aclose()`` it)."""
+        if after is None:
+            after = await self.latest_sequence(agent_id)
+        while True:
+            fresh: list[HistoryItem] = []
+            call = calls.list_history(
+                agent_id, page_size=None, types=types, kind=kind, since=None, until=None
+            )
+            async with aclosing(self._items(call)) as items:
+                async for item in items:
+                    if item.sequence <= after:
+                        break
+                    fresh.append(item)
+            for item in reversed(fresh):
+                yield item
+            if fresh:
+                after = fresh[0].sequence
+            await asyncio.sleep(poll_interval)
+
+    async def latest_sequence(self, agent_id: str) -> int:
+        """The sequence of the agent's newest history record (0 if it has none)."""
+        call = calls.list_history(
+            agent_id, page_size=1, types=None, kind=None, since=None, until=None
+        )
+        async with aclosing(self._items(call)) as items:
+            newest = await anext(items, None)
+        return newest.sequence if newest else 0
+
+    # ------------------------------------------------------------------------------ more
+    async def evaluate_alignment(self, agent_id: str, action: Any) -> AlignmentResponse:
+        """Score an action (text or any JSON) against the agent's purpose."""
+        return await self._send(calls.evaluate_alignment(agent_id, action))
+
+    async def health(self) -> Health:
+        """Liveness and storage reachability; ``status`` is ``degraded`` when storage is not
+        reachable (the service answers 503 then, which is not raised)."""
+        return await self._send(calls.health())
+
+    async def openapi(self) -> dict[str, Any]:
+        """The service's OpenAPI 3.1 document."""
+        return await self._send(calls.openapi())
+
+    # ------------------------------------------------------------------------------ dead letters
+    def list_dead_letters(
+        self, *, poison: bool = False, page_size: int | None = None
+    ) -> AsyncIterator[DeadLetterItem]:
+        """Messages that could not be delivered: dead-lettered (never valid), or with ``poison``
+        those that failed every retry."""
+        return self._items(calls.list_dead_letters(poison, page_size))
+
+    async def get_dead_letter(self, letter_id: str, *, poison: bool = False) -> DeadLetterItem:
+        return await self._send(calls.get_dead_letter(letter_id, poison))
+
+    async def replay_dead_letter(
+        self, letter_id: str, *, poison: bool = False
+    ) -> DeadLetterReplayed:
+        """Put the message back on the events queue."""
+        return await self._send(calls.replay_dead_letter(letter_id, poison))
