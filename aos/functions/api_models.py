@@ -17,10 +17,12 @@ from pydantic import (
     Field,
     JsonValue,
     ValidationError,
+    field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
-from aos.errors import FieldError, InvalidInputError
+from aos.errors import InvalidInputError
 from aos.history import HISTORY_PREFIX, HistoryQuery
 from aos.models import (
     AGENT_ID_PATTERN,
@@ -39,8 +41,10 @@ from aos.models import (
     Subscription,
     Timestamp,
     format_timestamp,
+    full_match,
+    not_null,
 )
-from aos.storage.index import decode_token, encode_token
+from aos.storage.index import decode_token, encode_token, invalid_token
 from aos.validation import parse
 
 __all__ = [
@@ -88,13 +92,23 @@ class ReplaceAgent(RegisterAgent):
 
 
 class AgentPatch(_Body):
-    """``PATCH /api/agents/{agent_id}``: the fields to change (at least one)."""
+    """``PATCH /api/agents/{agent_id}``: the fields to change (at least one; none can be null)."""
 
-    purpose: Purpose | None = None
-    purpose_scope: Scope | None = None
-    success_criteria: tuple[Criterion, ...] | None = Field(default=None, max_length=20)
-    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | None = None
-    subscriptions: tuple[Subscription, ...] | None = Field(default=None, max_length=32)
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    purpose: Purpose | SkipJsonSchema[None] = None
+    purpose_scope: Scope | SkipJsonSchema[None] = None
+    success_criteria: tuple[Criterion, ...] | SkipJsonSchema[None] = Field(
+        default=None, max_length=20
+    )
+    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | SkipJsonSchema[None] = None
+    subscriptions: tuple[Subscription, ...] | SkipJsonSchema[None] = Field(
+        default=None, max_length=32
+    )
+
+    _not_null = field_validator(
+        "purpose", "purpose_scope", "success_criteria", "adapter_name", "subscriptions"
+    )(not_null)
 
     @model_validator(mode="after")
     def _something_to_change(self) -> AgentPatch:
@@ -103,8 +117,6 @@ class AgentPatch(_Body):
                 "give at least one of purpose, purpose_scope, success_criteria, adapter_name, "
                 "subscriptions"
             )
-        if any(getattr(self, name) is None for name in self.model_fields_set):
-            raise ValueError("fields cannot be set to null; leave them out to keep them")
         return self
 
 
@@ -205,6 +217,15 @@ class Problem(BaseModel):
     correlation_id: str | None = None
 
 
+MAX_HISTORY_TYPES = 8
+"""Azure Tables takes at most 15 comparisons in a filter; a history query uses up to 6 besides
+one per type (``aos.storage.history_table``)."""
+
+
+def _split_types(value: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t.strip() for t in (value or "").split(",") if t.strip()))
+
+
 class HistoryFilter(BaseModel):
     """The query parameters of ``GET /api/agents/{agent_id}/history``. Other parameters (such as
     Azure's ``code`` function key) are ignored."""
@@ -214,7 +235,9 @@ class HistoryFilter(BaseModel):
     limit: int = Field(default=50, ge=1, le=1000)
     continuation: str | None = None
     type: str | None = Field(
-        default=None, description="only these types (comma-separated; decisions have 'decision')"
+        default=None,
+        description=f"only these types, at most {MAX_HISTORY_TYPES} (comma-separated; decisions "
+        "have 'decision')",
     )
     kind: Literal["event", "decision"] | None = None
     since: Timestamp | None = Field(
@@ -228,18 +251,26 @@ class HistoryFilter(BaseModel):
         description="recorded before (ISO 8601); also accepted as 'to'",
     )
 
+    @field_validator("type")
+    @classmethod
+    def _types(cls, value: str | None) -> str | None:
+        names = _split_types(value)
+        for name in names:
+            if not full_match(EVENT_TYPE_PATTERN, name):
+                raise ValueError(f"{name!r} is not an event type")
+        if len(names) > MAX_HISTORY_TYPES:
+            raise ValueError(f"give at most {MAX_HISTORY_TYPES} types")
+        return value
+
     @model_validator(mode="after")
     def _valid(self) -> HistoryFilter:
-        for name in self.types:
-            if not re.match(EVENT_TYPE_PATTERN, name):
-                raise ValueError(f"type {name!r} is not an event type")
         if self.since is not None and self.until is not None and self.until <= self.since:
             raise ValueError("until must be later than since")
         return self
 
     @property
     def types(self) -> tuple[str, ...]:
-        return tuple(t.strip() for t in (self.type or "").split(",") if t.strip())
+        return _split_types(self.type)
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> HistoryFilter:
@@ -267,16 +298,17 @@ class HistoryFilter(BaseModel):
         return {**params, "continuation": encode_token(continuation)}
 
 
+_HISTORY_POSITION = re.escape(HISTORY_PREFIX) + r"[0-9]{17}\|[0-9]{15}"
+"""A history row key (``aos.history.history_row_key``): all a history token may carry."""
+
+
 def _history_position(token: str | None) -> str | None:
     """The row key a continuation token stands for."""
     if token is None:
         return None
     position = decode_token(token)
-    if not isinstance(position, str) or not position.startswith(HISTORY_PREFIX):
-        raise InvalidInputError(
-            "The continuation token is not valid; use the link to the next page",
-            [FieldError(("query", "continuation"), "not a history position", "value_error")],
-        )
+    if not isinstance(position, str) or not full_match(_HISTORY_POSITION, position):
+        raise invalid_token("not a position in the history")
     return position
 
 

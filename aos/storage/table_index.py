@@ -38,6 +38,7 @@ from aos.storage.index import (
     Page,
     decode_token,
     encode_token,
+    invalid_token,
 )
 from aos.storage.tables import TableAdapter
 
@@ -80,7 +81,8 @@ class TableAgentIndex(TableAdapter, AgentIndex):
 
     async def page(self, *, limit: int, continuation: str | None = None) -> Page[IndexEntry]:
         query, parameters = _prefix_filter("a|")
-        token = decode_token(continuation) if continuation else None
+        # the SDK types its continuation as str; for Tables it is the dict it returned
+        token: Any = _table_token(decode_token(continuation)) if continuation else None
         pages = self._client.query_entities(
             query, parameters=parameters, results_per_page=limit
         ).by_page(continuation_token=token)
@@ -199,6 +201,17 @@ class _TransactionFailedError(Exception):
 
 def _is_transaction_failure(exc: HttpResponseError) -> bool:
     return type(exc).__name__ == "TableTransactionError" or exc.status_code in (404, 409, 412)
+
+
+def _table_token(token: Any) -> dict[str, str | None]:
+    """The SDK's continuation (``{"PartitionKey": ..., "RowKey": ...}``, opaque strings the
+    service returned), checked: a forged token of another shape would fail inside the SDK."""
+    keys = {"PartitionKey", "RowKey"}
+    if not isinstance(token, dict) or set(token) - keys or not token:
+        raise invalid_token("not a position in the agents index")
+    if not all(v is None or (isinstance(v, str) and len(v) <= 1024) for v in token.values()):
+        raise invalid_token("not a position in the agents index")
+    return {k: token.get(k) for k in sorted(keys)}
 
 
 def _row(entry: IndexEntry) -> dict[str, Any]:
