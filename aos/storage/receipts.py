@@ -31,7 +31,7 @@ from azure.data.tables import UpdateMode
 
 from aos.errors import StorageError
 from aos.models import format_timestamp, utc_now
-from aos.storage.tables import TableAdapter
+from aos.storage.tables import TableAdapter, storage_error
 
 if TYPE_CHECKING:
     pass
@@ -95,7 +95,7 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
         except (ResourceNotFoundError, ResourceExistsError) as exc:
             raise StorageError(f"Receipt for {event_id!r} changed while being read") from exc
         except AzureError as exc:
-            raise StorageError(f"Delivery receipts unavailable: {exc}") from exc
+            raise storage_error(exc, "Delivery receipts") from exc
         if existing.get("message_id") != message_id:
             return Claim.OTHER
         return Claim.DONE if existing.get("status") == "signalled" else Claim.RETRY
@@ -105,7 +105,7 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
         try:
             await self._client.update_entity(patch, mode=UpdateMode.MERGE)
         except AzureError as exc:
-            raise StorageError(f"Delivery receipts unavailable: {exc}") from exc
+            raise storage_error(exc, "Delivery receipts") from exc
 
     async def purge(self, *, older_than: datetime, limit: int) -> int:
         # Fixed-width UTC timestamps compare as strings, so the service filters them for us.

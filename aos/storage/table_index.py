@@ -29,7 +29,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TransactionOperation, UpdateMode
 
-from aos.errors import AgentExistsError, ConflictError, StorageError
+from aos.errors import AgentExistsError, ConflictError
 from aos.models import AgentSpec, format_timestamp
 from aos.storage.index import (
     AgentIndex,
@@ -40,7 +40,7 @@ from aos.storage.index import (
     encode_token,
     invalid_token,
 )
-from aos.storage.tables import TableAdapter
+from aos.storage.tables import TableAdapter, storage_error
 
 if TYPE_CHECKING:
     pass
@@ -190,9 +190,9 @@ class TableAgentIndex(TableAdapter, AgentIndex):
         except HttpResponseError as exc:
             if _is_transaction_failure(exc):
                 raise _TransactionFailedError(str(exc)) from exc
-            raise StorageError(f"Agents index unavailable: {exc.message}") from exc
+            raise storage_error(exc, "The agents index") from exc
         except AzureError as exc:
-            raise StorageError(f"Agents index unavailable: {exc}") from exc
+            raise storage_error(exc, "The agents index") from exc
 
 
 class _TransactionFailedError(Exception):

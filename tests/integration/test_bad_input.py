@@ -10,9 +10,14 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from azure.data.tables.aio import TableClient
 from harness import Aos, Response, running_aos
 
+from aos.errors import InvalidInputError
 from aos.functions.http_support import MAX_JSON_DEPTH
+from aos.functions.problems import problem_response
+from aos.history import HistoryQuery
+from aos.storage.history_table import TableHistoryArchive
 from devhost import Azurite
 from devhost.storage_names import UniqueName
 
@@ -169,3 +174,26 @@ async def test_every_400_and_422_names_what_failed(aos: Aos) -> None:
         },
     )
     assert_problem(too_big, 422)
+
+
+# ---- storage refusals ------------------------------------------------------------------------------
+async def test_storage_refusing_a_request_is_a_400_without_the_sdk_message(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    """A filter too long for Storage (here 431, in Azure a 400 past 15 comparisons) is the caller's
+    400, and the problem does not repeat the SDK's message (it names the account's host)."""
+    client = TableClient.from_connection_string(
+        azurite.connection_string, unique_name.table_name("History")
+    )
+    archive = TableHistoryArchive(client)
+    query = HistoryQuery(types=tuple(f"type-{i}" for i in range(1000)))
+    try:
+        with pytest.raises(InvalidInputError) as refused:
+            await archive.page(agent_id="a1", query=query)
+    finally:
+        await archive.close()
+    assert "127.0.0.1" not in str(refused.value)
+    response = problem_response(refused.value)
+    assert response.status_code == 400
+    assert "127.0.0.1" not in response.get_body().decode()
+    assert json.loads(response.get_body())["errors"]
