@@ -75,7 +75,7 @@ class AgentManager:
     async def register_agent(self, spec: AgentSpec, *, replace: bool = False) -> Change:
         """Create an agent (``replace=False``: ``AgentExistsError`` if it exists) or create or
         replace it (``replace=True``, PUT). Repeating an interrupted registration finishes it."""
-        self._check_spec(spec)
+        await self._check_spec(spec)
         existing = await self.index.get(agent_id=spec.agent_id)
         created = existing is None or existing.status is IndexStatus.REGISTERING
         if existing is None:
@@ -103,7 +103,7 @@ class AgentManager:
                 f"Agent {agent_id!r} has not finished registering; repeat its PUT or POST first"
             )
         spec = parse(SpecUpdate, changes, what="agent spec").apply_to(agent_id, existing.spec)
-        self._check_spec(spec)
+        await self._check_spec(spec)
         entry = await self.index.replace(entry=existing.with_spec(spec), previous=existing)
         return Change(entry, await self._configure(spec))
 
@@ -209,10 +209,15 @@ class AgentManager:
         return agent.score_alignment(action)
 
     # ------------------------------------------------------------------------------ plumbing
-    def _check_spec(self, spec: AgentSpec) -> None:
-        """Refuse what the entity would refuse: an unknown kind, a spec over the budget."""
+    async def _check_spec(self, spec: AgentSpec) -> None:
+        """Refuse what the entity would refuse: an unknown kind, a spec over the budget, alone or
+        with the agent's current goals and state (the entity would refuse the ``configure`` and
+        the change, already answered 202, would be lost)."""
         self.kinds.resolve(spec.kind)
         ContextDocument.create(spec, self.limits)
+        state = await self.contexts.load(agent_id=spec.agent_id)
+        if state is not None:
+            ContextDocument.load(state).replace(self.limits, spec=spec)
 
     async def _configure(self, spec: AgentSpec) -> bool:
         expected = spec.model_dump(mode="json")

@@ -59,6 +59,7 @@ __all__ = [
     "StateDelete",
     "StateWrite",
     "Timestamp",
+    "change_set_schema",
     "format_timestamp",
     "full_match",
     "new_id",
@@ -155,6 +156,14 @@ def not_null(value: T) -> T:
     return value
 
 
+def change_set_schema(schema: dict[str, Any]) -> None:
+    """JSON Schema of a change set (PATCH): at least one field, and no ``default: null`` on
+    fields that cannot be null (a field left out keeps its value; it has no default)."""
+    schema["minProperties"] = 1
+    for field in schema.get("properties", {}).values():
+        field.pop("default", None)
+
+
 def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
@@ -186,9 +195,10 @@ class SpecUpdate(_Input):
     kind: KindName | None = None
     purpose: Purpose | None = None
     purpose_scope: Scope | None = None
-    success_criteria: tuple[Criterion, ...] | None = Field(default=None, max_length=20)
+    # Bounds inside the Annotated: on the union pydantic would apply them to None (a TypeError).
+    success_criteria: Annotated[tuple[Criterion, ...], Field(max_length=20)] | None = None
     adapter_name: Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)] | None = None
-    subscriptions: tuple[Subscription, ...] | None = Field(default=None, max_length=32)
+    subscriptions: Annotated[tuple[Subscription, ...], Field(max_length=32)] | None = None
     replace: bool = False
 
     def apply_to(self, agent_id: str, current: AgentSpec | None) -> AgentSpec:
@@ -242,7 +252,7 @@ class GoalChanges(_Input):
     """The fields of a goal to change (at least one); the body of PATCH on a goal. A field left
     out keeps its value; none can be set to null (the schema says so, the validator enforces it)."""
 
-    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+    model_config = ConfigDict(json_schema_extra=change_set_schema)
 
     description: Description | SkipJsonSchema[None] = None
     status: GoalStatus | SkipJsonSchema[None] = None

@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from aos.errors import InvalidInputError
+from aos.functions.routes import DEFAULT_PAGE, MAX_HISTORY_PAGE, MAX_HISTORY_TYPES
 from aos.history import HISTORY_PREFIX, HistoryQuery
 from aos.models import (
     AGENT_ID_PATTERN,
@@ -40,6 +41,7 @@ from aos.models import (
     ShortText,
     Subscription,
     Timestamp,
+    change_set_schema,
     format_timestamp,
     full_match,
     not_null,
@@ -94,17 +96,19 @@ class ReplaceAgent(RegisterAgent):
 class AgentPatch(_Body):
     """``PATCH /api/agents/{agent_id}``: the fields to change (at least one; none can be null)."""
 
-    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+    model_config = ConfigDict(json_schema_extra=change_set_schema)
 
     purpose: Purpose | SkipJsonSchema[None] = None
     purpose_scope: Scope | SkipJsonSchema[None] = None
-    success_criteria: tuple[Criterion, ...] | SkipJsonSchema[None] = Field(
-        default=None, max_length=20
-    )
+    # The bounds go inside the Annotated: on the union they would be applied to a null too, and
+    # pydantic raises a TypeError (a 500) for len(None).
+    success_criteria: (
+        Annotated[tuple[Criterion, ...], Field(max_length=20)] | SkipJsonSchema[None]
+    ) = None
     adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | SkipJsonSchema[None] = None
-    subscriptions: tuple[Subscription, ...] | SkipJsonSchema[None] = Field(
-        default=None, max_length=32
-    )
+    subscriptions: (
+        Annotated[tuple[Subscription, ...], Field(max_length=32)] | SkipJsonSchema[None]
+    ) = None
 
     _not_null = field_validator(
         "purpose", "purpose_scope", "success_criteria", "adapter_name", "subscriptions"
@@ -175,7 +179,7 @@ class BroadcastAccepted(BaseModel):
 class AlignmentRequest(_Body):
     """An action (text or any JSON) to score against the agent's purpose."""
 
-    action: JsonData
+    action: Annotated[JsonData, Field(json_schema_extra={"not": {"enum": [None, "", {}, []]}})]
 
     @model_validator(mode="after")
     def _present(self) -> AlignmentRequest:
@@ -217,11 +221,6 @@ class Problem(BaseModel):
     correlation_id: str | None = None
 
 
-MAX_HISTORY_TYPES = 8
-"""Azure Tables takes at most 15 comparisons in a filter; a history query uses up to 6 besides
-one per type (``aos.storage.history_table``)."""
-
-
 def _split_types(value: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.strip() for t in (value or "").split(",") if t.strip()))
 
@@ -232,7 +231,7 @@ class HistoryFilter(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    limit: int = Field(default=50, ge=1, le=1000)
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_HISTORY_PAGE)
     continuation: str | None = None
     type: str | None = Field(
         default=None,

@@ -146,7 +146,7 @@ async def test_event_times_outside_the_representable_range(
     assert await aos.queued() == []
 
 
-async def test_goal_fields_cannot_be_set_to_null(aos: Aos) -> None:
+async def test_goal_and_agent_fields_cannot_be_set_to_null(aos: Aos) -> None:
     for body in (
         {"description": None, "metadata": None, "status": None},
         {"progress": None},
@@ -154,6 +154,9 @@ async def test_goal_fields_cannot_be_set_to_null(aos: Aos) -> None:
     ):
         response = await aos.call("PATCH", "agents/a1/goals/g1", body)
         assert_problem(response, 400)
+    for body in ({"subscriptions": None}, {"success_criteria": None, "purpose": "x"}):
+        response = await aos.call("PATCH", "agents/a1", body)
+        assert_problem(response, 400, f"/body/{next(iter(body))}")
     goal = (await aos.call("GET", "agents/a1/goals/g1")).json
     assert (goal["description"], goal["status"], goal["metadata"]) == ("Grow", "pending", {})
 
@@ -197,3 +200,20 @@ async def test_storage_refusing_a_request_is_a_400_without_the_sdk_message(
     assert response.status_code == 400
     assert "127.0.0.1" not in response.get_body().decode()
     assert json.loads(response.get_body())["errors"]
+
+
+async def test_a_spec_that_fits_alone_but_not_with_the_goals_is_refused_up_front(aos: Aos) -> None:
+    """Found by the fuzz test: such a PUT was answered 202 after the settle time, then refused by
+    the entity, so the accepted change was lost."""
+    for _ in range(4):
+        goal = {"description": "d" * 1000, "metadata": {f"k{j}": "v" * 100 for j in range(8)}}
+        assert (await aos.call("POST", "agents/a1/goals", goal)).status == 201
+    big = {
+        "purpose": "p" * 2000,
+        "purpose_scope": "s" * 2000,
+        "success_criteria": [f"{i}" + "c" * 290 for i in range(20)],
+    }
+    for method in ("PUT", "PATCH"):
+        response = await aos.call(method, "agents/a1", big)
+        assert_problem(response, 422)
+    assert (await aos.call("GET", "agents/a1")).json["spec"]["purpose"] != big["purpose"]
