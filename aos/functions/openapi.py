@@ -83,6 +83,8 @@ def openapi_document(server: str = "/api", kinds: Iterable[str] | None = None) -
                 success["content"] = {
                     "application/json": {"schema": refs[(op.response_model, "serialization")]}
                 }
+            elif status == 202:  # a DELETE not applied yet answers what is being removed
+                success["content"] = {"application/json": {"schema": {"type": "object"}}}
             operation["responses"][str(status)] = success
         for status in op.errors:
             operation["responses"][str(status)] = {
