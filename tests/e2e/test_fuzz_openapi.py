@@ -80,9 +80,8 @@ def fuzz(base_url: str, seed: int, fixed_ids: bool = False) -> Run:
     project.phases.update(phases=["examples", "coverage", "fuzzing"])
     project.checks.update(included_check_names=CHECKS)
     project.generation.update(max_examples=MAX_EXAMPLES, no_shrink=True, database="none")
-    schema = schemathesis.openapi.from_url(f"{base_url}/api/openapi.json", config=config)
-    if fixed_ids:
-        schema = schema.exclude(method="DELETE")
+    loaded = schemathesis.openapi.from_url(f"{base_url}/api/openapi.json", config=config)
+    schema = loaded.exclude(method="DELETE") if fixed_ids else loaded
     run = Run()
     for event in engine.from_schema(schema).execute():
         if isinstance(event, events.FatalError):

@@ -154,9 +154,13 @@ async def test_goal_and_agent_fields_cannot_be_set_to_null(aos: Aos) -> None:
     ):
         response = await aos.call("PATCH", "agents/a1/goals/g1", body)
         assert_problem(response, 400)
-    for body in ({"subscriptions": None}, {"success_criteria": None, "purpose": "x"}):
-        response = await aos.call("PATCH", "agents/a1", body)
-        assert_problem(response, 400, f"/body/{next(iter(body))}")
+    agent_bodies: list[dict[str, Any]] = [
+        {"subscriptions": None},
+        {"success_criteria": None, "purpose": "x"},
+    ]
+    for agent_body in agent_bodies:
+        response = await aos.call("PATCH", "agents/a1", agent_body)
+        assert_problem(response, 400, f"/body/{next(iter(agent_body))}")
     goal = (await aos.call("GET", "agents/a1/goals/g1")).json
     assert (goal["description"], goal["status"], goal["metadata"]) == ("Grow", "pending", {})
 
