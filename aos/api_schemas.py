@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from aos.models import (
     AGENT_ID_PATTERN,
@@ -29,6 +30,8 @@ from aos.models import (
     ShortText,
     Subscription,
     Timestamp,
+    change_set_schema,
+    not_null,
 )
 from aos.validation import parse
 
@@ -80,13 +83,25 @@ class ReplaceAgent(RegisterAgent):
 
 
 class AgentPatch(_Body):
-    """``PATCH /api/agents/{agent_id}``: the fields to change (at least one)."""
+    """``PATCH /api/agents/{agent_id}``: the fields to change (at least one; none can be null)."""
 
-    purpose: Purpose | None = None
-    purpose_scope: Scope | None = None
-    success_criteria: tuple[Criterion, ...] | None = Field(default=None, max_length=20)
-    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | None = None
-    subscriptions: tuple[Subscription, ...] | None = Field(default=None, max_length=32)
+    model_config = ConfigDict(json_schema_extra=change_set_schema)
+
+    purpose: Purpose | SkipJsonSchema[None] = None
+    purpose_scope: Scope | SkipJsonSchema[None] = None
+    # The bounds go inside the Annotated: on the union they would be applied to a null too, and
+    # pydantic raises a TypeError (a 500) for len(None).
+    success_criteria: (
+        Annotated[tuple[Criterion, ...], Field(max_length=20)] | SkipJsonSchema[None]
+    ) = None
+    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | SkipJsonSchema[None] = None
+    subscriptions: (
+        Annotated[tuple[Subscription, ...], Field(max_length=32)] | SkipJsonSchema[None]
+    ) = None
+
+    _not_null = field_validator(
+        "purpose", "purpose_scope", "success_criteria", "adapter_name", "subscriptions"
+    )(not_null)
 
     @model_validator(mode="after")
     def _something_to_change(self) -> AgentPatch:
@@ -95,8 +110,6 @@ class AgentPatch(_Body):
                 "give at least one of purpose, purpose_scope, success_criteria, adapter_name, "
                 "subscriptions"
             )
-        if any(getattr(self, name) is None for name in self.model_fields_set):
-            raise ValueError("fields cannot be set to null; leave them out to keep them")
         return self
 
 
@@ -155,7 +168,7 @@ class BroadcastAccepted(BaseModel):
 class AlignmentRequest(_Body):
     """An action (text or any JSON) to score against the agent's purpose."""
 
-    action: JsonData
+    action: Annotated[JsonData, Field(json_schema_extra={"not": {"enum": [None, "", {}, []]}})]
 
     @model_validator(mode="after")
     def _present(self) -> AlignmentRequest:

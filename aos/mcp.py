@@ -50,6 +50,7 @@ from aos.models import (
     GoalCreate,
     GoalId,
     GoalUpdate,
+    full_match,
     new_id,
 )
 from aos.storage.index import IndexStatus
@@ -78,7 +79,6 @@ JSON = "application/json"
 _URI = re.compile(
     r"^aos://agents/(?P<agent_id>[^/?#]+)/(?P<part>context|history)(?:\?(?P<query>[^#]*))?$"
 )
-_AGENT_ID = re.compile(AGENT_ID_PATTERN)
 
 
 def context_uri(agent_id: str) -> str:
@@ -322,8 +322,8 @@ def mcp_server(manager: AgentManager, *, correlation_id: str | None = None) -> S
         ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
-        found = _URI.match(uri)
-        if found is None or not _AGENT_ID.match(found["agent_id"]):
+        found = _URI.fullmatch(uri)
+        if found is None or not full_match(AGENT_ID_PATTERN, found["agent_id"]):
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource {uri}", {"uri": uri})
         try:
             read = RESOURCES[found["part"]][1]

@@ -13,10 +13,11 @@ width keeps the entity state's size stable and makes the strings sort in time or
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -31,6 +32,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from aos.errors import FieldError, InvalidInputError
 
@@ -58,15 +60,27 @@ __all__ = [
     "StateDelete",
     "StateWrite",
     "Timestamp",
+    "change_set_schema",
     "format_timestamp",
+    "full_match",
     "new_id",
+    "not_null",
     "utc_now",
 ]
+
+T = TypeVar("T")
 
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 EVENT_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$"
 KIND_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+
+
+def full_match(pattern: str, value: str) -> bool:
+    """Whether all of ``value`` matches ``pattern``. The id patterns end in ``$``, which is what
+    JSON Schema and pydantic mean by "end", but Python's ``re.match`` lets ``$`` match before a
+    trailing newline (``"abc\\n"`` would pass): every Python-side check goes through here."""
+    return re.fullmatch(pattern, value) is not None
 
 
 def utc_now() -> datetime:
@@ -87,8 +101,15 @@ def format_timestamp(value: datetime) -> str:
 
 
 def _as_utc(value: datetime) -> datetime:
-    # A timestamp without an offset is taken as UTC, as Azure Storage does.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    # A timestamp without an offset is taken as UTC, as Azure Storage does. Near the ends of the
+    # calendar (0001-01-01T00:00:00+01:00) the UTC instant is not a datetime: a ValueError, so
+    # that pydantic reports the field (an OverflowError would escape validation as a 500).
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time in UTC is outside years 1-9999") from None
 
 
 Timestamp = Annotated[
@@ -149,6 +170,23 @@ class _State(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def not_null(value: T) -> T:
+    """A field validator for change sets whose fields are optional but not nullable: an explicit
+    null is refused naming the field (a null description would otherwise fail only later, inside
+    the entity, when the changed goal is validated)."""
+    if value is None:
+        raise ValueError("cannot be null; leave the field out to keep its value")
+    return value
+
+
+def change_set_schema(schema: dict[str, Any]) -> None:
+    """JSON Schema of a change set (PATCH): at least one field, and no ``default: null`` on
+    fields that cannot be null (a field left out keeps its value; it has no default)."""
+    schema["minProperties"] = 1
+    for field in schema.get("properties", {}).values():
+        field.pop("default", None)
+
+
 def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
@@ -180,9 +218,10 @@ class SpecUpdate(_Input):
     kind: KindName | None = None
     purpose: Purpose | None = None
     purpose_scope: Scope | None = None
-    success_criteria: tuple[Criterion, ...] | None = Field(default=None, max_length=20)
+    # Bounds inside the Annotated: on the union pydantic would apply them to None (a TypeError).
+    success_criteria: Annotated[tuple[Criterion, ...], Field(max_length=20)] | None = None
     adapter_name: Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)] | None = None
-    subscriptions: tuple[Subscription, ...] | None = Field(default=None, max_length=32)
+    subscriptions: Annotated[tuple[Subscription, ...], Field(max_length=32)] | None = None
     replace: bool = False
 
     def apply_to(self, agent_id: str, current: AgentSpec | None) -> AgentSpec:
@@ -233,12 +272,17 @@ class GoalCreate(_Input):
 
 
 class GoalChanges(_Input):
-    """The fields of a goal to change (at least one); the body of PATCH on a goal."""
+    """The fields of a goal to change (at least one); the body of PATCH on a goal. A field left
+    out keeps its value; none can be set to null (the schema says so, the validator enforces it)."""
 
-    description: Description | None = None
-    status: GoalStatus | None = None
-    progress: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    metadata: Metadata | None = None
+    model_config = ConfigDict(json_schema_extra=change_set_schema)
+
+    description: Description | SkipJsonSchema[None] = None
+    status: GoalStatus | SkipJsonSchema[None] = None
+    progress: Annotated[float, Field(ge=0.0, le=1.0)] | SkipJsonSchema[None] = None
+    metadata: Metadata | SkipJsonSchema[None] = None
+
+    _not_null = field_validator("description", "status", "progress", "metadata")(not_null)
 
     @model_validator(mode="after")
     def _something_to_change(self) -> GoalChanges:

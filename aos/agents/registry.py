@@ -6,19 +6,17 @@ table: two apps (or two tests) can register different kinds without seeing each 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar, overload
 
 from aos.agents.base import PerpetualAgent
 from aos.agents.kinds import GenericPurposeDrivenAgent, LeadershipAgent
 from aos.errors import ConfigurationError, UnknownKindError
-from aos.models import KIND_PATTERN
+from aos.models import KIND_PATTERN, full_match
 
 __all__ = ["AgentKinds"]
 
 AgentT = TypeVar("AgentT", bound=type[PerpetualAgent])
-_KIND = re.compile(KIND_PATTERN)
 
 
 class AgentKinds(Mapping[str, type[PerpetualAgent]]):
@@ -55,7 +53,7 @@ class AgentKinds(Mapping[str, type[PerpetualAgent]]):
             name = kind or cls.kind
             if not (isinstance(cls, type) and issubclass(cls, PerpetualAgent)):
                 raise ConfigurationError(f"{cls!r} is not a PerpetualAgent subclass")
-            if not _KIND.match(name):
+            if not full_match(KIND_PATTERN, name):
                 raise ConfigurationError(f"kind {name!r} must match {KIND_PATTERN}")
             registered = self._kinds.get(name)
             if registered is not None and registered is not cls:

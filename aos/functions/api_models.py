@@ -12,7 +12,15 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from aos.api_schemas import (
     AgentList,
@@ -35,10 +43,11 @@ from aos.api_schemas import (
     RegisterAgent,
     ReplaceAgent,
 )
-from aos.errors import FieldError, InvalidInputError
+from aos.errors import InvalidInputError
+from aos.functions.routes import DEFAULT_PAGE, MAX_HISTORY_PAGE, MAX_HISTORY_TYPES
 from aos.history import HISTORY_PREFIX, HistoryQuery
-from aos.models import EVENT_TYPE_PATTERN, Timestamp, format_timestamp
-from aos.storage.index import decode_token, encode_token
+from aos.models import EVENT_TYPE_PATTERN, Timestamp, format_timestamp, full_match
+from aos.storage.index import decode_token, encode_token, invalid_token
 
 __all__ = [
     "AgentList",
@@ -64,16 +73,22 @@ __all__ = [
 ]
 
 
+def _split_types(value: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t.strip() for t in (value or "").split(",") if t.strip()))
+
+
 class HistoryFilter(BaseModel):
     """The query parameters of ``GET /api/agents/{agent_id}/history``. Other parameters (such as
     Azure's ``code`` function key) are ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
-    limit: int = Field(default=50, ge=1, le=1000)
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_HISTORY_PAGE)
     continuation: str | None = None
     type: str | None = Field(
-        default=None, description="only these types (comma-separated; decisions have 'decision')"
+        default=None,
+        description=f"only these types, at most {MAX_HISTORY_TYPES} (comma-separated; decisions "
+        "have 'decision')",
     )
     kind: Literal["event", "decision", "failure"] | None = None
     since: Timestamp | None = Field(
@@ -87,18 +102,26 @@ class HistoryFilter(BaseModel):
         description="recorded before (ISO 8601); also accepted as 'to'",
     )
 
+    @field_validator("type")
+    @classmethod
+    def _types(cls, value: str | None) -> str | None:
+        names = _split_types(value)
+        for name in names:
+            if not full_match(EVENT_TYPE_PATTERN, name):
+                raise ValueError(f"{name!r} is not an event type")
+        if len(names) > MAX_HISTORY_TYPES:
+            raise ValueError(f"give at most {MAX_HISTORY_TYPES} types")
+        return value
+
     @model_validator(mode="after")
     def _valid(self) -> HistoryFilter:
-        for name in self.types:
-            if not re.match(EVENT_TYPE_PATTERN, name):
-                raise ValueError(f"type {name!r} is not an event type")
         if self.since is not None and self.until is not None and self.until <= self.since:
             raise ValueError("until must be later than since")
         return self
 
     @property
     def types(self) -> tuple[str, ...]:
-        return tuple(t.strip() for t in (self.type or "").split(",") if t.strip())
+        return _split_types(self.type)
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> HistoryFilter:
@@ -126,14 +149,15 @@ class HistoryFilter(BaseModel):
         return {**params, "continuation": encode_token(continuation)}
 
 
+_HISTORY_POSITION = re.escape(HISTORY_PREFIX) + r"[0-9]{17}\|[0-9]{15}"
+"""A history row key (``aos.history.history_row_key``): all a history token may carry."""
+
+
 def _history_position(token: str | None) -> str | None:
     """The row key a continuation token stands for."""
     if token is None:
         return None
     position = decode_token(token)
-    if not isinstance(position, str) or not position.startswith(HISTORY_PREFIX):
-        raise InvalidInputError(
-            "The continuation token is not valid; use the link to the next page",
-            [FieldError(("query", "continuation"), "not a history position", "value_error")],
-        )
+    if not isinstance(position, str) or not full_match(_HISTORY_POSITION, position):
+        raise invalid_token("not a position in the history")
     return position

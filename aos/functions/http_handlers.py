@@ -46,7 +46,7 @@ from aos.functions.http_support import (
     query_int,
 )
 from aos.functions.problems import MethodNotAllowedError, problem_response
-from aos.functions.routes import OPERATIONS, ApiOperation
+from aos.functions.routes import DEFAULT_PAGE, MAX_PAGE, OPERATIONS, ApiOperation
 from aos.functions.runtime import AppRuntime
 from aos.letters import DeadLetters, describe_original
 from aos.manager import AgentManager, Change
@@ -58,7 +58,6 @@ from aos.version import VERSION
 __all__ = ["HttpApi"]
 
 logger = logging.getLogger("aos.http")
-DEFAULT_PAGE, MAX_PAGE = 50, 200
 
 
 @dataclass
@@ -250,7 +249,8 @@ class HttpApi:
     async def openapi(self, call: Call) -> func.HttpResponse:
         from aos.functions.openapi import openapi_document
 
-        return call.respond(openapi_document(server=link(call.req, "").rstrip("/")))
+        server = link(call.req, "").rstrip("/")
+        return call.respond(openapi_document(server=server, kinds=self.runtime.kinds))
 
     # ------------------------------------------------------------------------------ letters
     async def list_deadletters(self, call: Call) -> func.HttpResponse:

@@ -4,6 +4,7 @@ size and schema; query parameters; correlation ids; links; JSON responses."""
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -17,44 +18,48 @@ from aos.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from aos.models import AGENT_ID_PATTERN
+from aos.models import AGENT_ID_PATTERN, full_match
 
 __all__ = [
     "CORRELATION_HEADER",
     "MAX_BODY_BYTES",
+    "MAX_JSON_DEPTH",
     "correlation_id",
     "json_response",
     "link",
     "parse_body",
+    "parse_json",
     "path_id",
     "query_int",
 ]
 
-import re
-
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 64
+"""Nesting levels a JSON body may have. The queue side reads an event with pydantic's
+``model_validate_json``, which refuses documents nested deeper than about 200 levels, and the
+queue message puts the body's ``data`` one level deeper than the body: refusing at 64 keeps every
+accepted body readable there with room to spare."""
 CORRELATION_HEADER = "x-correlation-id"
-_ID = re.compile(AGENT_ID_PATTERN)
-_CORRELATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+CORRELATION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 
 
 def correlation_id(req: func.HttpRequest) -> str:
     """The caller's ``x-correlation-id`` if it is a sane token, else a new one."""
     given = (req.headers.get(CORRELATION_HEADER) or "").strip()
-    return given if _CORRELATION.match(given) else uuid.uuid4().hex
+    return given if full_match(CORRELATION_PATTERN, given) else uuid.uuid4().hex
 
 
 def parse_body(req: func.HttpRequest, model: type[ModelT]) -> ModelT:
     """The JSON body as ``model``: 415 unless JSON, 413 over 64 KB, 400 naming bad fields."""
+    body = req.get_body() or b""
     content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type and not (content_type == "application/json" or content_type.endswith("+json")):
+    if body and not (content_type == "application/json" or content_type.endswith("+json")):
         raise UnsupportedMediaTypeError(
-            f"Send the body as application/json, not {content_type}",
+            f"Send the body as application/json, not {content_type or 'without a Content-Type'}",
             [FieldError(("header", "content-type"), "must be application/json", "media_type")],
         )
-    body = req.get_body() or b""
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLargeError(
             f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES} "
@@ -64,12 +69,7 @@ def parse_body(req: func.HttpRequest, model: type[ModelT]) -> ModelT:
         raise InvalidInputError(
             "The request needs a JSON body", [FieldError(("body",), "required", "missing")]
         )
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(
-            f"The body is not valid JSON: {exc}", [FieldError(("body",), str(exc), "json_invalid")]
-        ) from exc
+    data = parse_json(body)
     if not isinstance(data, dict):
         raise InvalidInputError(
             "The body must be a JSON object",
@@ -83,10 +83,58 @@ def parse_body(req: func.HttpRequest, model: type[ModelT]) -> ModelT:
         ) from exc
 
 
+def parse_json(text: bytes | str) -> Any:
+    """Strict JSON (RFC 8259) that every later reader of it accepts, or a 400 naming the body:
+    no ``NaN``/``Infinity`` and no number too large for a double (``json.loads`` would turn
+    them into values ``json.dumps`` writes back as non-JSON), no integer over the 4,300 digits
+    Python and pydantic convert, no nesting deeper than ``MAX_JSON_DEPTH``."""
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise _bad_json(f"nested deeper than {MAX_JSON_DEPTH} levels", "json_depth") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits, NaN
+        raise _bad_json(str(exc), "json_invalid") from exc
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise _bad_json(f"nested deeper than {MAX_JSON_DEPTH} levels", "json_depth")
+    return data
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a JSON number")
+    return value
+
+
+def _depth(data: Any) -> int:
+    """Nesting levels of parsed JSON (a scalar is 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            value = value.values()
+        elif not isinstance(value, list):
+            continue
+        deepest = max(deepest, level + 1)
+        stack.extend((item, level + 1) for item in value if isinstance(item, dict | list))
+    return deepest
+
+
+def _bad_json(reason: str, kind: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"The body is not valid JSON: {reason}", [FieldError(("body",), reason, kind)]
+    )
+
+
 def path_id(req: func.HttpRequest, name: str) -> str:
     """A route parameter that must be an AOS id: 400 before anything touches storage."""
     value = str(req.route_params.get(name, ""))
-    if not _ID.match(value):
+    if not full_match(AGENT_ID_PATTERN, value):
         raise InvalidInputError(
             f"{name} must be 1-64 characters of letters, digits, '_', '.' or '-', starting with a "
             "letter or digit",
@@ -99,7 +147,7 @@ def query_int(req: func.HttpRequest, name: str, *, default: int, low: int, high:
     raw = req.params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise InvalidInputError(
             f"{name} must be a whole number from {low} to {high}",
             [FieldError(("query", name), f"must be within [{low}, {high}]", "int_range")],

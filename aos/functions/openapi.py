@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from aos.functions.api_models import Problem
-from aos.functions.routes import FUNCTIONS, OPERATIONS
+from aos.agents.registry import AgentKinds
+from aos.functions.api_models import Problem, RegisterAgent, ReplaceAgent
+from aos.functions.routes import FUNCTIONS, OPERATIONS, PATH_PARAMETERS
 from aos.version import VERSION
 
 __all__ = ["openapi_document"]
@@ -31,7 +33,9 @@ _STATUS_TEXT = {
 }
 
 
-def openapi_document(server: str = "/api") -> dict[str, Any]:
+def openapi_document(server: str = "/api", kinds: Iterable[str] | None = None) -> dict[str, Any]:
+    """The document; ``kinds`` are the agent kinds the app registers (the built-in ones unless
+    given), listed as the ``kind`` field's enum so that clients (and fuzzers) see which exist."""
     keys: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Problem, "serialization")]
     for op in OPERATIONS:
         if op.request_model is not None:
@@ -40,6 +44,10 @@ def openapi_document(server: str = "/api") -> dict[str, Any]:
             keys.append((op.response_model, "serialization"))
     keys = list(dict.fromkeys(keys))
     refs, schemas = models_json_schema(keys, ref_template=_REF)
+    _array_bounds(schemas)
+    known = sorted(AgentKinds.builtin() if kinds is None else kinds)
+    for spec in (RegisterAgent, ReplaceAgent):
+        schemas["$defs"][spec.__name__]["properties"]["kind"]["enum"] = known
     problem_ref = refs[(Problem, "serialization")]
 
     paths: dict[str, dict[str, Any]] = {}
@@ -50,7 +58,7 @@ def openapi_document(server: str = "/api") -> dict[str, Any]:
             "operationId": op.handler,
             "summary": op.summary,
             "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS[name]}
                 for name in re.findall(r"{(\w+)}", route)
             ]
             + [
@@ -58,7 +66,7 @@ def openapi_document(server: str = "/api") -> dict[str, Any]:
                     "name": q.name,
                     "in": "query",
                     "description": q.description,
-                    "schema": {"type": q.type},
+                    "schema": q.schema,
                 }
                 for q in op.query
             ],
@@ -69,12 +77,15 @@ def openapi_document(server: str = "/api") -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": refs[(op.request_model, "validation")]}},
             }
-        success: dict[str, Any] = {"description": _STATUS_TEXT.get(op.status, "OK")}
-        if op.response_model is not None:
-            success["content"] = {
-                "application/json": {"schema": refs[(op.response_model, "serialization")]}
-            }
-        operation["responses"][str(op.status)] = success
+        for status in (op.status, *op.also):
+            success: dict[str, Any] = {"description": _STATUS_TEXT.get(status, "OK")}
+            if op.response_model is not None:
+                success["content"] = {
+                    "application/json": {"schema": refs[(op.response_model, "serialization")]}
+                }
+            elif status == 202:  # a DELETE not applied yet answers what is being removed
+                success["content"] = {"application/json": {"schema": {"type": "object"}}}
+            operation["responses"][str(status)] = success
         for status in op.errors:
             operation["responses"][str(status)] = {
                 "description": _STATUS_TEXT[status],
@@ -100,3 +111,18 @@ def openapi_document(server: str = "/api") -> dict[str, Any]:
         },
         "security": [{"functionKeyHeader": []}, {"functionKeyQuery": []}],
     }
+
+
+def _array_bounds(schema: Any) -> None:
+    """Pydantic writes a tuple field's ``max_length`` as ``maxLength``, which JSON Schema ignores
+    on arrays: say ``maxItems``/``minItems``, which is what validation enforces."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "array":
+            for string_word, array_word in (("maxLength", "maxItems"), ("minLength", "minItems")):
+                if string_word in schema:
+                    schema[array_word] = schema.pop(string_word)
+        for value in schema.values():
+            _array_bounds(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _array_bounds(value)

@@ -16,6 +16,7 @@ from aos.errors import (
     AOSError,
     ConfigurationError,
     ConflictError,
+    FieldError,
     InvalidInputError,
     LimitExceededError,
     NotFoundError,
@@ -60,6 +61,9 @@ _TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
 )
 
 
+_NAMES_ERRORS = frozenset({400, 413, 415, 422})
+
+
 def problem_response(
     exc: BaseException, *, instance: str | None = None, correlation_id: str | None = None
 ) -> func.HttpResponse:
@@ -81,6 +85,8 @@ def problem_response(
         body["instance"] = instance
     if isinstance(exc, InvalidInputError) and exc.errors:
         body["errors"] = [e.as_dict() for e in exc.errors]
+    elif status in _NAMES_ERRORS:  # every refusal of the request says what to change
+        body["errors"] = [FieldError((), detail, slug.replace("-", "_")).as_dict()]
     if isinstance(exc, AOSError):
         body.update({k: v for k, v in exc.extensions.items() if k not in body})
     if correlation_id:

@@ -8,13 +8,30 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from aos.models import AGENT_ID_PATTERN, EVENT_TYPE_PATTERN
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
 
-__all__ = ["FUNCTIONS", "OPERATIONS", "ApiOperation", "QueryParam"]
+__all__ = [
+    "DEFAULT_PAGE",
+    "FUNCTIONS",
+    "MAX_HISTORY_PAGE",
+    "MAX_HISTORY_TYPES",
+    "MAX_PAGE",
+    "OPERATIONS",
+    "PATH_PARAMETERS",
+    "ApiOperation",
+    "QueryParam",
+]
+
+DEFAULT_PAGE, MAX_PAGE, MAX_HISTORY_PAGE = 50, 200, 1000
+MAX_HISTORY_TYPES = 8
+"""Azure Tables takes at most 15 comparisons in a filter; a history query uses up to 6 besides
+one per type (``aos.storage.history_table``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +39,13 @@ class QueryParam:
     name: str
     description: str
     type: str = "string"
+    constraints: tuple[tuple[str, Any], ...] = ()
+    """JSON Schema keywords beyond ``type`` (bounds, enum, pattern), so that the OpenAPI document
+    says exactly what the handler accepts."""
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return {"type": self.type, **dict(self.constraints)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +62,9 @@ class ApiOperation:
     """Name of the body's model."""
     errors: tuple[int, ...] = (400,)
     query: tuple[QueryParam, ...] = ()
+    also: tuple[int, ...] = ()
+    """Other success statuses, answered with the same model: 202 when the entity has not applied
+    the change within the settle time, 201 when a PUT created the agent."""
 
     @property
     def request_model(self) -> type[BaseModel] | None:
@@ -80,8 +107,21 @@ FUNCTIONS: dict[str, str] = {
     "openapi": "openapi.json",
 }
 
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "agent_id": {"type": "string", "pattern": AGENT_ID_PATTERN},
+    "goal_id": {"type": "string", "pattern": AGENT_ID_PATTERN},
+    "letter_id": {"type": "string", "pattern": r"^[0-9]{17}-[0-9a-f]{8}$"},
+}
+"""The schema of each route parameter (``{agent_id}``): what ``path_id`` accepts."""
+
+_TYPE = EVENT_TYPE_PATTERN[1:-1]
 _PAGING = (
-    QueryParam("limit", "page size (default 50, at most 200)", "integer"),
+    QueryParam(
+        "limit",
+        f"page size (default {DEFAULT_PAGE}, at most {MAX_PAGE})",
+        "integer",
+        (("minimum", 1), ("maximum", MAX_PAGE)),
+    ),
     QueryParam("continuation", "opaque token; follow nextLink instead of building it"),
 )
 
@@ -110,7 +150,7 @@ def _letter_operations(queue: str, what: str) -> tuple[ApiOperation, ...]:
 OPERATIONS: tuple[ApiOperation, ...] = (
     ApiOperation(
         "agents", "POST", "register_agent", "Register an agent", 201, "AgentResource",
-        "RegisterAgent", (400, 409, 413, 415, 422),
+        "RegisterAgent", (400, 409, 413, 415, 422), also=(202,),
     ),
     ApiOperation(
         "agents", "GET", "list_agents", "List registered agents (paged)", 200, "AgentList",
@@ -122,33 +162,35 @@ OPERATIONS: tuple[ApiOperation, ...] = (
     ),
     ApiOperation(
         "agent_item", "PUT", "put_agent", "Create or replace an agent (idempotent)", 200,
-        "AgentResource", "ReplaceAgent", (400, 409, 413, 415, 422),
+        "AgentResource", "ReplaceAgent", (400, 409, 413, 415, 422), also=(201, 202),
     ),
     ApiOperation(
         "agent_item", "PATCH", "patch_agent",
         "Change purpose, scope, success criteria, adapter or subscriptions", 200, "AgentResource",
-        "AgentPatch", (400, 404, 409, 413, 415, 422),
+        "AgentPatch", (400, 404, 409, 413, 415, 422), also=(202,),
     ),
     ApiOperation(
         "agent_item", "DELETE", "delete_agent", "Deregister an agent", 204, errors=(400, 404, 409),
         query=(QueryParam("purge", "also delete the agent's archived history", "boolean"),),
+        also=(202,),
     ),
     ApiOperation(
         "agent_goals", "GET", "list_goals", "The agent's goals", 200, "GoalList", errors=(400, 404),
     ),
     ApiOperation(
         "agent_goals", "POST", "add_goal", "Add a goal", 201, "Goal", "GoalCreate",
-        (400, 404, 409, 413, 415, 422),
+        (400, 404, 409, 413, 415, 422), also=(202,),
     ),
     ApiOperation(
         "agent_goal", "GET", "get_goal", "One goal", 200, "Goal", errors=(400, 404),
     ),
     ApiOperation(
         "agent_goal", "PATCH", "patch_goal", "Change a goal", 200, "Goal", "GoalChanges",
-        (400, 404, 413, 415, 422),
+        (400, 404, 413, 415, 422), also=(202,),
     ),
     ApiOperation(
         "agent_goal", "DELETE", "delete_goal", "Remove a goal", 204, errors=(400, 404),
+        also=(202,),
     ),
     ApiOperation(
         "agent_events", "POST", "post_event", "Queue an event for the agent", 202,
@@ -159,12 +201,29 @@ OPERATIONS: tuple[ApiOperation, ...] = (
         "Archived events and decisions, newest first (paged, filterable)", 200, "HistoryList",
         errors=(400, 404),
         query=(
-            QueryParam("limit", "page size (default 50, at most 1000)", "integer"),
+            QueryParam(
+                "limit", f"page size (default {DEFAULT_PAGE}, at most {MAX_HISTORY_PAGE})",
+                "integer", (("minimum", 1), ("maximum", MAX_HISTORY_PAGE)),
+            ),
             _PAGING[1],
-            QueryParam("type", "only these types, comma-separated (decisions: 'decision')"),
-            QueryParam("kind", "only 'event', 'decision' or 'failure' records"),
-            QueryParam("since", "recorded at or after this time (ISO 8601); alias 'from'"),
-            QueryParam("until", "recorded before this time (ISO 8601); alias 'to'"),
+            QueryParam(
+                "type",
+                f"only these types, comma-separated, at most {MAX_HISTORY_TYPES} "
+                "(decisions: 'decision')",
+                constraints=(("pattern", f"^({_TYPE}(,{_TYPE}){{0,{MAX_HISTORY_TYPES - 1}}})?$"),),
+            ),
+            QueryParam(
+                "kind", "only 'event', 'decision' or 'failure' records",
+                constraints=(("enum", ["event", "decision", "failure"]),),
+            ),
+            QueryParam(
+                "since", "recorded at or after this time (ISO 8601); alias 'from'",
+                constraints=(("format", "date-time"),),
+            ),
+            QueryParam(
+                "until", "recorded before this time (ISO 8601, later than since); alias 'to'",
+                constraints=(("format", "date-time"),),
+            ),
         ),
     ),
     ApiOperation(
@@ -185,7 +244,8 @@ OPERATIONS: tuple[ApiOperation, ...] = (
         for operation in _letter_operations(queue, what)
     ),
     ApiOperation(
-        "health", "GET", "health", "Liveness and storage reachability", 200, "Health", errors=(503,)
+        "health", "GET", "health", "Liveness and storage reachability", 200, "Health", errors=(),
+        also=(503,),
     ),
     ApiOperation(
         "openapi", "GET", "openapi", "This API's OpenAPI document", 200, errors=(),

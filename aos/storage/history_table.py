@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from aos.errors import StorageError
 from aos.history import (
     HISTORY_PREFIX,
     HistoryArchive,
@@ -31,7 +30,7 @@ from aos.history import (
 )
 from aos.models import format_timestamp
 from aos.storage.receipts import receipt_key
-from aos.storage.tables import TableAdapter
+from aos.storage.tables import TableAdapter, storage_error
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient as SyncTableClient
@@ -209,9 +208,9 @@ class TableHistoryWriter:
                     client.upsert_entity(row, mode=mode)
         except ResourceNotFoundError as exc:  # the table was deleted: create it on the retry
             self._local.client = None
-            raise StorageError(f"History table missing while archiving: {exc}") from exc
+            raise storage_error(exc, "Archiving history records (table missing)") from exc
         except (AzureError, TableTransactionError) as exc:
-            raise StorageError(f"Archiving {len(records)} history records failed: {exc}") from exc
+            raise storage_error(exc, f"Archiving {len(records)} history records") from exc
 
     def close(self) -> None:
         client = getattr(self._local, "client", None)
@@ -235,7 +234,7 @@ class TableHistoryArchive(TableAdapter, HistoryArchive):
             for group in transactions(batch_operations(records)):
                 await self._client.submit_transaction(upserts(group))
         except AzureError as exc:
-            raise StorageError(f"Archiving {len(records)} history records failed: {exc}") from exc
+            raise storage_error(exc, f"Archiving {len(records)} history records") from exc
 
     async def page(self, *, agent_id: str, query: HistoryQuery) -> HistoryPage:
         clauses = ["PartitionKey eq @pk", "RowKey lt @end"]
@@ -271,7 +270,7 @@ class TableHistoryArchive(TableAdapter, HistoryArchive):
                     return HistoryPage(records, continuation=records[-1].row_key)
                 records.append(record_from_row(row))
         except AzureError as exc:
-            raise StorageError(f"Reading the history of {agent_id!r} failed: {exc}") from exc
+            raise storage_error(exc, f"Reading the history of {agent_id!r}") from exc
         return HistoryPage(records)
 
     async def has_history(self, *, agent_id: str) -> bool:

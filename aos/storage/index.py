@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from aos.errors import InvalidInputError
+from aos.errors import FieldError, InvalidInputError
 from aos.models import AgentSpec, format_timestamp, utc_now
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Page",
     "decode_token",
     "encode_token",
+    "invalid_token",
 ]
 
 T = TypeVar("T")
@@ -93,12 +94,20 @@ def encode_token(token: Any) -> str:
 
 
 def decode_token(token: str) -> Any:
+    """The JSON a continuation token carries; ``InvalidInputError`` (naming the ``continuation``
+    query parameter) for anything that is not base64url of JSON, including JSON nested too deep
+    for the parser. Callers check the shape they expect with ``invalid_token``."""
     try:
         return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except ValueError as exc:
-        raise InvalidInputError(
-            "The continuation token is not valid; use the nextLink of a previous page"
-        ) from exc
+    except (ValueError, RecursionError) as exc:
+        raise invalid_token("not base64url of JSON") from exc
+
+
+def invalid_token(reason: str) -> InvalidInputError:
+    return InvalidInputError(
+        "The continuation token is not valid; use the nextLink of a previous page",
+        [FieldError(("query", "continuation"), reason, "value_error")],
+    )
 
 
 class AgentIndex(ABC):

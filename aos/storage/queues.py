@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aos.errors import PayloadTooLargeError, StorageError
 from aos.models import AgentId, Event
+from aos.storage.tables import storage_error
 
 if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueClient
@@ -179,4 +180,4 @@ class AzureEventQueue(EventQueue):
             self._ready.discard(client.queue_name)  # deleted under us: create it next time
             raise StorageError(f"Queue {client.queue_name!r} does not exist") from None
         except AzureError as exc:
-            raise StorageError(f"Queue {client.queue_name!r} unavailable: {exc}") from exc
+            raise storage_error(exc, f"Queue {client.queue_name!r}") from exc

@@ -49,7 +49,7 @@ from azure.data.tables import UpdateMode
 
 from aos.errors import StorageError
 from aos.models import format_timestamp, utc_now
-from aos.storage.tables import TableAdapter
+from aos.storage.tables import TableAdapter, storage_error
 
 if TYPE_CHECKING:
     pass
@@ -155,7 +155,7 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
                 except (ResourceModifiedError, ResourceNotFoundError):
                     continue  # changed meanwhile: decide again on what is there now
         except AzureError as exc:
-            raise StorageError(f"Delivery receipts unavailable: {exc}") from exc
+            raise storage_error(exc, "Delivery receipts") from exc
         raise StorageError(f"Receipt for {event_id!r} kept changing while being claimed; retry")
 
     async def mark_signalled(self, *, agent_id: str, event_id: str) -> None:
@@ -163,7 +163,7 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
         try:
             await self._client.update_entity(patch, mode=UpdateMode.MERGE)
         except AzureError as exc:
-            raise StorageError(f"Delivery receipts unavailable: {exc}") from exc
+            raise storage_error(exc, "Delivery receipts") from exc
 
     async def purge(self, *, older_than: datetime, limit: int) -> int:
         # Fixed-width UTC timestamps compare as strings, so the service filters them for us.

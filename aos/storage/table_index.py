@@ -29,7 +29,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TransactionOperation, UpdateMode
 
-from aos.errors import AgentExistsError, ConflictError, StorageError
+from aos.errors import AgentExistsError, ConflictError
 from aos.models import AgentSpec, format_timestamp
 from aos.storage.index import (
     AgentIndex,
@@ -38,8 +38,9 @@ from aos.storage.index import (
     Page,
     decode_token,
     encode_token,
+    invalid_token,
 )
-from aos.storage.tables import TableAdapter
+from aos.storage.tables import TableAdapter, storage_error
 
 if TYPE_CHECKING:
     pass
@@ -80,7 +81,8 @@ class TableAgentIndex(TableAdapter, AgentIndex):
 
     async def page(self, *, limit: int, continuation: str | None = None) -> Page[IndexEntry]:
         query, parameters = _prefix_filter("a|")
-        token = decode_token(continuation) if continuation else None
+        # the SDK types its continuation as str; for Tables it is the dict it returned
+        token: Any = _table_token(decode_token(continuation)) if continuation else None
         pages = self._client.query_entities(
             query, parameters=parameters, results_per_page=limit
         ).by_page(continuation_token=token)
@@ -188,9 +190,9 @@ class TableAgentIndex(TableAdapter, AgentIndex):
         except HttpResponseError as exc:
             if _is_transaction_failure(exc):
                 raise _TransactionFailedError(str(exc)) from exc
-            raise StorageError(f"Agents index unavailable: {exc.message}") from exc
+            raise storage_error(exc, "The agents index") from exc
         except AzureError as exc:
-            raise StorageError(f"Agents index unavailable: {exc}") from exc
+            raise storage_error(exc, "The agents index") from exc
 
 
 class _TransactionFailedError(Exception):
@@ -199,6 +201,17 @@ class _TransactionFailedError(Exception):
 
 def _is_transaction_failure(exc: HttpResponseError) -> bool:
     return type(exc).__name__ == "TableTransactionError" or exc.status_code in (404, 409, 412)
+
+
+def _table_token(token: Any) -> dict[str, str | None]:
+    """The SDK's continuation (``{"PartitionKey": ..., "RowKey": ...}``, opaque strings the
+    service returned), checked: a forged token of another shape would fail inside the SDK."""
+    keys = {"PartitionKey", "RowKey"}
+    if not isinstance(token, dict) or set(token) - keys or not token:
+        raise invalid_token("not a position in the agents index")
+    if not all(v is None or (isinstance(v, str) and len(v) <= 1024) for v in token.values()):
+        raise invalid_token("not a position in the agents index")
+    return {k: token.get(k) for k in sorted(keys)}
 
 
 def _row(entry: IndexEntry) -> dict[str, Any]:

@@ -6,17 +6,45 @@ call creates it, once per client.
 
 from __future__ import annotations
 
+import logging
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
-from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 
-from aos.errors import StorageError
+from aos.errors import AOSError, InvalidInputError, PayloadTooLargeError, StorageError
 
 if TYPE_CHECKING:
     from azure.data.tables.aio import TableClient
 
-__all__ = ["TableAdapter"]
+__all__ = ["TableAdapter", "storage_error"]
+
+logger = logging.getLogger("aos.storage")
+
+_REFUSED_AS_INVALID = frozenset({400, 414, 431})
+"""Statuses by which Storage refuses a request it was sent as malformed or too long: a request
+that got there with the caller's input (a filter with too many comparisons, say) is the caller's
+400. Other statuses are Storage's trouble: a 503, which a retry may fix."""
+
+
+def storage_error(exc: AzureError, what: str) -> AOSError:
+    """The AOS error for an SDK error of ``what`` (``"Reading the history of 'a1'"``). The SDK's
+    message names the account's host and the request: it is logged, never shown to callers.
+    The one translation of SDK errors for every Storage adapter (the queue one too)."""
+    logger.warning("%s failed: %s", what, exc)
+    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+        status, code = (
+            exc.status_code,
+            getattr(exc, "error_code", None) or exc.reason or "no error code",
+        )
+        if status in _REFUSED_AS_INVALID:
+            return InvalidInputError(
+                f"{what} failed: Storage refused the request ({status} {code})"
+            )
+        if status == 413:
+            return PayloadTooLargeError(f"{what} failed: Storage refused the size ({code})")
+        return StorageError(f"{what} failed: Storage answered {status} {code}")
+    return StorageError(f"{what} failed: Storage unreachable ({type(exc).__name__})")
 
 
 class TableAdapter:
@@ -59,5 +87,5 @@ class TableAdapter:
                     )
                     deleted += len(chunk)
         except AzureError as exc:
-            raise StorageError(f"Deleting {what} failed: {exc}") from exc
+            raise storage_error(exc, f"Deleting {what}") from exc
         return deleted

@@ -58,9 +58,11 @@ def test_http_requests_reach_functions(azurite: Azurite, unique_name: UniqueName
             wrong_method = await http.delete("/api/items/7")
             assert wrong_method.status_code == 405
             assert wrong_method.headers["content-type"].startswith("application/problem+json")
+            assert wrong_method.json()["type"] == "urn:aos:problem:method-not-allowed"
             missing = await http.get("/api/nothing/here")
             assert missing.status_code == 404
             assert missing.headers["content-type"].startswith("application/problem+json")
+            assert missing.json()["type"] == "urn:aos:problem:not-found"
             failed = await http.get("/api/fail")
             assert failed.status_code == 500
 

@@ -156,7 +156,7 @@ async def test_history_rejects_bad_queries_and_unknown_agents(aos: Aos) -> None:
         ({"limit": "1001"}, "query/limit"),
         ({"kind": "goal"}, "query/kind"),
         ({"since": "yesterday"}, "query/since"),
-        ({"type": "no spaces"}, "query"),
+        ({"type": "no spaces"}, "query/type"),
         ({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "query"),
         ({"continuation": "garbage"}, None),
     ]:
