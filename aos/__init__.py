@@ -12,10 +12,30 @@ from aos.agents import (
     PerpetualAgent,
     PurposeDrivenAgent,
 )
+from aos.agents.entity import ENTITY_NAME, OPERATIONS, AgentEntity
 from aos.alignment import AlignmentResult, AlignmentScorer, LexicalAlignmentScorer, PurposeProfile
-from aos.context import ContextMCPServer, ContextServer, EntityContextServer, InMemoryContextServer
-from aos.document import ContextDocument
-from aos.entity import ENTITY_NAME, OPERATIONS, AgentEntity
+from aos.domain.contexts import ContextMCPServer, ContextServer, InMemoryContextServer
+from aos.domain.document import ContextDocument
+from aos.domain.history import (
+    HistoryArchive,
+    HistoryPage,
+    HistoryQuery,
+    HistoryRecord,
+    InMemoryHistoryArchive,
+)
+from aos.domain.limits import Limits
+from aos.domain.models import (
+    AgentContext,
+    AgentSpec,
+    Decision,
+    DecisionRequest,
+    Event,
+    Goal,
+    GoalCreate,
+    GoalStatus,
+    GoalUpdate,
+    SpecUpdate,
+)
 from aos.errors import (
     AgentExistsError,
     AgentNotFoundError,
@@ -35,26 +55,7 @@ from aos.errors import (
     UnknownOperationError,
     UnsupportedMediaTypeError,
 )
-from aos.history import (
-    HistoryArchive,
-    HistoryPage,
-    HistoryQuery,
-    HistoryRecord,
-    InMemoryHistoryArchive,
-)
-from aos.limits import Limits
-from aos.models import (
-    AgentContext,
-    AgentSpec,
-    Decision,
-    DecisionRequest,
-    Event,
-    Goal,
-    GoalCreate,
-    GoalStatus,
-    GoalUpdate,
-    SpecUpdate,
-)
+from aos.services.contexts import EntityContextServer
 from aos.settings import Settings
 from aos.version import VERSION
 
@@ -62,7 +63,7 @@ __version__ = VERSION
 
 if TYPE_CHECKING:
     from aos.functions.app import create_app
-    from aos.manager import AgentManager
+    from aos.services.agents import AgentManager
 
 
 def __getattr__(name: str) -> Any:
@@ -71,7 +72,7 @@ def __getattr__(name: str) -> Any:
     # in the Azure Functions SDKs, which the client and the command line (aos.client, aos.cli) must
     # not import.
     if name == "AgentManager":
-        from aos.manager import AgentManager
+        from aos.services.agents import AgentManager
 
         return AgentManager
     if name == "create_app":

@@ -1,7 +1,7 @@
 """The one exception tree of AOS.
 
 Every error AOS raises on purpose is an ``AOSError``; the HTTP layer maps each class to a status code
-and an RFC 9457 problem type in one table (``aos.functions.problems``), so routes never pick codes.
+and an RFC 9457 problem type in one table (``aos.api.problems``), so routes never pick codes.
 
     AOSError
     ├── ConfigurationError (also ValueError)   a setting is missing or invalid; raised at start-up

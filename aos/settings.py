@@ -22,9 +22,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aos.document import worst_case_state_bytes
+from aos.domain.document import worst_case_state_bytes
+from aos.domain.limits import Limits
 from aos.errors import ConfigurationError
-from aos.limits import Limits
 
 __all__ = ["SETTINGS_REFERENCE", "Settings", "StorageConnection"]
 

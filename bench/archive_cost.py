@@ -36,11 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aos import AgentEntity, AgentKinds, Limits, Settings  # noqa: E402
-from aos.entity import EntityBatch  # noqa: E402
+from aos.adapters.azure.history import TableHistoryWriter  # noqa: E402
+from aos.agents.entity import EntityBatch  # noqa: E402
 from aos.functions.app import create_app  # noqa: E402
-from aos.functions.runtime import AppRuntime  # noqa: E402
+from aos.functions.container import AppRuntime  # noqa: E402
 from aos.settings import StorageConnection  # noqa: E402
-from aos.storage.history_table import TableHistoryWriter  # noqa: E402
 from devhost.azurite import Azurite  # noqa: E402
 
 BATCH = 100

@@ -227,7 +227,7 @@ def signalled_stages(log: Path, latency: Paced) -> dict[str, float]:
     signalled: dict[str, float] = {}
     for line in log.read_text(errors="replace").splitlines():
         match = re.match(
-            r"(\S+ \S+),(\d{3}) INFO aos.delivery: event (\S+) (?:-> agent|\(.*\): signalled)",
+            r"(\S+ \S+),(\d{3}) INFO aos.services.delivery: event (\S+) (?:-> agent|\(.*\): signalled)",
             line,
         )
         if match and match.group(3) in latency.accepted_at:

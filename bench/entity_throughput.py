@@ -27,7 +27,7 @@ from azure.functions._durable_functions import EntityContext
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aos import AgentEntity, AgentKinds, Limits
-from aos.entity import EntityBatch
+from aos.agents.entity import EntityBatch
 
 BATCH = 100
 USER = ("spec", "goals", "state")

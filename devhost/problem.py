@@ -1,6 +1,6 @@
 """RFC 9457 problem+json responses for errors the host itself produces.
 
-They use the app's problem types (``urn:aos:problem:<slug>``, as ``aos.functions.problems``
+They use the app's problem types (``urn:aos:problem:<slug>``, as ``aos.api.problems``
 answers), so that a client sees one vocabulary whether the host or a function refused the
 request: a 405 for a method the function is not bound to is ``method-not-allowed`` here as it is
 from the app. Refusals of the request (400, 413, 422) carry ``errors`` as the app's do.

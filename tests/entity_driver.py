@@ -14,9 +14,9 @@ from typing import Any
 from azure.functions._durable_functions import EntityContext
 
 from aos import AgentKinds, Limits
+from aos.domain.history import HistoryWriter
 from aos.functions.app import create_app
-from aos.functions.runtime import AppRuntime
-from aos.history import HistoryWriter
+from aos.functions.container import AppRuntime
 from aos.settings import Settings, StorageConnection
 
 

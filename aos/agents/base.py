@@ -23,13 +23,13 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, JsonValue, ValidationError
 
-from aos.context import ContextMCPServer, ContextServer
-from aos.document import STRICT_JSON, ContextDocument, id_digest, summarize_event
+from aos.domain.contexts import ContextMCPServer, ContextServer
+from aos.domain.document import STRICT_JSON, ContextDocument, id_digest, summarize_event
+from aos.domain.history import HistoryKind, HistoryRecord
+from aos.domain.limits import Limits
+from aos.domain.models import AgentContext, AgentSpec, Event, SpecUpdate, format_timestamp, utc_now
+from aos.domain.validation import parse
 from aos.errors import AOSError, InvalidInputError
-from aos.history import HistoryKind, HistoryRecord
-from aos.limits import Limits
-from aos.models import AgentContext, AgentSpec, Event, SpecUpdate, format_timestamp, utc_now
-from aos.validation import parse
 
 __all__ = ["RESERVED_STATE_KEYS", "PerpetualAgent"]
 
@@ -50,7 +50,7 @@ class PerpetualAgent:
     limits: Limits
     context_server: ContextServer | None
     journal: list[HistoryRecord] | None
-    """History records of changes not yet archived (see ``aos.history``; ``take_journal``), or
+    """History records of changes not yet archived (see ``aos.domain.history``; ``take_journal``), or
     ``None`` while nothing would archive them (the entity without an archive), so none are made."""
 
     def __init__(
@@ -198,7 +198,7 @@ class PerpetualAgent:
         error: dict[str, str] | None = None,
     ) -> None:
         """Record the change just made to ``self.document``; its sequence comes from the counters
-        (see ``aos.history``), so the same state always yields the same key."""
+        (see ``aos.domain.history``), so the same state always yields the same key."""
         if self.journal is None:
             return
         raw = self.document.raw

@@ -7,9 +7,9 @@ from typing import ClassVar
 from pydantic import JsonValue
 
 from aos.agents.purpose import PurposeDrivenAgent
-from aos.document import id_digest
-from aos.models import Event, GoalCreate
-from aos.validation import parse, within_data
+from aos.domain.document import id_digest
+from aos.domain.models import Event, GoalCreate
+from aos.domain.validation import parse, within_data
 
 __all__ = ["GenericPurposeDrivenAgent", "LeadershipAgent", "proposed_goal"]
 

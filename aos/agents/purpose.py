@@ -16,9 +16,8 @@ from pydantic import JsonValue
 
 from aos.agents.base import PerpetualAgent
 from aos.alignment import AlignmentResult, AlignmentScorer, LexicalAlignmentScorer, PurposeProfile
-from aos.document import id_digest, truncate_escaped
-from aos.errors import ConflictError, GoalNotFoundError, LimitExceededError
-from aos.models import (
+from aos.domain.document import id_digest, truncate_escaped
+from aos.domain.models import (
     Decision,
     DecisionRequest,
     DecisionSummary,
@@ -31,7 +30,8 @@ from aos.models import (
     new_id,
     utc_now,
 )
-from aos.validation import parse, within_data
+from aos.domain.validation import parse, within_data
+from aos.errors import ConflictError, GoalNotFoundError, LimitExceededError
 
 __all__ = ["PurposeDrivenAgent", "decision_request"]
 

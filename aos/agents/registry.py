@@ -11,8 +11,8 @@ from typing import TypeVar, overload
 
 from aos.agents.base import PerpetualAgent
 from aos.agents.kinds import GenericPurposeDrivenAgent, LeadershipAgent
+from aos.domain.models import KIND_PATTERN, full_match
 from aos.errors import ConfigurationError, UnknownKindError
-from aos.models import KIND_PATTERN, full_match
 
 __all__ = ["AgentKinds"]
 

@@ -17,7 +17,7 @@ from aos.cli._output import Output, Printer, default_output
 from aos.client import AosClient
 from aos.client._calls import RecordKind
 from aos.client._config import KEY_VARIABLE, URL_VARIABLE
-from aos.models import GoalStatus
+from aos.domain.models import GoalStatus
 
 HELP = """Script AOS, the host of perpetual agents, from a terminal.
 

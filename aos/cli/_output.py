@@ -12,9 +12,9 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from aos.api_schemas import AgentResource, HistoryItem
+from aos.api.schemas import AgentResource, HistoryItem
 from aos.client import DeadLetterItem
-from aos.models import AgentContext, Goal
+from aos.domain.models import AgentContext, Goal
 
 
 class Output(StrEnum):

@@ -20,7 +20,7 @@ has the client.
 
 Bodies are the route's model (``RegisterAgent``, ``EventIn``, ``GoalCreate``…) or a mapping of
 its fields, checked against the model before anything is sent. Answers are the models the
-service builds them with (``aos.api_schemas``, ``aos.models``), so client and service cannot
+service builds them with (``aos.api.schemas``, ``aos.domain.models``), so client and service cannot
 drift apart. Lists are iterators that follow ``nextLink`` page by page.
 
 Errors are the classes of ``aos.errors``, the tree the service itself raises, chosen by the
@@ -46,7 +46,7 @@ Other answers are mapped by status where one says enough (400, 404, 409, 413, 41
 Importing this package imports neither the Azure Functions SDKs nor any Azure Storage SDK.
 """
 
-from aos.api_schemas import (
+from aos.api.schemas import (
     AgentPatch,
     AgentResource,
     AlignmentResponse,
@@ -62,6 +62,7 @@ from aos.client._async import AsyncAosClient
 from aos.client._calls import PROBLEM_TYPES, Retry
 from aos.client._models import DeadLetterItem, DeadLetterReplayed
 from aos.client._sync import AosClient
+from aos.domain.models import AgentContext, Goal, GoalChanges, GoalCreate
 from aos.errors import (
     AOSError,
     ConflictError,
@@ -74,7 +75,6 @@ from aos.errors import (
     StorageError,
     UnsupportedMediaTypeError,
 )
-from aos.models import AgentContext, Goal, GoalChanges, GoalCreate
 
 __all__ = [
     "PROBLEM_TYPES",

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from aos.api_schemas import (
+from aos.api.schemas import (
     AgentList,
     AgentPatch,
     AgentResource,
@@ -32,6 +32,7 @@ from aos.api_schemas import (
     ReplaceAgent,
 )
 from aos.client._models import DeadLetterItem, DeadLetterList, DeadLetterReplayed
+from aos.domain.models import AgentContext, Goal, GoalChanges, GoalCreate, new_id
 from aos.errors import (
     AOSError,
     ConflictError,
@@ -44,7 +45,6 @@ from aos.errors import (
     StorageError,
     UnsupportedMediaTypeError,
 )
-from aos.models import AgentContext, Goal, GoalChanges, GoalCreate, new_id
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -57,7 +57,7 @@ Body = BaseModel | Mapping[str, Any]
 
 PROBLEM_PREFIX = "urn:aos:problem:"
 
-# problem type slug -> class; the server's table is aos.functions.problems (the inverse direction)
+# problem type slug -> class; the server's table is aos.api.problems (the inverse direction)
 PROBLEM_TYPES: dict[str, type[AOSError]] = {
     "invalid-request": InvalidInputError,
     "payload-too-large": PayloadTooLargeError,

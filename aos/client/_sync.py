@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from aos.api_schemas import (
+from aos.api.schemas import (
     AgentResource,
     AlignmentResponse,
     BroadcastAccepted,
@@ -22,7 +22,7 @@ from aos.client import _calls as calls
 from aos.client._calls import Body, Call, Page, RecordKind, Retry
 from aos.client._config import DEFAULT_TIMEOUT, headers, resolve_url
 from aos.client._models import DeadLetterItem, DeadLetterReplayed
-from aos.models import AgentContext, Goal
+from aos.domain.models import AgentContext, Goal
 
 __all__ = ["AosClient"]
 

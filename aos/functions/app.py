@@ -5,12 +5,12 @@ from __future__ import annotations
 import azure.functions as func
 
 from aos.agents import AgentKinds
-from aos.functions.entities import entity_blueprint
-from aos.functions.http_api import http_blueprint
-from aos.functions.maintenance import maintenance_blueprint
-from aos.functions.mcp_endpoint import mcp_blueprint
-from aos.functions.queue_delivery import queue_blueprint
-from aos.functions.runtime import AppRuntime
+from aos.functions.container import AppRuntime
+from aos.functions.entity_function import entity_blueprint
+from aos.functions.http_functions import http_blueprint
+from aos.functions.mcp_function import mcp_blueprint
+from aos.functions.queue_functions import queue_blueprint
+from aos.functions.timer_functions import maintenance_blueprint
 
 __all__ = ["AosFunctionApp", "create_app"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aos.errors import AOSError
-from aos.functions.runtime import AppRuntime
+from aos.functions.container import AppRuntime
 
 __all__ = ["check_storage"]
 

@@ -1,7 +1,7 @@
-"""The HTTP API's handlers (routes in ``aos.functions.routes``, logic in ``aos.manager``).
+"""The HTTP API's handlers (routes in ``aos.functions.routes``, logic in ``aos.services.agents``).
 
 Handlers parse and validate, call the manager, and shape the answer with the API models; every
-error becomes problem+json through one table (``aos.functions.problems``). This module is imported
+error becomes problem+json through one table (``aos.api.problems``). This module is imported
 on the first request, not when the app is indexed, to keep cold starts short.
 """
 
@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from aos.errors import FieldError, InvalidInputError
-from aos.functions.api_models import (
+from aos.api.problems import MethodNotAllowedError, problem_response
+from aos.api.schemas import (
     AgentList,
     AgentPatch,
     AgentResource,
@@ -36,6 +36,9 @@ from aos.functions.api_models import (
     RegisterAgent,
     ReplaceAgent,
 )
+from aos.domain.models import AgentSpec, Goal, GoalChanges, GoalCreate, GoalUpdate
+from aos.errors import FieldError, InvalidInputError
+from aos.functions.container import AppRuntime
 from aos.functions.http_support import (
     correlation_id,
     json_response,
@@ -45,14 +48,11 @@ from aos.functions.http_support import (
     query_bool,
     query_int,
 )
-from aos.functions.problems import MethodNotAllowedError, problem_response
 from aos.functions.routes import DEFAULT_PAGE, MAX_PAGE, OPERATIONS, ApiOperation
-from aos.functions.runtime import AppRuntime
-from aos.letters import DeadLetters, describe_original
-from aos.manager import AgentManager, Change
-from aos.models import AgentSpec, Goal, GoalChanges, GoalCreate, GoalUpdate
-from aos.storage.index import IndexEntry
-from aos.storage.letters import LetterQueue, StoredLetter
+from aos.ports.index import IndexEntry
+from aos.ports.letters import LetterQueue, StoredLetter
+from aos.services.agents import AgentManager, Change
+from aos.services.letters import DeadLetters, describe_original
 from aos.version import VERSION
 
 __all__ = ["HttpApi"]
@@ -247,7 +247,7 @@ class HttpApi:
         return call.respond(body, 200 if healthy else 503)
 
     async def openapi(self, call: Call) -> func.HttpResponse:
-        from aos.functions.openapi import openapi_document
+        from aos.api.openapi import openapi_document
 
         server = link(call.req, "").rstrip("/")
         return call.respond(openapi_document(server=server, kinds=self.runtime.kinds))

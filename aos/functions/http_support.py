@@ -12,13 +12,13 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
+from aos.domain.models import AGENT_ID_PATTERN, full_match
 from aos.errors import (
     FieldError,
     InvalidInputError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from aos.models import AGENT_ID_PATTERN, full_match
 
 __all__ = [
     "CORRELATION_HEADER",

@@ -1,7 +1,7 @@
 """The HTTP API as data: every operation's route, method, body, answers and query parameters.
 
-Both the function registrations (``aos.functions.http_api``) and the OpenAPI document
-(``aos.functions.openapi``) are built from ``OPERATIONS``, so there is no second list of routes.
+Both the function registrations (``aos.functions.http_functions``) and the OpenAPI document
+(``aos.api.openapi``) are built from ``OPERATIONS``, so there is no second list of routes.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aos.models import AGENT_ID_PATTERN, EVENT_TYPE_PATTERN
+from aos.domain.models import AGENT_ID_PATTERN, EVENT_TYPE_PATTERN
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -28,10 +28,7 @@ __all__ = [
     "QueryParam",
 ]
 
-DEFAULT_PAGE, MAX_PAGE, MAX_HISTORY_PAGE = 50, 200, 1000
-MAX_HISTORY_TYPES = 8
-"""Azure Tables takes at most 15 comparisons in a filter; a history query uses up to 6 besides
-one per type (``aos.storage.history_table``)."""
+from aos.api.schemas import DEFAULT_PAGE, MAX_HISTORY_PAGE, MAX_HISTORY_TYPES, MAX_PAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +54,7 @@ class ApiOperation:
     summary: str
     status: int
     response: str | None = None
-    """Name of the answer's model in ``aos.functions.api_models`` (or ``aos.models``)."""
+    """Name of the answer's model in ``aos.api.schemas`` (or ``aos.domain.models``)."""
     request: str | None = None
     """Name of the body's model."""
     errors: tuple[int, ...] = (400,)
@@ -80,7 +77,7 @@ def _model(name: str | None) -> type[BaseModel] | None:
     every API model; they are resolved when a route or the OpenAPI document first needs them."""
     if name is None:
         return None
-    for module in ("aos.functions.api_models", "aos.models"):
+    for module in ("aos.api.schemas", "aos.domain.models"):
         found = getattr(importlib.import_module(module), name, None)
         if found is not None:
             return found  # type: ignore[no-any-return]

@@ -19,8 +19,8 @@ from azure.functions.queue import QueueMessage as FuncQueueMessage
 from azure.storage.queue.aio import QueueClient
 
 from aos import AgentKinds, Limits, Settings, create_app
+from aos.functions.container import AppRuntime
 from aos.functions.routes import FUNCTIONS
-from aos.functions.runtime import AppRuntime
 from aos.settings import StorageConnection
 from devhost import DevHost
 from devhost.config import DurableOptions, HostConfig, QueueOptions

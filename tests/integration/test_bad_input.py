@@ -13,11 +13,11 @@ import pytest_asyncio
 from azure.data.tables.aio import TableClient
 from harness import Aos, Response, running_aos
 
+from aos.adapters.azure.history import TableHistoryArchive
+from aos.api.problems import problem_response
+from aos.domain.history import HistoryQuery
 from aos.errors import InvalidInputError
 from aos.functions.http_support import MAX_JSON_DEPTH
-from aos.functions.problems import problem_response
-from aos.history import HistoryQuery
-from aos.storage.history_table import TableHistoryArchive
 from devhost import Azurite
 from devhost.storage_names import UniqueName
 

@@ -10,9 +10,9 @@ import pytest
 import pytest_asyncio
 from harness import Aos, running_aos
 
+from aos.domain.models import AgentSpec
 from aos.errors import ConflictError
-from aos.models import AgentSpec
-from aos.storage.index import IndexEntry, IndexStatus
+from aos.ports.index import IndexEntry, IndexStatus
 from devhost import Azurite
 from devhost.storage_names import UniqueName
 

@@ -10,7 +10,7 @@ import pytest_asyncio
 from harness import Aos, running_aos
 
 from aos import Limits
-from aos.storage.receipts import Claim
+from aos.ports.receipts import Claim
 from devhost import Azurite
 from devhost.storage_names import UniqueName
 

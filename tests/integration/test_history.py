@@ -16,8 +16,8 @@ from entity_driver import EntityDriver, entity_handle, event, make_app, operatio
 from harness import Aos, running_aos
 
 from aos import GenericPurposeDrivenAgent, HistoryRecord, StorageError
-from aos.models import format_timestamp, utc_now
-from aos.storage.history_table import TableHistoryWriter
+from aos.adapters.azure.history import TableHistoryWriter
+from aos.domain.models import format_timestamp, utc_now
 from devhost import Azurite
 from devhost.storage_names import UniqueName
 

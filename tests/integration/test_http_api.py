@@ -11,7 +11,7 @@ import pytest_asyncio
 from harness import Aos, running_aos
 
 from aos import Limits
-from aos.functions.openapi import openapi_document
+from aos.api.openapi import openapi_document
 from aos.functions.routes import FUNCTIONS
 from devhost import Azurite
 from devhost.storage_names import UniqueName

@@ -14,10 +14,10 @@ from harness import Aos, running_aos
 from pydantic import JsonValue
 
 from aos import AgentKinds, Event, GenericPurposeDrivenAgent, HistoryRecord, Limits
-from aos.models import AgentSpec
-from aos.storage.history_table import TRANSACTION_BYTES, TableHistoryWriter
-from aos.storage.index import IndexEntry
-from aos.storage.receipts import Claim
+from aos.adapters.azure.history import TRANSACTION_BYTES, TableHistoryWriter
+from aos.domain.models import AgentSpec
+from aos.ports.index import IndexEntry
+from aos.ports.receipts import Claim
 from devhost import Azurite
 from devhost.storage_names import UniqueName
 

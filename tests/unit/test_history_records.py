@@ -20,8 +20,8 @@ from aos import (
     HistoryRecord,
     InMemoryHistoryArchive,
 )
-from aos.history import history_row_key
-from aos.models import format_timestamp, utc_now
+from aos.domain.history import history_row_key
+from aos.domain.models import format_timestamp, utc_now
 
 SPEC = {"kind": "generic", "purpose": "Grow revenue through customer satisfaction"}
 

@@ -11,20 +11,21 @@ import pytest
 from pydantic import JsonValue
 
 from aos import AgentKinds, Event, GenericPurposeDrivenAgent, InMemoryHistoryArchive, Limits
-from aos.context import ContextMCPServer, EntityContextServer
-from aos.delivery import EventDelivery
-from aos.entity import AgentEntity
-from aos.errors import AgentExistsError, LimitExceededError
-from aos.history import HistoryQuery
-from aos.manager import AgentManager
-from aos.models import AgentSpec, GoalCreate
-from aos.storage.index import IndexEntry, IndexStatus
-from aos.storage.memory import (
+from aos.adapters.memory import (
     InMemoryAgentIndex,
     InMemoryDeliveryReceipts,
     InMemoryEntities,
     InMemoryEventQueue,
 )
+from aos.agents.entity import AgentEntity
+from aos.domain.contexts import ContextMCPServer
+from aos.domain.history import HistoryQuery
+from aos.domain.models import AgentSpec, GoalCreate
+from aos.errors import AgentExistsError, LimitExceededError
+from aos.ports.index import IndexEntry, IndexStatus
+from aos.services.agents import AgentManager
+from aos.services.contexts import EntityContextServer
+from aos.services.delivery import EventDelivery
 
 pytestmark = pytest.mark.asyncio
 

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from aos.adapters.memory import InMemoryLetterStore
 from aos.errors import LetterNotFoundError
-from aos.letters import DeadLetters, describe_original
-from aos.storage.letters import InMemoryLetterStore, StoredLetter, new_letter_id
-from aos.storage.queues import DeadLetter, EventQueue
+from aos.ports.letters import StoredLetter, new_letter_id
+from aos.ports.queue import DeadLetter, EventQueue
+from aos.services.letters import DeadLetters, describe_original
 
 
 class ListQueue(EventQueue):

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from aos import AgentKinds, Event, Limits, StorageError
+from aos.api.problems import problem_response
 from aos.errors import PartialPublishError
-from aos.functions.problems import problem_response
-from aos.manager import AgentManager
-from aos.storage.entities import EntityClient
-from aos.storage.index import AgentIndex, IndexEntry, Page
-from aos.storage.queues import DeadLetter, EventQueue
+from aos.ports.entities import EntityClient
+from aos.ports.index import AgentIndex, IndexEntry, Page
+from aos.ports.queue import DeadLetter, EventQueue
+from aos.services.agents import AgentManager
 
 SUBSCRIBERS = [f"agent-{i:05d}-" + "x" * 50 for i in range(3_000)]  # three queue messages
 

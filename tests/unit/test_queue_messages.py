@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from aos.domain.messages import MAX_MESSAGE_BYTES, QueueMessage, broadcast_messages, encode_message
+from aos.domain.models import Event
 from aos.errors import PayloadTooLargeError
-from aos.models import Event
-from aos.storage.queues import MAX_MESSAGE_BYTES, QueueMessage, broadcast_messages, encode_message
 
 
 def test_a_broadcast_to_a_few_agents_is_one_message() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aos import ConfigurationError, Settings
+from aos.adapters.azure.clients import table_client
 from aos.settings import SETTINGS_REFERENCE
-from aos.storage.clients import table_client
 
 AZURITE = "UseDevelopmentStorage=true"
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from aos import Event, GenericPurposeDrivenAgent, InvalidInputError, Limits
-from aos.document import truncate_escaped, worst_case_state_bytes
+from aos.domain.document import truncate_escaped, worst_case_state_bytes
 
 
 @pytest.mark.parametrize("field", ["source", "correlation_id"])

@@ -1,0 +1,1 @@
+"""aos/adapters/azure"""

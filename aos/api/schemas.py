@@ -1,0 +1,383 @@
+"""The shapes of the HTTP API that clients share with the server: what each route accepts and
+answers.
+
+The routes validate bodies with these models and build answers with them, the OpenAPI document is
+generated from them, and the Python client (``aos.client``) parses answers with them, so none of
+the three can drift from what the routes really do. This module imports no Azure SDK, so that the
+client can use it; the server-only parts (the history query's parsing) are in
+``aos.api.schemas``, which re-exports everything here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+
+from aos.domain.history import HISTORY_PREFIX, HistoryQuery
+from aos.domain.models import (
+    AGENT_ID_PATTERN,
+    EVENT_TYPE_PATTERN,
+    AgentSpec,
+    Criterion,
+    Event,
+    EventId,
+    EventType,
+    Goal,
+    JsonData,
+    KindName,
+    Purpose,
+    Scope,
+    ShortText,
+    Subscription,
+    Timestamp,
+    change_set_schema,
+    format_timestamp,
+    full_match,
+    not_null,
+)
+from aos.domain.validation import parse
+from aos.errors import InvalidInputError
+from aos.ports.index import decode_token, encode_token, invalid_token
+
+__all__ = [
+    "DEFAULT_PAGE",
+    "MAX_HISTORY_PAGE",
+    "MAX_HISTORY_TYPES",
+    "MAX_PAGE",
+    "AgentList",
+    "AgentPatch",
+    "AgentResource",
+    "AlignmentRequest",
+    "AlignmentResponse",
+    "BroadcastAccepted",
+    "DeadLetterItem",
+    "DeadLetterList",
+    "EventAccepted",
+    "EventIn",
+    "FieldProblem",
+    "GoalList",
+    "Health",
+    "HistoryFilter",
+    "HistoryItem",
+    "HistoryList",
+    "LetterReplayed",
+    "Problem",
+    "RegisterAgent",
+    "ReplaceAgent",
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class RegisterAgent(_Body):
+    """``POST /api/agents``: a new agent."""
+
+    agent_id: Annotated[str, Field(pattern=AGENT_ID_PATTERN, examples=["ceo"])]
+    kind: KindName = "generic"
+    purpose: Purpose
+    purpose_scope: Scope = ""
+    success_criteria: tuple[Criterion, ...] = Field(default=(), max_length=20)
+    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] = "default"
+    subscriptions: tuple[Subscription, ...] = Field(default=(), max_length=32)
+
+
+class ReplaceAgent(RegisterAgent):
+    """``PUT /api/agents/{agent_id}``: the whole spec (fields left out take their defaults)."""
+
+    agent_id: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | None = Field(  # type: ignore[assignment]
+        default=None, description="optional; must equal the id in the path"
+    )
+
+
+class AgentPatch(_Body):
+    """``PATCH /api/agents/{agent_id}``: the fields to change (at least one; none can be null)."""
+
+    model_config = ConfigDict(json_schema_extra=change_set_schema)
+
+    purpose: Purpose | SkipJsonSchema[None] = None
+    purpose_scope: Scope | SkipJsonSchema[None] = None
+    # The bounds go inside the Annotated: on the union they would be applied to a null too, and
+    # pydantic raises a TypeError (a 500) for len(None).
+    success_criteria: (
+        Annotated[tuple[Criterion, ...], Field(max_length=20)] | SkipJsonSchema[None]
+    ) = None
+    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | SkipJsonSchema[None] = None
+    subscriptions: (
+        Annotated[tuple[Subscription, ...], Field(max_length=32)] | SkipJsonSchema[None]
+    ) = None
+
+    _not_null = field_validator(
+        "purpose", "purpose_scope", "success_criteria", "adapter_name", "subscriptions"
+    )(not_null)
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> AgentPatch:
+        if not self.model_fields_set:
+            raise ValueError(
+                "give at least one of purpose, purpose_scope, success_criteria, adapter_name, "
+                "subscriptions"
+            )
+        return self
+
+
+class AgentResource(AgentSpec):
+    """An agent as listed and as answered on registration: its spec and index status."""
+
+    status: Literal["registering", "active", "deregistering"]
+    registered_at: Timestamp
+    updated_at: Timestamp
+
+
+class AgentList(BaseModel):
+    value: list[AgentResource]
+    nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815
+
+
+class GoalList(BaseModel):
+    value: list[Goal]
+    nextLink: str | None = None  # noqa: N815
+
+
+class EventIn(_Body):
+    """An event as posted. ``event_id`` makes the POST idempotent; one is generated if left out."""
+
+    event_id: EventId | None = None
+    type: EventType
+    data: JsonData = Field(default_factory=dict)
+    source: ShortText | None = None
+    correlation_id: ShortText | None = None
+    created_at: Timestamp | None = None
+
+    def to_event(self, *, agent_id: str | None, correlation_id: str) -> Event:
+        """The event this body describes, for ``agent_id`` (``None``: a broadcast); the request's
+        ``correlation_id`` unless the body names one."""
+        fields = self.model_dump(exclude={"agent_id"}, exclude_none=True)
+        fields.setdefault("correlation_id", correlation_id)
+        return parse(Event, {**fields, "agent_id": agent_id}, what="event")
+
+
+class EventAccepted(BaseModel):
+    event_id: str
+    agent_id: str
+    status: Literal["queued"] = "queued"
+    correlation_id: str | None = None
+    links: dict[str, str]
+
+
+class BroadcastAccepted(BaseModel):
+    event_id: str
+    type: str
+    status: Literal["queued"] = "queued"
+    subscribers: int = Field(description="agents subscribed to the type when it was published")
+    correlation_id: str | None = None
+
+
+class AlignmentRequest(_Body):
+    """An action (text or any JSON) to score against the agent's purpose."""
+
+    action: Annotated[JsonData, Field(json_schema_extra={"not": {"enum": [None, "", {}, []]}})]
+
+    @model_validator(mode="after")
+    def _present(self) -> AlignmentRequest:
+        if self.action is None or self.action in ("", {}, []):
+            raise ValueError("action must not be empty")
+        return self
+
+
+class AlignmentResponse(BaseModel):
+    agent_id: str
+    score: float = Field(ge=0.0, le=1.0)
+    matched_terms: list[str]
+    reasons: list[str]
+    components: dict[str, float]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    storage: dict[str, str]
+    version: str
+
+
+class FieldProblem(BaseModel):
+    loc: list[str | int]
+    pointer: str
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with the failing fields in ``errors``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldProblem] | None = None
+    correlation_id: str | None = None
+
+
+class HistoryItem(BaseModel):
+    """One archived record: a handled event (``payload`` is the event, ``result`` what its
+    handler returned), a decision (``payload`` is the decision; ``event_id`` is the decision id)
+    or a failure (``payload`` is the event its handler raised on, ``error`` why; the event was
+    not applied and applies if sent again)."""
+
+    kind: Literal["event", "decision", "failure"]
+    event_id: str
+    type: str
+    recorded_at: str
+    sequence: int = Field(description="position in the agent's history, 1 = first")
+    payload: dict[str, JsonValue]
+    result: JsonValue = Field(default=None, description="what the event's handler returned")
+    error: dict[str, str] | None = Field(
+        default=None, description="a failure's error: its type and message"
+    )
+
+
+class HistoryList(BaseModel):
+    value: list[HistoryItem]
+    nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815
+
+
+class DeadLetterItem(BaseModel):
+    """A message set aside: dead-lettered by the queue function (it can never be delivered as it
+    is) or moved to the poison queue by the host (delivery failed ``maxDequeueCount`` times)."""
+
+    id: str = Field(description="the letter's id, newest first in listings")
+    queue: Literal["deadletter", "poison"]
+    reason: str
+    errors: list[dict[str, Any]] = Field(description="failing fields, as in problem+json")
+    original: str = Field(description="the queue message's text, unchanged")
+    message_id: str | None
+    dequeue_count: int | None
+    dead_lettered_at: str
+    event_id: str | None = Field(description="from the original, if it carries an event")
+    agent_id: str | None
+    type: str | None
+
+
+class DeadLetterList(BaseModel):
+    value: list[DeadLetterItem]
+    nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815
+
+
+class LetterReplayed(BaseModel):
+    """``POST …/replay``: the original went back to the events queue."""
+
+    id: str
+    status: Literal["replayed"] = "replayed"
+    event_id: str | None = Field(description="the replayed event's id, if the original has one")
+
+
+DEFAULT_PAGE, MAX_PAGE, MAX_HISTORY_PAGE = 50, 200, 1000
+MAX_HISTORY_TYPES = 8
+"""Azure Tables takes at most 15 comparisons in a filter; a history query uses up to 6 besides
+one per type (``aos.adapters.azure.history``)."""
+
+
+def _split_types(value: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t.strip() for t in (value or "").split(",") if t.strip()))
+
+
+class HistoryFilter(BaseModel):
+    """The query parameters of ``GET /api/agents/{agent_id}/history``. Other parameters (such as
+    Azure's ``code`` function key) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_HISTORY_PAGE)
+    continuation: str | None = None
+    type: str | None = Field(
+        default=None,
+        description=f"only these types, at most {MAX_HISTORY_TYPES} (comma-separated; decisions "
+        "have 'decision')",
+    )
+    kind: Literal["event", "decision", "failure"] | None = None
+    since: Timestamp | None = Field(
+        default=None,
+        validation_alias=AliasChoices("since", "from"),
+        description="recorded at or after (ISO 8601); also accepted as 'from'",
+    )
+    until: Timestamp | None = Field(
+        default=None,
+        validation_alias=AliasChoices("until", "to"),
+        description="recorded before (ISO 8601); also accepted as 'to'",
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _types(cls, value: str | None) -> str | None:
+        names = _split_types(value)
+        for name in names:
+            if not full_match(EVENT_TYPE_PATTERN, name):
+                raise ValueError(f"{name!r} is not an event type")
+        if len(names) > MAX_HISTORY_TYPES:
+            raise ValueError(f"give at most {MAX_HISTORY_TYPES} types")
+        return value
+
+    @model_validator(mode="after")
+    def _valid(self) -> HistoryFilter:
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise ValueError("until must be later than since")
+        return self
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return _split_types(self.type)
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> HistoryFilter:
+        """From query parameters; ``InvalidInputError`` naming each bad ``query/<name>``."""
+        try:
+            return cls.model_validate(dict(params))
+        except ValidationError as exc:
+            raise InvalidInputError.from_pydantic(
+                exc, prefix=("query",), message="The query is not valid"
+            ) from exc
+
+    def to_query(self) -> HistoryQuery:
+        return HistoryQuery(
+            limit=self.limit,
+            continuation=_history_position(self.continuation),
+            kind=self.kind,
+            types=self.types,
+            since=format_timestamp(self.since) if self.since else None,
+            until=format_timestamp(self.until) if self.until else None,
+        )
+
+    def next_page(self, continuation: str) -> dict[str, Any]:
+        """The query parameters of the page after the one that ended at ``continuation``."""
+        params = self.model_dump(mode="json", exclude={"continuation"}, exclude_none=True)
+        return {**params, "continuation": encode_token(continuation)}
+
+
+_HISTORY_POSITION = re.escape(HISTORY_PREFIX) + r"[0-9]{17}\|[0-9]{15}"
+
+
+"""A history row key (``aos.domain.history.history_row_key``): all a history token may carry."""
+
+
+def _history_position(token: str | None) -> str | None:
+    """The row key a continuation token stands for."""
+    if token is None:
+        return None
+    position = decode_token(token)
+    if not isinstance(position, str) or not full_match(_HISTORY_POSITION, position):
+        raise invalid_token("not a position in the history")
+    return position

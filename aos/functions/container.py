@@ -1,0 +1,166 @@
+"""What the function app's functions share: settings, the agent kinds, the entity, storage.
+
+One ``AppRuntime`` belongs to one ``FunctionApp`` (see ``create_app``); nothing here is a module
+global. Settings and storage clients are created on first use, so importing the app never touches
+configuration or the network, and a configuration error is reported by the first invocation with
+the name of the setting at fault. Storage clients are async and bound to the event loop that made
+them (the worker runs one loop); a different loop gets its own clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from aos.agents import AgentKinds
+from aos.agents.entity import AgentEntity
+from aos.settings import Settings
+
+if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold start)
+    from aos.domain.contexts import ContextMCPServer
+    from aos.domain.history import HistoryArchive, HistoryRecord, HistoryWriter
+    from aos.ports.index import AgentIndex
+    from aos.ports.letters import LetterStore
+    from aos.ports.queue import EventQueue
+    from aos.ports.receipts import DeliveryReceipts
+    from aos.services.agents import AgentManager
+    from aos.services.letters import DeadLetters
+
+__all__ = ["AppRuntime", "Storage"]
+
+logger = logging.getLogger("aos.runtime")
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    index: AgentIndex
+    queue: EventQueue
+    receipts: DeliveryReceipts
+    history: HistoryArchive
+    letters: LetterStore
+
+    async def close(self) -> None:
+        await self.letters.close()
+        await self.index.close()
+        await self.queue.close()
+        await self.receipts.close()
+        await self.history.close()
+
+
+class AppRuntime:
+    def __init__(
+        self,
+        kinds: AgentKinds | None = None,
+        *,
+        load_settings: Callable[[], Settings] = Settings.from_environ,
+        settle_timeout: float = 10.0,
+        history_writer: HistoryWriter | None = None,
+    ) -> None:
+        self._history_writer = history_writer
+        self.kinds = kinds if kinds is not None else AgentKinds.builtin()
+        self._load_settings = load_settings
+        self.settle_timeout = settle_timeout
+        self._storage: tuple[asyncio.AbstractEventLoop, Storage] | None = None
+
+    @cached_property
+    def settings(self) -> Settings:
+        return self._load_settings()
+
+    @cached_property
+    def entity(self) -> AgentEntity:
+        return AgentEntity(self.kinds, self.settings.limits)
+
+    @cached_property
+    def history_writer(self) -> HistoryWriter | None:
+        """The entity batches' synchronous path into the archive; ``None`` when no storage is
+        configured (running the entity function on its own), where there is nowhere to write."""
+        if self._history_writer is not None:
+            return self._history_writer
+        settings = self.settings
+        if not settings.storage.configured:
+            logger.warning("no storage configured: entity history is not archived")
+            return None
+        from aos.adapters.azure.clients import sync_table_client
+        from aos.adapters.azure.history import TableHistoryWriter
+
+        return TableHistoryWriter(
+            lambda: sync_table_client(settings.storage, settings.history_table)
+        )
+
+    def archive_batch(self, records: list[HistoryRecord]) -> None:
+        """Archive one entity batch's records before its result goes back to the host."""
+        writer = self.history_writer
+        if records and writer is not None:
+            writer.write(records)
+
+    def contexts(self, durable_client: Any) -> ContextMCPServer:
+        """Agents' state (through the durable client) and history (the table), in one seam."""
+        from aos.adapters.azure.durable import DurableEntityClient
+        from aos.domain.contexts import ContextMCPServer
+        from aos.services.contexts import EntityContextServer
+
+        return ContextMCPServer(
+            states=EntityContextServer(DurableEntityClient(durable_client)),
+            archive=self.storage().history,
+        )
+
+    def storage(self) -> Storage:
+        loop = asyncio.get_running_loop()
+        if self._storage is None or self._storage[0] is not loop:
+            self._storage = (loop, self._connect())
+        return self._storage[1]
+
+    def manager(self, durable_client: Any) -> AgentManager:
+        from aos.adapters.azure.durable import DurableEntityClient
+        from aos.services.agents import AgentManager
+
+        storage = self.storage()
+        return AgentManager(
+            index=storage.index,
+            queue=storage.queue,
+            entities=DurableEntityClient(durable_client),
+            kinds=self.kinds,
+            limits=self.settings.limits,
+            receipts=storage.receipts,
+            settle_timeout=self.settle_timeout,
+            contexts=self.contexts(durable_client),
+        )
+
+    def dead_letters(self) -> DeadLetters:
+        from aos.services.letters import DeadLetters
+
+        storage = self.storage()
+        return DeadLetters(store=storage.letters, queue=storage.queue)
+
+    async def aclose(self) -> None:
+        """Close the storage clients of the current loop (tests and local hosts call this)."""
+        if self._storage is not None:
+            storage, self._storage = self._storage[1], None
+            await storage.close()
+
+    def _connect(self) -> Storage:
+        from aos.adapters.azure.agent_index import TableAgentIndex
+        from aos.adapters.azure.clients import queue_client, table_client
+        from aos.adapters.azure.history import TableHistoryArchive
+        from aos.adapters.azure.letters import TableLetterStore
+        from aos.adapters.azure.queues import AzureEventQueue
+        from aos.adapters.azure.receipts import TableDeliveryReceipts
+        from aos.adapters.cached_index import CachedAgentIndex
+
+        settings = self.settings
+        return Storage(
+            index=CachedAgentIndex(
+                TableAgentIndex(table_client(settings.storage, settings.agents_table))
+            ),
+            queue=AzureEventQueue(
+                queue_client(settings.storage, settings.events_queue),
+                queue_client(settings.storage, settings.deadletter_queue),
+            ),
+            receipts=TableDeliveryReceipts(table_client(settings.storage, settings.history_table)),
+            history=TableHistoryArchive(table_client(settings.storage, settings.history_table)),
+            letters=TableLetterStore(table_client(settings.storage, settings.deadletter_table)),
+        )

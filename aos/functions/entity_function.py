@@ -1,0 +1,43 @@
+# mypy: disable-error-code="untyped-decorator,no-untyped-call"
+"""The Durable entity function ``agent`` (logic in ``aos.agents.entity``).
+
+The Python SDK runs a batch in ``Entity.create(fn)``'s handle and offers no hook after the last
+operation, but the history archive wants one write per batch (``aos.domain.history``). So the function
+is registered as the SDK's own decorator registers it -- an ``entityTrigger`` binding named
+``context`` (annotated ``EntityContext``, the type the worker's converter checks for) whose
+function returns the SDK's result JSON -- with the SDK's
+handle inside it, and the batch's history records are archived after the handle returns and before
+the result goes back to the host. Nothing of the SDK's execution path is replaced.
+
+If the archive cannot be written the invocation fails and the host receives no result for the
+batch, so no state is committed that the archive does not reflect; executed again, the batch
+rewrites the same rows (the keys come from the state it starts from).
+"""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from aos.agents.entity import ENTITY_NAME, EntityBatch
+from aos.functions.container import AppRuntime
+
+__all__ = ["entity_blueprint"]
+
+
+def entity_blueprint(runtime: AppRuntime) -> func.Blueprint:
+    bp = func.Blueprint()
+
+    @bp.function_name(ENTITY_NAME)
+    @bp.generic_trigger(arg_name="context", type="entityTrigger", entityName=ENTITY_NAME)
+    def agent(context: func.EntityContext) -> str:
+        """One perpetual agent per entity key; operations as in DESIGN.md section 2."""
+        # Without an archive (no storage configured) records are not even collected.
+        batch = EntityBatch(journal=[] if runtime.history_writer is not None else None)
+        handle = df.Entity.create(runtime.entity.for_batch(batch))
+        result: str = handle(context)
+        if batch.journal:
+            runtime.archive_batch(batch.journal)
+        return result
+
+    return bp

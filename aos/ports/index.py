@@ -1,0 +1,142 @@
+"""The agents index: which agents are registered, with what spec, and who subscribes to what.
+
+Listing agents and finding the subscribers of an event type must not scan the Durable task hub, so
+the index keeps a copy of each agent's spec. It is written *before* the entity on register and
+removed *after* it on deregister, with a status that says which step an agent is in:
+
+    registering ──configure applied──► active ──DELETE──► deregistering ──entity gone──► (row removed)
+
+so a crash between the two writes leaves a row that says what is unfinished, and repeating the
+request finishes it; an agent can never be reachable without being listed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from aos.domain.models import AgentSpec, format_timestamp, utc_now
+from aos.errors import FieldError, InvalidInputError
+
+__all__ = [
+    "AgentIndex",
+    "IndexEntry",
+    "IndexStatus",
+    "Page",
+    "decode_token",
+    "encode_token",
+    "invalid_token",
+]
+
+
+T = TypeVar("T")
+
+
+class IndexStatus(StrEnum):
+    REGISTERING = "registering"
+    ACTIVE = "active"
+    DEREGISTERING = "deregistering"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    spec: AgentSpec
+    status: IndexStatus = IndexStatus.REGISTERING
+    registered_at: datetime = field(default_factory=utc_now)
+    updated_at: datetime = field(default_factory=utc_now)
+    etag: str | None = None
+
+    @property
+    def agent_id(self) -> str:
+        return self.spec.agent_id
+
+    @property
+    def generation(self) -> str:
+        """Which registration this is: an agent deregistered and registered again under the same
+        id is a new agent (its delivery receipts start afresh)."""
+        return format_timestamp(self.registered_at)
+
+    def subscribes_to(self, event_type: str) -> bool:
+        subscriptions = self.spec.subscriptions
+        return event_type in subscriptions or "*" in subscriptions
+
+    def with_spec(self, spec: AgentSpec) -> IndexEntry:
+        return replace(self, spec=spec, updated_at=utc_now())
+
+    def with_status(self, status: IndexStatus) -> IndexEntry:
+        return replace(self, status=status, updated_at=utc_now())
+
+    def as_resource(self) -> dict[str, Any]:
+        """The entry as the HTTP API shows it in lists and registration answers."""
+        return {
+            **self.spec.model_dump(mode="json"),
+            "status": self.status.value,
+            "registered_at": format_timestamp(self.registered_at),
+            "updated_at": format_timestamp(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    value: list[T]
+    continuation: str | None = None
+
+
+def encode_token(token: Any) -> str:
+    """An opaque continuation token (base64url of JSON) for ``nextLink``."""
+    return base64.urlsafe_b64encode(json.dumps(token).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> Any:
+    """The JSON a continuation token carries; ``InvalidInputError`` (naming the ``continuation``
+    query parameter) for anything that is not base64url of JSON, including JSON nested too deep
+    for the parser. Callers check the shape they expect with ``invalid_token``."""
+    try:
+        return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, RecursionError) as exc:
+        raise invalid_token("not base64url of JSON") from exc
+
+
+def invalid_token(reason: str) -> InvalidInputError:
+    return InvalidInputError(
+        "The continuation token is not valid; use the nextLink of a previous page",
+        [FieldError(("query", "continuation"), reason, "value_error")],
+    )
+
+
+class AgentIndex(ABC):
+    """Port for the agents index. Methods raise AOS errors, never SDK ones."""
+
+    @abstractmethod
+    async def get(self, *, agent_id: str) -> IndexEntry | None: ...
+
+    @abstractmethod
+    async def create(self, *, entry: IndexEntry) -> IndexEntry:
+        """Insert; ``AgentExistsError`` if the agent is already indexed."""
+
+    @abstractmethod
+    async def replace(self, *, entry: IndexEntry, previous: IndexEntry) -> IndexEntry:
+        """Replace ``previous`` (matched by ETag: ``ConflictError`` if it changed meanwhile),
+        moving subscription rows along with the spec."""
+
+    @abstractmethod
+    async def delete(self, *, entry: IndexEntry) -> None: ...
+
+    @abstractmethod
+    async def page(self, *, limit: int, continuation: str | None = None) -> Page[IndexEntry]: ...
+
+    @abstractmethod
+    async def subscribers(self, *, event_type: str) -> list[str]:
+        """Ids of agents subscribed to ``event_type`` or to every type (``*``)."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise if the index cannot be reached (for health checks)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,103 @@
+"""Delivery receipts: the durable half of exactly-once delivery.
+
+The agent entity remembers the last few hundred event ids, which catches duplicates that arrive
+close together. It cannot catch one that arrives much later: a queue message whose function ran but
+whose host died before deleting it comes back after its visibility timeout (10 minutes in Azure),
+by which time thousands of other events may have reached the agent; a client that retries a POST it
+never got an answer to sends a second message with the same ``event_id``.
+
+So before the queue function signals an agent it *claims* the (agent, event) pair with the queue
+message's id and the agent's generation (when it was registered), and marks the claim once the
+signal is accepted:
+
+    no receipt                           → claim it, signal, mark it signalled
+    receipt of this message, signalled   → a redelivery of work already done: skip
+    receipt of this message, claimed     → the last attempt died before or while signalling:
+                                           signal again
+    receipt of another generation        → the agent was deregistered and registered anew since:
+                                           a new agent, take the receipt over and signal
+    receipt marked failed                → the agent's handler raised on this event (the entity
+                                           function marks it, see ``aos.adapters.azure.history``):
+                                           the event is sent again, take over and signal
+    receipt of another message, claimed  → that delivery never confirmed its signal (storage or
+                                           the host failed, its message was poisoned): take over
+                                           and signal
+    receipt of another message, signalled → the same event sent twice: skip
+
+Taking over is conditioned on the receipt's ETag, so of two deliveries racing for it one wins. A
+take-over can signal an event twice only if the first delivery is still in flight; the entity's
+window of recent ids drops the second.
+
+Receipts live in the history table (partition = agent id, row key ``receipt|<event_id>``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["Claim", "DeliveryReceipts", "claim_decision", "receipt_key"]
+
+
+class Claim(StrEnum):
+    NEW = "new"
+    RETRY = "retry"
+    """This message claimed the event before but may not have signalled, or took over a claim
+    that was never confirmed, failed or belongs to an earlier generation: signal (again)."""
+    DONE = "done"
+    """This message signalled the event already."""
+    OTHER = "other"
+    """Another message carries the same event: a duplicate."""
+
+    @property
+    def should_signal(self) -> bool:
+        return self in (Claim.NEW, Claim.RETRY)
+
+
+class DeliveryReceipts(ABC):
+    @abstractmethod
+    async def claim(
+        self, *, agent_id: str, event_id: str, message_id: str, generation: str | None = None
+    ) -> Claim:
+        """Claim the (agent, event) pair for a delivery (see the module's table). ``generation``
+        identifies the agent's registration; ``None`` when unknown (not compared)."""
+
+    @abstractmethod
+    async def mark_signalled(self, *, agent_id: str, event_id: str) -> None: ...
+
+    @abstractmethod
+    async def purge(self, *, older_than: datetime, limit: int) -> int:
+        """Delete at most ``limit`` receipts claimed before ``older_than``; returns how many."""
+
+    @abstractmethod
+    async def purge_agent(self, *, agent_id: str) -> int:
+        """Delete every receipt of one agent (deregistration with ``?purge=true``)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+def receipt_key(event_id: str) -> str:
+    return f"receipt|{event_id}"
+
+
+_TAKE_OVER: Literal["take-over"] = "take-over"
+
+
+def claim_decision(
+    existing: Any, *, message_id: str, generation: str | None
+) -> Claim | Literal["take-over"]:
+    """What an existing receipt means for a delivery by ``message_id`` (the module's table)."""
+    if existing.get("message_id") == message_id:
+        return Claim.DONE if existing.get("status") == "signalled" else Claim.RETRY
+    previous = existing.get("generation") or None
+    if generation is not None and previous is not None and previous != generation:
+        return _TAKE_OVER
+    if existing.get("failed") or existing.get("status") != "signalled":
+        return _TAKE_OVER
+    return Claim.OTHER

@@ -1,0 +1,169 @@
+"""Delivering queued events to agent entities: the queue path's logic, without Azure bindings.
+
+Every message is validated again (the queue may hold anything anyone wrote to it). A message that
+can never be delivered -- not JSON, not an AOS envelope, addressed to an unknown agent -- goes to the
+dead-letter queue with the reason and the original text, and into the letters table where the API
+lists and replays it (``aos.services.letters``), and the trigger completes. An agent whose registration
+answered 202 and is still ``registering`` is finished here (``aos.services.registration``), never retried
+into the poison queue. Anything that may succeed later (storage unavailable) raises, so the
+Functions host retries it and, after ``maxDequeueCount`` attempts, moves it to ``<queue>-poison``.
+Duplicates are harmless: a delivery receipt per (agent, event) catches redeliveries and repeated
+events however late they come (``aos.ports.receipts``), and the entity's own window of recent
+ids catches the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from uuid import uuid4
+
+from pydantic import ValidationError
+
+from aos.domain.messages import QueueMessage
+from aos.domain.models import format_timestamp, utc_now
+from aos.errors import InvalidInputError
+from aos.ports.entities import EntityClient
+from aos.ports.index import AgentIndex, IndexEntry, IndexStatus
+from aos.ports.letters import LetterStore, StoredLetter
+from aos.ports.queue import DeadLetter, EventQueue
+from aos.ports.receipts import DeliveryReceipts
+from aos.services.registration import finish_registration
+
+__all__ = ["DeliveryOutcome", "EventDelivery"]
+
+logger = logging.getLogger("aos.services.delivery")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    event_id: str | None
+    agents: tuple[str, ...] = ()
+    """The agents signalled by this delivery."""
+    duplicates: tuple[str, ...] = ()
+    """The agents that had the event already (a redelivery or a repeated event)."""
+    dead_letter_reason: str | None = None
+
+
+class EventDelivery:
+    def __init__(
+        self,
+        *,
+        index: AgentIndex,
+        queue: EventQueue,
+        entities: EntityClient,
+        receipts: DeliveryReceipts,
+        letters: LetterStore | None = None,
+    ) -> None:
+        self.letters = letters
+        self.index = index
+        self.queue = queue
+        self.entities = entities
+        self.receipts = receipts
+
+    async def deliver(
+        self, *, body: bytes, message_id: str | None = None, dequeue_count: int | None = None
+    ) -> DeliveryOutcome:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return await self._dead_letter(
+                "the message is not UTF-8 text", body.decode("latin-1"), message_id, dequeue_count
+            )
+        try:
+            message = QueueMessage.model_validate_json(text)
+        except ValidationError as exc:
+            return await self._dead_letter(
+                "the message is not a valid AOS event envelope",
+                text,
+                message_id,
+                dequeue_count,
+                [e.as_dict() for e in InvalidInputError.from_pydantic(exc).errors],
+            )
+        event = message.event
+        if message.target == "agent":
+            agent_id = str(event.agent_id)
+            entry = await self.index.get(agent_id=agent_id)
+            if entry is None or entry.status is IndexStatus.DEREGISTERING:
+                return await self._dead_letter(
+                    f"agent {agent_id!r} is not registered", text, message_id, dequeue_count
+                )
+            recipients = [entry]
+        else:
+            recipients = await self._recipients(message)
+
+        payload = event.model_dump(mode="json")
+        signalled: list[str] = []
+        duplicates: list[str] = []
+        for entry in recipients:
+            agent_id = entry.agent_id
+            if entry.status is IndexStatus.REGISTERING:  # a registration that answered 202
+                entry = await finish_registration(self.index, self.entities, entry)
+            # Without a message id (never from the Functions host) every delivery is new.
+            claim = await self.receipts.claim(
+                agent_id=agent_id,
+                event_id=event.event_id,
+                message_id=message_id or uuid4().hex,
+                generation=entry.generation,
+            )
+            if not claim.should_signal:
+                duplicates.append(agent_id)
+                continue
+            await self.entities.signal(
+                agent_id=agent_id, operation="handle_event", value={**payload, "agent_id": agent_id}
+            )
+            await self.receipts.mark_signalled(agent_id=agent_id, event_id=event.event_id)
+            signalled.append(agent_id)
+        logger.info(
+            "event %s (%s): signalled %s, already delivered to %s",
+            event.event_id,
+            event.type,
+            signalled,
+            duplicates,
+            extra={"event_id": event.event_id, "correlation_id": event.correlation_id},
+        )
+        return DeliveryOutcome(event.event_id, tuple(signalled), tuple(duplicates))
+
+    async def _recipients(self, message: QueueMessage) -> list[IndexEntry]:
+        """A broadcast's recipients that are still registered and subscribed to its type: those
+        it names (the subscribers when it was published), or, for a broadcast that names none
+        (another producer's), the subscribers now. One index look-up each (cached for active
+        agents), never a scan of every subscription."""
+        event_type = message.event.type
+        names = message.recipients
+        if names is None:
+            names = await self.index.subscribers(event_type=event_type)
+        entries: list[IndexEntry] = []
+        for agent_id in dict.fromkeys(names):
+            entry = await self.index.get(agent_id=agent_id)
+            if (
+                entry is not None
+                and entry.status is not IndexStatus.DEREGISTERING
+                and entry.subscribes_to(event_type)
+            ):
+                entries.append(entry)
+        return entries
+
+    async def _dead_letter(
+        self,
+        reason: str,
+        original: str,
+        message_id: str | None,
+        dequeue_count: int | None,
+        errors: list[dict[str, object]] | None = None,
+    ) -> DeliveryOutcome:
+        letter = DeadLetter(
+            reason=reason,
+            errors=errors or [],
+            original=original,
+            message_id=message_id,
+            dequeue_count=dequeue_count,
+            dead_lettered_at=format_timestamp(utc_now()),
+        )
+        # The queue first: if the table write then fails, the retry writes the queue again (a
+        # duplicate there), but the letter reaches the table, where it can be replayed.
+        await self.queue.dead_letter(letter=letter)
+        if self.letters is not None:
+            await self.letters.add(letter=StoredLetter.of("deadletter", letter))
+        logger.warning("dead-lettered message %s: %s", message_id, reason)
+        return DeliveryOutcome(None, dead_letter_reason=reason)
