@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, JsonValue, ValidationError
 
-from aos.domain.contexts import ContextMCPServer, ContextServer
+from aos.domain.contexts import ContextServer, ContextStore
 from aos.domain.document import STRICT_JSON, ContextDocument, id_digest, summarize_event
 from aos.domain.history import HistoryKind, HistoryRecord
 from aos.domain.limits import Limits
@@ -257,11 +257,11 @@ class PerpetualAgent:
 
     # ------------------------------------------------------------------------------ seed API
     async def initialize(self) -> None:
-        """Attach a context server (a ``ContextMCPServer`` in memory unless one was given) and load
+        """Attach a context server (a ``ContextStore`` (the seed's ``ContextMCPServer``) in memory unless one was given) and load
         any saved context, so that an agent re-created under a known id continues where it left
         off."""
         if self.context_server is None:
-            self.context_server = ContextMCPServer()
+            self.context_server = ContextStore()
         stored = await self.context_server.load(agent_id=self.agent_id)
         if stored is not None:
             self.document = ContextDocument.load(stored)

@@ -5,7 +5,7 @@
     tools       send_event, add_goal, update_goal, evaluate_alignment
 
 It is built on the official ``mcp`` SDK's low-level ``Server`` over an ``AgentManager``, which reads
-state and history through its ``ContextMCPServer``, and served as stateless streamable HTTP with
+state and history through its ``ContextStore``, and served as stateless streamable HTTP with
 JSON responses (``asgi_app``): every POST is one whole exchange, so any instance can answer it and
 nothing outlives the request. Tool arguments are the HTTP routes' bodies plus their path parameters,
 validated with the same models; AOS errors become tool results with ``isError`` (resources: MCP

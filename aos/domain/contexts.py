@@ -1,5 +1,5 @@
-"""Where an agent's context lives: ``ContextMCPServer``, the one seam for loading, saving and
-archiving it.
+"""Where an agent's context lives: ``ContextStore`` (the seed's ``ContextMCPServer``), the one
+seam for loading, saving and archiving it.
 
 An agent's context has two parts (see ``aos.domain.history``):
 
@@ -9,11 +9,12 @@ An agent's context has two parts (see ``aos.domain.history``):
 * its **history** -- every handled event and decision, appended to a ``HistoryArchive`` (an Azure
   Table in the app) so that the state can stay small.
 
-``ContextMCPServer`` puts both behind one object: the HTTP API and the MCP endpoint read through
-it, and ``PerpetualAgent.initialize`` creates one (in memory) when none is given, as the seed
+``ContextStore`` puts both behind one object: the HTTP API and the MCP endpoint read through it,
+and ``PerpetualAgent.initialize`` creates one (in memory) when none is given, as the seed
 describes; ``save_state`` saves and archives through it. (The entity's batch, which runs on a
-worker thread, writes the same archive through its synchronous half, ``HistoryWriter``.) Its name is the seed's: the same object is what the MCP
-endpoint (``aos.api.mcp``) serves to language-model clients.
+worker thread, writes the same archive through its synchronous half, ``HistoryWriter``.) It is
+not itself an MCP server: the seed calls it ``ContextMCPServer`` because the same contexts are
+what the MCP endpoint (``aos.api.mcp``) serves, and that name is kept as an alias.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aos.domain.history import (
     HistoryArchive,
@@ -31,10 +32,12 @@ from aos.domain.history import (
     InMemoryHistoryArchive,
 )
 
-if TYPE_CHECKING:
-    pass
-
-__all__ = ["ContextMCPServer", "ContextServer", "InMemoryContextServer"]
+__all__ = [
+    "ContextMCPServer",
+    "ContextServer",
+    "ContextStore",
+    "InMemoryContextServer",
+]
 
 
 class ContextServer(ABC):
@@ -74,7 +77,7 @@ class InMemoryContextServer(ContextServer):
         self._contexts.pop(agent_id, None)
 
 
-class ContextMCPServer(ContextServer):
+class ContextStore(ContextServer):
     """An agent's state and history behind one object: ``states`` holds the state, ``archive``
     the history (each in memory unless given)."""
 
@@ -113,3 +116,7 @@ class ContextMCPServer(ContextServer):
     async def close(self) -> None:
         await self.states.close()
         await self.history_archive.close()
+
+
+ContextMCPServer = ContextStore
+"""The seed's name for ``ContextStore``."""

@@ -1,4 +1,4 @@
-"""The events queue and its dead-letter queue.
+"""What travels on the events queue: the message envelope, and what makes one deliverable.
 
 A message on ``aos-events`` is one JSON envelope (``QueueMessage``): an event and where it goes,
 either one agent or every subscriber of the event's type. Messages are plain JSON text (host.json
@@ -9,15 +9,12 @@ Explorer and the 64 KB message limit applies to the JSON itself.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from aos.domain.models import AgentId, Event
 from aos.errors import PayloadTooLargeError
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "MAX_MESSAGE_BYTES",

@@ -21,7 +21,7 @@ from aos.agents.entity import AgentEntity
 from aos.settings import Settings
 
 if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold start)
-    from aos.domain.contexts import ContextMCPServer
+    from aos.domain.contexts import ContextStore
     from aos.domain.history import HistoryArchive, HistoryRecord, HistoryWriter
     from aos.ports.index import AgentIndex
     from aos.ports.letters import LetterStore
@@ -97,13 +97,13 @@ class AppRuntime:
         if records and writer is not None:
             writer.write(records)
 
-    def contexts(self, durable_client: Any) -> ContextMCPServer:
+    def contexts(self, durable_client: Any) -> ContextStore:
         """Agents' state (through the durable client) and history (the table), in one seam."""
         from aos.adapters.azure.durable import DurableEntityClient
-        from aos.domain.contexts import ContextMCPServer
+        from aos.domain.contexts import ContextStore
         from aos.services.contexts import EntityContextServer
 
-        return ContextMCPServer(
+        return ContextStore(
             states=EntityContextServer(DurableEntityClient(durable_client)),
             archive=self.storage().history,
         )

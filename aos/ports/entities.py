@@ -1,9 +1,9 @@
-"""Agent entities as seen from outside: signal an operation, read the state.
+"""Port: agent entities as seen from outside (``EntityClient``): signal an operation, read the
+state, and wait until the state shows a change.
 
-``EntityClient`` is the port; ``DurableEntityClient`` adapts the durable SDK's
-``DurableOrchestrationClient`` (the ``durable_client_input`` binding). The Python SDK cannot call an
-entity and wait for its result from a client, so writes are signals and readers poll the state.
-"""
+The Python durable SDK cannot call an entity and wait for its result from a client, so writes are
+signals and readers poll the state. ``aos.adapters.azure.durable`` adapts the durable client;
+``aos.adapters.memory.InMemoryEntities`` runs the real operations in process."""
 
 from __future__ import annotations
 

@@ -1,16 +1,9 @@
-"""Dead-lettered and poisoned messages in an Azure Table, so they can be listed, paged and replayed.
+"""Port: messages set aside (dead-lettered, poisoned) kept so they can be listed, paged and
+replayed (``LetterStore``), and the letter's id scheme.
 
-A queue cannot be paged or read by id (peeking shows the first 32 messages), so every letter is
-also a row of ``AOS_DEADLETTER_TABLE``:
-
-    PartitionKey   "deadletter" | "poison"      which path set it aside
-    RowKey         "<inverted µs>-<8 hex>"     newest first; also the letter's id in the API
-
-The inverted timestamp (``10**17`` minus microseconds since the epoch, zero-padded) makes the
-table's ascending key order the newest-first order the API pages in. The original message (up to
-64 KB) and the errors are JSON text split over ``<name>0``, ``<name>1``, ... like the history
-payload: a string property holds at most 32 K UTF-16 characters.
-"""
+Letter ids sort newest first: ``10**17`` minus microseconds since the epoch, zero-padded, then
+8 hex characters. The Azure Table adapter is ``aos.adapters.azure.letters``; the in-memory one is
+in ``aos.adapters.memory``."""
 
 from __future__ import annotations
 

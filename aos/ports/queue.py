@@ -1,20 +1,14 @@
-"""The events queue and its dead-letter queue.
+"""Port: the events queue and its dead-letter queue (``EventQueue``), and what a dead letter holds.
 
-A message on ``aos-events`` is one JSON envelope (``QueueMessage``): an event and where it goes,
-either one agent or every subscriber of the event's type. Messages are plain JSON text (host.json
-sets the queue extension's ``messageEncoding`` to ``none``), so they are readable in Storage
-Explorer and the 64 KB message limit applies to the JSON itself.
-"""
+The message format itself (``QueueMessage``, size checks, broadcast splitting) is domain code in
+``aos.domain.messages``; the Azure Storage queue adapter is ``aos.adapters.azure.queues``."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["DeadLetter", "EventQueue"]
 

@@ -36,10 +36,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    pass
+from typing import Any, Literal
 
 __all__ = ["Claim", "DeliveryReceipts", "claim_decision", "receipt_key"]
 

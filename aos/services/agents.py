@@ -16,7 +16,7 @@ from typing import Any
 
 from aos.agents import AgentKinds, PerpetualAgent, PurposeDrivenAgent
 from aos.alignment import AlignmentResult
-from aos.domain.contexts import ContextMCPServer
+from aos.domain.contexts import ContextStore
 from aos.domain.document import ContextDocument
 from aos.domain.history import HistoryPage, HistoryQuery
 from aos.domain.limits import Limits
@@ -63,12 +63,10 @@ class AgentManager:
         limits: Limits,
         receipts: DeliveryReceipts | None = None,
         settle_timeout: float = 10.0,
-        contexts: ContextMCPServer | None = None,
+        contexts: ContextStore | None = None,
     ) -> None:
         self.contexts = (
-            contexts
-            if contexts is not None
-            else ContextMCPServer(states=EntityContextServer(entities))
+            contexts if contexts is not None else ContextStore(states=EntityContextServer(entities))
         )
         self.index = index
         self.receipts = receipts

@@ -1,20 +1,8 @@
-"""Where an agent's context lives: ``ContextMCPServer``, the one seam for loading, saving and
-archiving it.
+"""The contexts of the app's agents, read through the entity client (``EntityContextServer``).
 
-An agent's context has two parts (see ``aos.domain.history``):
-
-* its **state** -- the bounded ``AgentContext`` document. In Azure it is the Durable entity's state,
-  loaded and saved by the host around every batch; used directly from Python (scripts, notebooks,
-  tests, the seed's ``await agent.initialize()``) it lives in a ``ContextServer``;
-* its **history** -- every handled event and decision, appended to a ``HistoryArchive`` (an Azure
-  Table in the app) so that the state can stay small.
-
-``ContextMCPServer`` puts both behind one object: the HTTP API and the MCP endpoint read through
-it, and ``PerpetualAgent.initialize`` creates one (in memory) when none is given, as the seed
-describes; ``save_state`` saves and archives through it. (The entity's batch, which runs on a
-worker thread, writes the same archive through its synchronous half, ``HistoryWriter``.) Its name is the seed's: the same object is what the MCP
-endpoint (``aos.api.mcp``) serves to language-model clients.
-"""
+``ContextStore`` (``aos.domain.contexts``) puts an agent's state and history behind one object; in
+the app its state side is this server, which reads the ``agent`` entities' state through the
+durable client and refuses writes (the host saves an entity's state after its operations)."""
 
 from __future__ import annotations
 

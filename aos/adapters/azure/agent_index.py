@@ -17,7 +17,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -41,9 +41,6 @@ from aos.ports.index import (
     encode_token,
     invalid_token,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["TableAgentIndex"]
 

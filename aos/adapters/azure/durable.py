@@ -1,9 +1,5 @@
-"""Agent entities as seen from outside: signal an operation, read the state.
-
-``EntityClient`` is the port; ``DurableEntityClient`` adapts the durable SDK's
-``DurableOrchestrationClient`` (the ``durable_client_input`` binding). The Python SDK cannot call an
-entity and wait for its result from a client, so writes are signals and readers poll the state.
-"""
+"""``DurableEntityClient``: the ``EntityClient`` port on the durable SDK's
+``DurableOrchestrationClient`` (the ``durable_client_input`` binding)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ payload: a string property holds at most 32 K UTF-16 characters.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
@@ -23,9 +23,6 @@ from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNot
 from aos.adapters.azure.tables import TableAdapter
 from aos.errors import StorageError
 from aos.ports.index import Page, decode_token, encode_token
-
-if TYPE_CHECKING:
-    pass
 from aos.ports.letters import LetterQueue, LetterStore, StoredLetter
 
 __all__ = ["PART_CHARS", "TableLetterStore"]

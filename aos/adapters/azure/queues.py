@@ -1,10 +1,7 @@
-"""The events queue and its dead-letter queue.
+"""The events queue and its dead-letter queue on Azure Queue Storage (``AzureEventQueue``).
 
-A message on ``aos-events`` is one JSON envelope (``QueueMessage``): an event and where it goes,
-either one agent or every subscriber of the event's type. Messages are plain JSON text (host.json
-sets the queue extension's ``messageEncoding`` to ``none``), so they are readable in Storage
-Explorer and the 64 KB message limit applies to the JSON itself.
-"""
+Queues are created on first use (Bicep creates them in Azure; locally nobody does). Messages are
+plain JSON text (host.json sets the queue extension's ``messageEncoding`` to ``none``)."""
 
 from __future__ import annotations
 

@@ -1,40 +1,11 @@
-"""Delivery receipts: the durable half of exactly-once delivery.
-
-The agent entity remembers the last few hundred event ids, which catches duplicates that arrive
-close together. It cannot catch one that arrives much later: a queue message whose function ran but
-whose host died before deleting it comes back after its visibility timeout (10 minutes in Azure),
-by which time thousands of other events may have reached the agent; a client that retries a POST it
-never got an answer to sends a second message with the same ``event_id``.
-
-So before the queue function signals an agent it *claims* the (agent, event) pair with the queue
-message's id and the agent's generation (when it was registered), and marks the claim once the
-signal is accepted:
-
-    no receipt                           → claim it, signal, mark it signalled
-    receipt of this message, signalled   → a redelivery of work already done: skip
-    receipt of this message, claimed     → the last attempt died before or while signalling:
-                                           signal again
-    receipt of another generation        → the agent was deregistered and registered anew since:
-                                           a new agent, take the receipt over and signal
-    receipt marked failed                → the agent's handler raised on this event (the entity
-                                           function marks it, see ``aos.adapters.azure.history``):
-                                           the event is sent again, take over and signal
-    receipt of another message, claimed  → that delivery never confirmed its signal (storage or
-                                           the host failed, its message was poisoned): take over
-                                           and signal
-    receipt of another message, signalled → the same event sent twice: skip
-
-Taking over is conditioned on the receipt's ETag, so of two deliveries racing for it one wins. A
-take-over can signal an event twice only if the first delivery is still in flight; the entity's
-window of recent ids drops the second.
-
-Receipts live in the history table (partition = agent id, row key ``receipt|<event_id>``).
-"""
+"""Delivery receipts in the history table (``TableDeliveryReceipts``): partition = agent id, row
+key ``receipt|<event_id>``. The rules (``claim_decision``) and why they are what they are are in
+``aos.ports.receipts``; this module applies them with ETag-conditioned writes."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -48,9 +19,6 @@ from azure.data.tables import UpdateMode
 from aos.adapters.azure.tables import TableAdapter, storage_error
 from aos.domain.models import format_timestamp, utc_now
 from aos.errors import StorageError
-
-if TYPE_CHECKING:
-    pass
 from aos.ports.receipts import _TAKE_OVER, Claim, DeliveryReceipts, claim_decision, receipt_key
 
 __all__ = ["TableDeliveryReceipts"]
