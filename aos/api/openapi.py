@@ -10,8 +10,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from aos.agents.registry import AgentKinds
+from aos.api.http import OPERATIONS
+from aos.api.paths import PATH_PARAMETERS
 from aos.api.schemas import Problem, RegisterAgent, ReplaceAgent
-from aos.functions.routes import FUNCTIONS, OPERATIONS, PATH_PARAMETERS
 from aos.version import VERSION
 
 __all__ = ["openapi_document"]
@@ -38,10 +39,10 @@ def openapi_document(server: str = "/api", kinds: Iterable[str] | None = None) -
     given), listed as the ``kind`` field's enum so that clients (and fuzzers) see which exist."""
     keys: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Problem, "serialization")]
     for op in OPERATIONS:
-        if op.request_model is not None:
-            keys.append((op.request_model, "validation"))
-        if op.response_model is not None:
-            keys.append((op.response_model, "serialization"))
+        if op.request is not None:
+            keys.append((op.request, "validation"))
+        if op.response is not None:
+            keys.append((op.response, "serialization"))
     keys = list(dict.fromkeys(keys))
     refs, schemas = models_json_schema(keys, ref_template=_REF)
     _array_bounds(schemas)
@@ -52,10 +53,10 @@ def openapi_document(server: str = "/api", kinds: Iterable[str] | None = None) -
 
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
-        route = FUNCTIONS[op.function]
+        route = op.route
         item = paths.setdefault(f"/{route}", {})
         operation: dict[str, Any] = {
-            "operationId": op.handler,
+            "operationId": op.handler.__name__,
             "summary": op.summary,
             "parameters": [
                 {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS[name]}
@@ -72,16 +73,16 @@ def openapi_document(server: str = "/api", kinds: Iterable[str] | None = None) -
             ],
             "responses": {},
         }
-        if op.request_model is not None:
+        if op.request is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": refs[(op.request_model, "validation")]}},
+                "content": {"application/json": {"schema": refs[(op.request, "validation")]}},
             }
         for status in (op.status, *op.also):
             success: dict[str, Any] = {"description": _STATUS_TEXT.get(status, "OK")}
-            if op.response_model is not None:
+            if op.response is not None:
                 success["content"] = {
-                    "application/json": {"schema": refs[(op.response_model, "serialization")]}
+                    "application/json": {"schema": refs[(op.response, "serialization")]}
                 }
             elif status == 202:  # a DELETE not applied yet answers what is being removed
                 success["content"] = {"application/json": {"schema": {"type": "object"}}}

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from aos.api.paths import DEFAULT_PAGE, MAX_HISTORY_PAGE, MAX_HISTORY_TYPES
 from aos.domain.history import HISTORY_PREFIX, HistoryQuery
 from aos.domain.models import (
     AGENT_ID_PATTERN,
@@ -53,10 +54,6 @@ from aos.errors import InvalidInputError
 from aos.ports.index import decode_token, encode_token, invalid_token
 
 __all__ = [
-    "DEFAULT_PAGE",
-    "MAX_HISTORY_PAGE",
-    "MAX_HISTORY_TYPES",
-    "MAX_PAGE",
     "AgentList",
     "AgentPatch",
     "AgentResource",
@@ -283,12 +280,6 @@ class LetterReplayed(BaseModel):
     id: str
     status: Literal["replayed"] = "replayed"
     event_id: str | None = Field(description="the replayed event's id, if the original has one")
-
-
-DEFAULT_PAGE, MAX_PAGE, MAX_HISTORY_PAGE = 50, 200, 1000
-MAX_HISTORY_TYPES = 8
-"""Azure Tables takes at most 15 comparisons in a filter; a history query uses up to 6 besides
-one per type (``aos.adapters.azure.history``)."""
 
 
 def _split_types(value: str | None) -> tuple[str, ...]:

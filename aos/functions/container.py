@@ -136,6 +136,12 @@ class AppRuntime:
         storage = self.storage()
         return DeadLetters(store=storage.letters, queue=storage.queue)
 
+    async def storage_health(self) -> dict[str, str]:
+        """Storage reachability for ``GET /api/health`` (``aos.functions.health``)."""
+        from aos.functions.health import check_storage
+
+        return await check_storage(self)
+
     async def aclose(self) -> None:
         """Close the storage clients of the current loop (tests and local hosts call this)."""
         if self._storage is not None:

@@ -1,55 +1,43 @@
 # mypy: disable-error-code="untyped-decorator,no-untyped-call"
-"""The HTTP functions: one Azure Function per route of ``aos.functions.routes.FUNCTIONS``.
+"""The HTTP functions: one Azure Function per path of ``aos.api.paths.FUNCTIONS``.
 
 Every function is ``AuthLevel.FUNCTION`` (Azure requires a function key, local hosts do not) and
-gets the durable client binding, which the manager uses to signal and read agent entities. The
-handlers (``aos.functions.http_handlers``) load on the first request.
+gets the durable client binding, which the services use to signal and read agent entities. The
+handlers and their table (``aos.api.http``) load on the first request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from aos.api.paths import FUNCTIONS
 from aos.functions.container import AppRuntime
-from aos.functions.routes import FUNCTIONS, OPERATIONS
-
-if TYPE_CHECKING:
-    from aos.functions.http_handlers import HttpApi
 
 __all__ = ["http_blueprint"]
 
 
 def http_blueprint(runtime: AppRuntime) -> func.Blueprint:
     bp = func.Blueprint()
-    handlers: list[HttpApi] = []  # created on first use, then shared by every function
-
-    def api() -> HttpApi:
-        if not handlers:
-            from aos.functions.http_handlers import HttpApi
-
-            handlers.append(HttpApi(runtime))
-        return handlers[0]
-
-    for function, route in FUNCTIONS.items():
-        methods = sorted({op.method for op in OPERATIONS if op.function == function})
-        serve = _function(api, function)
+    for function, path in FUNCTIONS.items():
+        serve = _function(runtime, function)
         serve = bp.durable_client_input(client_name="client")(serve)
-        serve = bp.route(route=route, methods=methods, auth_level=func.AuthLevel.FUNCTION)(serve)
+        serve = bp.route(
+            route=path.route, methods=list(path.methods), auth_level=func.AuthLevel.FUNCTION
+        )(serve)
         bp.function_name(name=function)(serve)
     return bp
 
 
-def _function(
-    api: Callable[[], HttpApi], function: str
-) -> Callable[..., Awaitable[func.HttpResponse]]:
+def _function(runtime: AppRuntime, function: str) -> Callable[..., Awaitable[func.HttpResponse]]:
     async def serve(
         req: func.HttpRequest, client: df.DurableOrchestrationClient
     ) -> func.HttpResponse:
-        return await api().dispatch(function, req, client)
+        from aos.api import http  # the handlers load on the first request (a shorter cold start)
+
+        return await http.dispatch(function, req, client, runtime)
 
     serve.__name__ = serve.__qualname__ = function
     return serve

@@ -49,7 +49,7 @@ def mcp_blueprint(runtime: AppRuntime) -> func.Blueprint:
 
 async def _serve(runtime: AppRuntime, req: func.HttpRequest, client: Any) -> func.HttpResponse:
     from aos.api.problems import MethodNotAllowedError, problem_response
-    from aos.functions.http_support import CORRELATION_HEADER, MAX_BODY_BYTES, correlation_id
+    from aos.api.requests import CORRELATION_HEADER, MAX_BODY_BYTES, correlation_id
 
     correlation = correlation_id(req)
     try:

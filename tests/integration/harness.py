@@ -19,14 +19,14 @@ from azure.functions.queue import QueueMessage as FuncQueueMessage
 from azure.storage.queue.aio import QueueClient
 
 from aos import AgentKinds, Limits, Settings, create_app
+from aos.api.paths import FUNCTIONS
 from aos.functions.container import AppRuntime
-from aos.functions.routes import FUNCTIONS
 from aos.settings import StorageConnection
 from devhost import DevHost
 from devhost.config import DurableOptions, HostConfig, QueueOptions
 from devhost.storage_names import UniqueName
 
-ROUTES = {route: name for name, route in FUNCTIONS.items()}
+ROUTES = {path.route: name for name, path in FUNCTIONS.items()}
 
 
 @dataclass

@@ -15,9 +15,9 @@ from harness import Aos, Response, running_aos
 
 from aos.adapters.azure.history import TableHistoryArchive
 from aos.api.problems import problem_response
+from aos.api.requests import MAX_JSON_DEPTH
 from aos.domain.history import HistoryQuery
 from aos.errors import InvalidInputError
-from aos.functions.http_support import MAX_JSON_DEPTH
 from devhost import Azurite
 from devhost.storage_names import UniqueName
 

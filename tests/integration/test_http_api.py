@@ -12,7 +12,7 @@ from harness import Aos, running_aos
 
 from aos import Limits
 from aos.api.openapi import openapi_document
-from aos.functions.routes import FUNCTIONS
+from aos.api.paths import FUNCTIONS
 from devhost import Azurite
 from devhost.storage_names import UniqueName
 
@@ -385,7 +385,7 @@ async def test_openapi_lists_every_http_route_and_method_of_the_app(aos: Aos) ->
                 served.add((f"/{function.trigger['route']}", method.lower()))
     documented = {(path, method) for path, item in document["paths"].items() for method in item}
     assert served == documented
-    assert set(FUNCTIONS.values()) == {path[1:] for path, _ in served}
+    assert {p.route for p in FUNCTIONS.values()} == {path[1:] for path, _ in served}
     register = document["paths"]["/agents"]["post"]
     schema_ref = register["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
