@@ -30,7 +30,8 @@ __all__ = ["SETTINGS_REFERENCE", "Settings", "StorageConnection"]
 
 STORAGE_SETTING = "AzureWebJobsStorage"
 
-# name -> (default, description); the README's configuration table mirrors this.
+# name -> (default, description): every default once (the limits' from ``Limits``); the README's
+# configuration table mirrors this (a test compares them).
 SETTINGS_REFERENCE: dict[str, tuple[str, str]] = {
     "AOS_TASK_HUB": ("AOSHub", "Durable Functions task hub (host.json reads it as %AOS_TASK_HUB%)"),
     "AOS_EVENTS_QUEUE": ("aos-events", "queue that carries events to agents"),
@@ -44,12 +45,26 @@ SETTINGS_REFERENCE: dict[str, tuple[str, str]] = {
         "AOSDeadLetters",
         "table listing dead-lettered and poisoned messages for inspection and replay",
     ),
-    "AOS_RECENT_EVENTS": ("8", "events kept in the entity's window"),
-    "AOS_RECENT_DECISIONS": ("8", "decisions kept in the entity's window"),
-    "AOS_PROCESSED_IDS": ("1000", "event/decision ids remembered for de-duplication"),
-    "AOS_EVENT_PREVIEW_BYTES": ("256", "event data kept in the window up to this JSON size"),
-    "AOS_USER_STATE_BYTES": ("10240", "budget for spec + goals + key/value state"),
-    "AOS_MAX_GOALS": ("32", "goals per agent"),
+    **{
+        name: (str(Limits.model_fields[attr].default), description)
+        for name, (attr, description) in {
+            "AOS_RECENT_EVENTS": ("recent_events", "events kept in the entity's window"),
+            "AOS_RECENT_DECISIONS": ("recent_decisions", "decisions kept in the entity's window"),
+            "AOS_PROCESSED_IDS": (
+                "processed_ids",
+                "event/decision ids remembered for de-duplication",
+            ),
+            "AOS_EVENT_PREVIEW_BYTES": (
+                "event_preview_bytes",
+                "event data kept in the window up to this JSON size",
+            ),
+            "AOS_USER_STATE_BYTES": (
+                "user_state_bytes",
+                "budget for spec + goals + key/value state",
+            ),
+            "AOS_MAX_GOALS": ("max_goals", "goals per agent"),
+        }.items()
+    },
     "AOS_HISTORY_RETENTION_DAYS": ("365", "archived history older than this is deleted"),
 }
 
@@ -131,13 +146,13 @@ _AZURITE_DEFAULT = (
 @dataclass(frozen=True, slots=True)
 class Settings:
     storage: StorageConnection
-    task_hub: str = "AOSHub"
-    events_queue: str = "aos-events"
-    deadletter_queue: str = "aos-events-deadletter"
-    agents_table: str = "AOSAgents"
-    history_table: str = "AOSHistory"
-    deadletter_table: str = "AOSDeadLetters"
-    history_retention_days: int = 365
+    task_hub: str = SETTINGS_REFERENCE["AOS_TASK_HUB"][0]
+    events_queue: str = SETTINGS_REFERENCE["AOS_EVENTS_QUEUE"][0]
+    deadletter_queue: str = SETTINGS_REFERENCE["AOS_DEADLETTER_QUEUE"][0]
+    agents_table: str = SETTINGS_REFERENCE["AOS_AGENTS_TABLE"][0]
+    history_table: str = SETTINGS_REFERENCE["AOS_HISTORY_TABLE"][0]
+    deadletter_table: str = SETTINGS_REFERENCE["AOS_DEADLETTER_TABLE"][0]
+    history_retention_days: int = int(SETTINGS_REFERENCE["AOS_HISTORY_RETENTION_DAYS"][0])
     limits: Limits = field(default_factory=Limits)
     in_azure: bool = False
     local_allowed_hosts: tuple[str, ...] = ()

@@ -24,7 +24,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 
 from aos.api.paths import DEFAULT_PAGE, MAX_HISTORY_PAGE, MAX_HISTORY_TYPES
 from aos.domain.history import HISTORY_PREFIX, HistoryQuery
@@ -32,22 +31,18 @@ from aos.domain.models import (
     AGENT_ID_PATTERN,
     EVENT_TYPE_PATTERN,
     AgentSpec,
-    Criterion,
     Event,
     EventId,
     EventType,
     Goal,
     JsonData,
-    KindName,
-    Purpose,
-    Scope,
     ShortText,
-    Subscription,
+    SpecChanges,
+    SpecFields,
     Timestamp,
     change_set_schema,
     format_timestamp,
     full_match,
-    not_null,
 )
 from aos.domain.validation import parse
 from aos.errors import InvalidInputError
@@ -81,16 +76,10 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class RegisterAgent(_Body):
+class RegisterAgent(SpecFields):
     """``POST /api/agents``: a new agent."""
 
-    agent_id: Annotated[str, Field(pattern=AGENT_ID_PATTERN, examples=["ceo"])]
-    kind: KindName = "generic"
-    purpose: Purpose
-    purpose_scope: Scope = ""
-    success_criteria: tuple[Criterion, ...] = Field(default=(), max_length=20)
-    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] = "default"
-    subscriptions: tuple[Subscription, ...] = Field(default=(), max_length=32)
+    model_config = _Body.model_config
 
 
 class ReplaceAgent(RegisterAgent):
@@ -101,26 +90,10 @@ class ReplaceAgent(RegisterAgent):
     )
 
 
-class AgentPatch(_Body):
+class AgentPatch(SpecChanges):
     """``PATCH /api/agents/{agent_id}``: the fields to change (at least one; none can be null)."""
 
     model_config = ConfigDict(json_schema_extra=change_set_schema)
-
-    purpose: Purpose | SkipJsonSchema[None] = None
-    purpose_scope: Scope | SkipJsonSchema[None] = None
-    # The bounds go inside the Annotated: on the union they would be applied to a null too, and
-    # pydantic raises a TypeError (a 500) for len(None).
-    success_criteria: (
-        Annotated[tuple[Criterion, ...], Field(max_length=20)] | SkipJsonSchema[None]
-    ) = None
-    adapter_name: Annotated[str, Field(pattern=AGENT_ID_PATTERN)] | SkipJsonSchema[None] = None
-    subscriptions: (
-        Annotated[tuple[Subscription, ...], Field(max_length=32)] | SkipJsonSchema[None]
-    ) = None
-
-    _not_null = field_validator(
-        "purpose", "purpose_scope", "success_criteria", "adapter_name", "subscriptions"
-    )(not_null)
 
     @model_validator(mode="after")
     def _something_to_change(self) -> AgentPatch:

@@ -192,21 +192,50 @@ def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------------------- the spec
-class AgentSpec(_State):
-    """Who the agent is and what it is for. Set by ``configure``; everything else is derived."""
+AdapterName = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
+Criteria = Annotated[tuple[Criterion, ...], Field(max_length=20)]
+Subscriptions = Annotated[tuple[Subscription, ...], Field(max_length=32)]
+Progress = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class SpecFields(BaseModel):
+    """The fields of an agent's spec, declared once: the stored ``AgentSpec`` and the bodies that
+    register an agent (``aos.api.schemas.RegisterAgent``) are this with their own configuration."""
 
     agent_id: AgentId
     kind: KindName = "generic"
     purpose: Purpose
     purpose_scope: Scope = ""
-    success_criteria: tuple[Criterion, ...] = Field(default=(), max_length=20)
-    adapter_name: Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)] = "default"
-    subscriptions: tuple[Subscription, ...] = Field(default=(), max_length=32)
+    success_criteria: Criteria = ()
+    adapter_name: AdapterName = "default"
+    subscriptions: Subscriptions = ()
 
     _dedupe = field_validator("success_criteria", "subscriptions")(_unique)
 
 
-class SpecUpdate(_Input):
+class AgentSpec(SpecFields, _State):
+    """Who the agent is and what it is for. Set by ``configure``; everything else is derived."""
+
+    model_config = _State.model_config
+
+
+class SpecChanges(_Input):
+    """The spec fields a change may set (each optional, none nullable): PATCH's body
+    (``aos.api.schemas.AgentPatch``) and ``SpecUpdate``, the ``configure`` input."""
+
+    purpose: Purpose | SkipJsonSchema[None] = None
+    purpose_scope: Scope | SkipJsonSchema[None] = None
+    # Bounds inside the Annotated: on the union pydantic would apply them to None (a TypeError).
+    success_criteria: Criteria | SkipJsonSchema[None] = None
+    adapter_name: AdapterName | SkipJsonSchema[None] = None
+    subscriptions: Subscriptions | SkipJsonSchema[None] = None
+
+    _not_null = field_validator(
+        "purpose", "purpose_scope", "success_criteria", "adapter_name", "subscriptions"
+    )(not_null)
+
+
+class SpecUpdate(SpecChanges):
     """Input of the ``configure`` operation and of register/PATCH.
 
     Fields left out keep their current value, unless ``replace`` is true (PUT), in which case they
@@ -216,12 +245,6 @@ class SpecUpdate(_Input):
 
     agent_id: AgentId | None = None
     kind: KindName | None = None
-    purpose: Purpose | None = None
-    purpose_scope: Scope | None = None
-    # Bounds inside the Annotated: on the union pydantic would apply them to None (a TypeError).
-    success_criteria: Annotated[tuple[Criterion, ...], Field(max_length=20)] | None = None
-    adapter_name: Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)] | None = None
-    subscriptions: Annotated[tuple[Subscription, ...], Field(max_length=32)] | None = None
     replace: bool = False
 
     def apply_to(self, agent_id: str, current: AgentSpec | None) -> AgentSpec:
@@ -255,7 +278,7 @@ class Goal(_State):
     id: GoalId
     description: Description
     status: GoalStatus = GoalStatus.PENDING
-    progress: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    progress: Progress = 0.0
     created_at: Timestamp
     updated_at: Timestamp
     metadata: Metadata = Field(default_factory=dict)
@@ -267,7 +290,7 @@ class GoalCreate(_Input):
     id: GoalId | None = None
     description: Description
     status: GoalStatus = GoalStatus.PENDING
-    progress: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    progress: Progress = 0.0
     metadata: Metadata = Field(default_factory=dict)
 
 
@@ -279,7 +302,7 @@ class GoalChanges(_Input):
 
     description: Description | SkipJsonSchema[None] = None
     status: GoalStatus | SkipJsonSchema[None] = None
-    progress: Annotated[float, Field(ge=0.0, le=1.0)] | SkipJsonSchema[None] = None
+    progress: Progress | SkipJsonSchema[None] = None
     metadata: Metadata | SkipJsonSchema[None] = None
 
     _not_null = field_validator("description", "status", "progress", "metadata")(not_null)
