@@ -93,7 +93,40 @@ async def marked_step(step: dict[str, Any]) -> int:
     return int(step["value"])
 
 
+class Concurrency:
+    """How many `slow_step` activities ran at once, at most."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+
+
+concurrency = Concurrency()
+
+
+@app.activity_trigger(input_name="seconds")
+async def slow_step(seconds: float) -> int:
+    import asyncio
+
+    concurrency.now += 1
+    concurrency.peak = max(concurrency.peak, concurrency.now)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        concurrency.now -= 1
+    return 1
+
+
 # ----------------------------------------------------------------------- orchestrations
+@app.orchestration_trigger(context_name="context")
+def fan_slow(context: df.DurableOrchestrationContext) -> Any:
+    count = int(context.get_input())
+    results = yield context.task_all(
+        [context.call_activity("slow_step", 0.3) for _ in range(count)]
+    )
+    return sum(results)
+
+
 @app.orchestration_trigger(context_name="context")
 def chaining(context: df.DurableOrchestrationContext) -> Any:
     """Function chaining: each activity's result feeds the list, in order."""

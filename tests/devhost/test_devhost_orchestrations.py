@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import azure.durable_functions as df
@@ -190,6 +191,33 @@ def test_the_clients_instance_api(azurite: Azurite, unique_name: UniqueName) -> 
                 await client.raise_event("never", "Ping", 1)
 
     run(scenario())
+
+
+@pytest.mark.parametrize("limit", [2, 8])
+def test_activities_run_concurrently_within_max_concurrent_activity_functions(
+    azurite: Azurite, unique_name: UniqueName, limit: int
+) -> None:
+    import orchestration_sample_app
+
+    config = fast_config()
+    config = replace(
+        config, durable=replace(config.durable, max_concurrent_activity_functions=limit)
+    )
+    orchestration_sample_app.concurrency.peak = 0
+
+    async def scenario() -> None:
+        async with DevHost(
+            orchestration_sample_app.app,
+            connection_string=azurite.connection_string,
+            hub=unique_name.table_name("Hub"),
+            config=config,
+        ) as host:
+            client = df.DurableOrchestrationClient(host.client_binding())
+            instance = await client.start_new("fan_slow", None, 16)
+            assert (await finished(host, client, instance)).output == 16
+
+    run(scenario())
+    assert orchestration_sample_app.concurrency.peak == limit
 
 
 def test_work_resumes_after_a_restart(azurite: Azurite, unique_name: UniqueName) -> None:
