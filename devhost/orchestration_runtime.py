@@ -35,6 +35,7 @@ from azure.functions.durable_functions import ActivityTriggerConverter
 from devhost.app_loader import FunctionSpec
 from devhost.errors import DevHostError
 from devhost.orchestration_store import (
+    INBOX_PREFIX,
     MAX_INBOX_PER_EPISODE,
     InstanceRecord,
     Message,
@@ -175,10 +176,16 @@ class OrchestrationRuntime:
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        """Resume every instance that is not finished: its inbox, activities, timers, outbox."""
-        records = [r async for r in self._store.instance_ids(ACTIVE)]
-        if records:
-            log.info("resuming %d orchestration instance(s)", len(records))
+        """Resume every instance that is not finished: its inbox, activities, timers, outbox.
+
+        The host is the only writer of its table, so the status of every instance is read once
+        here and kept in memory from then on (starting an instance checks it without a query).
+        """
+        records = [r async for r in self._store.instance_ids()]
+        self._status.update((r.instance_id, r.status) for r in records)
+        active = [r for r in records if r.status in ACTIVE]
+        if active:
+            log.info("resuming %d orchestration instance(s)", len(active))
         sem = asyncio.Semaphore(8)
 
         async def resume(record: InstanceRecord) -> None:
@@ -193,7 +200,7 @@ class OrchestrationRuntime:
             self._schedule_work(instance)
             self._kick(instance)
 
-        await asyncio.gather(*(resume(r) for r in records))
+        await asyncio.gather(*(resume(r) for r in active))
 
     async def stop(self) -> None:
         """Stop starting work; let running episodes and activities finish (results are stored)."""
@@ -221,14 +228,33 @@ class OrchestrationRuntime:
         input_text: str | None,
         parent: dict[str, Any] | None,
     ) -> str:
-        existing = await self._store.load(instance_id)
-        if existing is not None and existing.record.status in ACTIVE:
+        known = self._status.get(instance_id)
+        if known in ACTIVE:
             raise InstanceExistsError(
-                f"An Orchestration instance with the status {existing.record.status} already "
-                f"exists (instance id {instance_id!r})."
+                f"An Orchestration instance with the status {known} already exists "
+                f"(instance id {instance_id!r})."
             )
         if instance_id in self._instances and self._instances[instance_id].worker is not None:
             raise InstanceExistsError(f"instance {instance_id!r} is still being updated")
+        self._status[instance_id] = "Pending"  # claimed before the first await
+        try:
+            return await self._store_new(name, instance_id, input_text, parent, known)
+        except BaseException:
+            if known is None:
+                self._status.pop(instance_id, None)
+            else:
+                self._status[instance_id] = known
+            raise
+
+    async def _store_new(
+        self,
+        name: str,
+        instance_id: str,
+        input_text: str | None,
+        parent: dict[str, Any] | None,
+        known: str | None,
+    ) -> str:
+        existing = await self._store.load(instance_id) if known is not None else None
         execution = uuid.uuid4().hex
         now = timestamp()
         record = InstanceRecord(
@@ -250,10 +276,9 @@ class OrchestrationRuntime:
             ),
             "execution": execution,
         }
-        await self._store.create(record, started, replace=existing)
-        self._status[instance_id] = record.status
+        message = await self._store.create(record, started, replace=existing)
         instance = self._instance(instance_id)
-        instance.stored = None  # load what was just written
+        instance.stored = StoredInstance(record, [], [], [message], [])
         instance.arrived.clear()
         self._kick(instance)
         return instance_id
@@ -273,22 +298,35 @@ class OrchestrationRuntime:
     async def purge(self, stored: StoredInstance) -> None:
         await self._store.purge(stored)
         self._instances.pop(stored.record.instance_id, None)
+        self._status.pop(stored.record.instance_id, None)
 
     async def wait_for(self, instance_id: str, statuses: set[str] = TERMINAL) -> str:
         """Wait until the instance reaches one of `statuses`; bound it with asyncio.timeout."""
-        stored = await self._store.load(instance_id)
-        if stored is not None:
-            self._status.setdefault(instance_id, stored.record.status)
         async with self._changed:
             await self._changed.wait_for(lambda: self._status.get(instance_id) in statuses)
         return self._status[instance_id]
 
     # ----------------------------------------------------------------- messages
-    async def deliver(self, instance_id: str, event: dict[str, Any], execution: str | None) -> None:
-        """Store a history event in an instance's inbox (durable), then wake the instance."""
-        message = await self._store.add_message(
-            instance_id, {"event": event, "execution": execution}
-        )
+    async def deliver(
+        self,
+        instance_id: str,
+        event: dict[str, Any],
+        execution: str | None,
+        *,
+        durable: bool = True,
+    ) -> None:
+        """Put a history event in an instance's inbox, then wake the instance.
+
+        `durable=False` keeps it in memory until the next episode records it in history (in the
+        episode's transaction): used for the results of the host's own work (activities, timers),
+        which a restart derives from history and runs again if their result was not recorded.
+        Messages from elsewhere (clients, entities, other instances) are stored first.
+        """
+        body = {"event": event, "execution": execution}
+        if durable:
+            message = await self._store.add_message(instance_id, body)
+        else:
+            message = Message(INBOX_PREFIX + self._store.next_seq(), body, rows=0)
         instance = self._instance(instance_id)
         instance.arrived.append(message)
         self._kick(instance)
@@ -337,6 +375,9 @@ class OrchestrationRuntime:
         except Exception:
             failed = True
             instance.failed_attempts += 1
+            if instance.stored is not None:  # keep the results held in memory only
+                held = [m for m in instance.stored.inbox if not m.rows]
+                instance.arrived[:0] = held
             instance.stored = None  # reload: the commit may or may not have happened
             log.exception("orchestration %s: episode failed; retrying", instance.id)
         finally:
@@ -746,7 +787,7 @@ class OrchestrationRuntime:
             return
         record = stored.record
         done = {k for e in stored.history if (k := _completion_key(e))}
-        for message in stored.inbox:
+        for message in [*stored.inbox, *instance.arrived]:
             if message.body.get("execution") == record.execution_id:
                 key = _completion_key(message.body["event"])
                 if key is not None:
@@ -773,7 +814,7 @@ class OrchestrationRuntime:
         self._timers.pop(work, None)
         instance_id, execution, timer_id = work
         event = _event(TIMER_FIRED, TimerId=timer_id, FireAt=fire_at)
-        self._spawn(self._deliver_retrying(instance_id, event, execution))
+        self._spawn(self.deliver(instance_id, event, execution, durable=False))
 
     async def _run_activity(
         self, work: tuple[str, str, int], name: str, input_text: str | None
@@ -793,7 +834,7 @@ class OrchestrationRuntime:
                     )
                 else:
                     event = await self._activity_event(spec, name, task_id, input_text)
-            await self._deliver_retrying(instance_id, event, execution)
+            await self.deliver(instance_id, event, execution, durable=False)
         finally:
             self._running_work.discard(work)
 
@@ -817,19 +858,6 @@ class OrchestrationRuntime:
                 Reason=f"Activity function '{name}' failed: {exc}",
                 Details="".join(traceback.format_exception(exc)),
             )
-
-    async def _deliver_retrying(
-        self, instance_id: str, event: dict[str, Any], execution: str | None
-    ) -> None:
-        delay = 0.1
-        while not self._stopping:
-            try:
-                await self.deliver(instance_id, event, execution)
-                return
-            except AzureError:
-                log.warning("storing a result for %s failed; retrying", instance_id)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
 
     # ----------------------------------------------------------------- outbox
     async def _flush_outbox(self, instance_id: str, message: Message) -> None:

@@ -95,8 +95,12 @@ class Message:
     key: str
     body: dict[str, Any]
     rows: int = 1
+    """How many rows hold it; 0 for a message held in memory only (an activity result or a fired
+    timer, recorded by the episode that consumes it)."""
 
     def row_keys(self) -> list[str]:
+        if not self.rows:
+            return []
         return [self.key] + [f"{self.key}.{CHUNKS_PER_ROW * i}" for i in range(1, self.rows)]
 
 
@@ -181,7 +185,7 @@ class OrchestrationStore:
 
     async def create(
         self, record: InstanceRecord, started: dict[str, Any], *, replace: StoredInstance | None
-    ) -> None:
+    ) -> Message:
         """A new instance: its row and the ExecutionStarted message (after purging `replace`)."""
         if replace is not None:
             await self.purge(replace)
@@ -189,9 +193,11 @@ class OrchestrationStore:
         ops: list[tuple[Any, ...]] = []
         for row in _chunked_row(pk, INSTANCE_ROW, record.to_json()):
             ops.append(("create", row))
-        for row in _chunked_row(pk, INBOX_PREFIX + self.next_seq(), json.dumps(started)):
-            ops.append(("create", row))
+        key = INBOX_PREFIX + self.next_seq()
+        rows = _chunked_row(pk, key, json.dumps(started))
+        ops.extend(("create", row) for row in rows)
         await self._table.submit_transaction(ops)
+        return Message(key, started, len(rows))
 
     async def add_message(self, instance_id: str, event: dict[str, Any]) -> Message:
         """Append a message to an instance's inbox (durable once this returns)."""
