@@ -204,7 +204,9 @@ def orchestration_routes(runtime: OrchestrationRuntime) -> list[web.AbstractRout
             log.exception("starting %s failed", name)
             return problem(503, "Instance not stored", f"storage error: {exc}")
         body = management(request, started)
-        return _json(202, body)
+        response = _json(202, body)
+        response.headers["Location"] = body["statusQueryGetUri"]
+        return response
 
     async def status(request: web.Request) -> web.StreamResponse:
         instance_id = request.match_info["instance_id"]
