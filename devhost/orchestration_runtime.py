@@ -195,12 +195,13 @@ class OrchestrationRuntime:
                 return
             instance = self._instance(record.instance_id)
             instance.stored = stored
-            for message in stored.outbox:
-                self._spawn(self._flush_outbox(record.instance_id, message))
             self._schedule_work(instance)
             self._kick(instance)
 
         await asyncio.gather(*(resume(r) for r in active))
+        for instance_id, messages in (await self._store.pending_outboxes()).items():
+            for message in messages:
+                self._spawn(self._flush_outbox(instance_id, message))
 
     async def stop(self) -> None:
         """Stop starting work; let running episodes and activities finish (results are stored)."""

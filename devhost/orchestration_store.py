@@ -183,6 +183,21 @@ class OrchestrationStore:
             if statuses is None or record.status in statuses:
                 yield record
 
+    async def pending_outboxes(self) -> dict[str, list[Message]]:
+        """Outbox rows not yet delivered, per instance id (finished instances' too)."""
+        query = f"RowKey ge '{OUTBOX_PREFIX}' and RowKey lt 'out.'"
+        rows: dict[str, list[dict[str, Any]]] = {}
+        async for row in self._table.query_entities(query):
+            rows.setdefault(str(row["PartitionKey"]), []).append(dict(row))
+        found: dict[str, list[Message]] = {}
+        for pk, group in rows.items():
+            instance_id = re.sub(r"%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), pk)
+            found[instance_id] = [
+                Message(k, {"messages": json.loads(_text(p))}, len(p))
+                for k, p in _group(group, OUTBOX_PREFIX)
+            ]
+        return found
+
     async def create(
         self, record: InstanceRecord, started: dict[str, Any], *, replace: StoredInstance | None
     ) -> Message:
