@@ -15,7 +15,11 @@ measures, in one run, through the SDK's own `DurableOrchestrationClient`:
   committed state includes it (the host's committed state, read in memory every 5 ms);
 * orchestrations: `--count` instances started by `--concurrency` concurrent clients, each calling
   the same entities; orchestrations/s from the first start until the last instance's `Completed`
-  status is committed, and per instance the latency from just before its start request until then.
+  status is committed, and per instance the latency from just before its start request until then
+  (in a burst, mostly time spent queued behind the others);
+* latency at a fixed offered rate (`--rate` per s, `--paced` of each, after the bursts): a signal
+  to a fresh entity until its state is committed, and an orchestration from its start request
+  until `Completed` is committed.
 
 Each orchestration is 5 episodes (start, 3 activity results, the entity's answer), each a replay of
 the SDK's handler plus one Table transaction; activities and entity calls each add their own writes.
@@ -134,6 +138,34 @@ async def orchestrations(
     return count / (time.perf_counter() - started), latency
 
 
+async def paced(host: DevHost, kind: str, count: int, rate: float, keys: int) -> list[float]:
+    """Latency at a fixed offered rate: one signal or one orchestration every 1/rate seconds."""
+    client = df.DurableOrchestrationClient(host.client_binding())
+    latency: list[float] = []
+
+    async def orchestration(i: int) -> None:
+        began = time.perf_counter()
+        instance = await client.start_new("three_and_a_call", f"paced-{i}", f"p{i % keys}")
+        await host.orchestrations.wait_for(instance)
+        latency.append((time.perf_counter() - began) * 1000)
+
+    async def signal(i: int) -> None:
+        key = f"q{i}"  # a fresh entity each: its first committed state is this signal's
+        began = time.perf_counter()
+        await client.signal_entity(df.EntityId("tally", key), "add", 1)
+        while not (await host.runtime.read("tally", key)).exists:  # noqa: ASYNC110 (polled like a client)
+            await asyncio.sleep(0.005)
+        latency.append((time.perf_counter() - began) * 1000)
+
+    run = orchestration if kind == "orchestration" else signal
+    tasks = []
+    for i in range(count):
+        tasks.append(asyncio.create_task(run(i)))
+        await asyncio.sleep(1 / rate)
+    await asyncio.gather(*tasks)
+    return latency
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     config = HostConfig(
         durable=DurableOptions(
@@ -150,6 +182,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             signal_rate, signal_ms = await signals(host, args.count, args.keys, args.concurrency)
             orch_rate, orch_ms = await orchestrations(host, args.count, args.keys, args.concurrency)
             episodes = host.orchestrations.episodes_run
+            paced_signal = await paced(host, "signal", args.paced, args.rate, args.keys)
+            paced_orch = await paced(host, "orchestration", args.paced, args.rate, args.keys)
     return {
         "count": args.count,
         "keys": args.keys,
@@ -163,6 +197,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "orchestration_p50_ms": round(statistics.median(orch_ms), 1),
         "orchestration_p99_ms": round(percentile(orch_ms, 0.99), 1),
         "episodes": episodes,
+        "rate": args.rate,
+        "paced_signal_p50_ms": round(statistics.median(paced_signal), 1),
+        "paced_signal_p99_ms": round(percentile(paced_signal, 0.99), 1),
+        "paced_orchestration_p50_ms": round(statistics.median(paced_orch), 1),
+        "paced_orchestration_p99_ms": round(percentile(paced_orch, 0.99), 1),
     }
 
 
@@ -180,7 +219,12 @@ def report(result: dict[str, Any]) -> None:
     for label, rate, p50, p99 in rows:
         print(f"{label:<38} {result[rate]:>8} {result[p50]:>9} {result[p99]:>9}")
     print(
-        f"{result['count']} of each, {result['concurrency']} concurrent clients, "
+        f"at {result['rate']}/s offered: signal p50 {result['paced_signal_p50_ms']} ms, "
+        f"p99 {result['paced_signal_p99_ms']} ms; orchestration p50 "
+        f"{result['paced_orchestration_p50_ms']} ms, p99 {result['paced_orchestration_p99_ms']} ms"
+    )
+    print(
+        f"{result['count']} of each (burst), {result['concurrency']} concurrent clients, "
         f"{result['keys']} entities, {result['episodes']} orchestrator episodes"
     )
     print(json.dumps(result))
@@ -191,6 +235,8 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--keys", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=4.0, help="paced phase: starts per s")
+    parser.add_argument("--paced", type=int, default=60, help="paced phase: how many of each")
     parser.add_argument("--max-orchestrators", type=int, default=10)
     parser.add_argument("--max-activities", type=int, default=10)
     logging.basicConfig(level=logging.WARNING)

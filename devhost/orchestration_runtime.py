@@ -173,6 +173,7 @@ class OrchestrationRuntime:
         self._status: dict[str, str] = {}  # last committed status, for wait_for
         self.episodes_run = 0
         self.activity_runs = 0
+        self.episode_observer: Callable[[dict[str, Any]], None] | None = None  # tests: the JSON
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -483,6 +484,8 @@ class OrchestrationRuntime:
         spec = self.orchestrators.get(record.name)
         if spec is None:
             return {"actions": []}, f"no orchestrator function named {record.name!r}"
+        if self.episode_observer is not None:
+            self.episode_observer(context)
         body = OrchestrationContext(json.dumps(context))
         self.episodes_run += 1
         try:

@@ -193,6 +193,53 @@ def test_the_clients_instance_api(azurite: Azurite, unique_name: UniqueName) -> 
     run(scenario())
 
 
+def test_the_history_json_the_orchestrator_receives(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    """The episode JSON follows the SDK's models; retry ids interleave as the SDK counts them."""
+    seen: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        async with orchestration_host(azurite, unique_name.table_name("Hub")) as (host, client):
+            host.orchestrations.episode_observer = seen.append
+            request = {"key": f"{unique_name.token}-json", "failures": 2}
+            instance = await client.start_new("retrying", "json-1", request)
+            assert (await finished(host, client, instance)).output["result"].endswith("3")
+
+    run(scenario())
+    first, last = seen[0], seen[-1]
+    assert first["instanceId"] == "json-1"
+    assert first["upperSchemaVersion"] == 0
+    assert first["isReplaying"] is False
+    assert [e["EventType"] for e in first["history"]] == [12, 0]  # OrchestratorStarted, Started
+    started = first["history"][1]
+    assert started["Name"] == "retrying"
+    assert json.loads(started["Input"]) == json.loads(first["input"])
+    assert last["isReplaying"] is True
+    events = [
+        (e["EventType"], e["EventId"], e.get("TaskScheduledId"), e.get("TimerId"))
+        for e in last["history"]
+        if e["EventType"] not in (12, 13)
+    ]
+    assert events == [
+        (0, -1, None, None),  # ExecutionStarted
+        (4, 0, None, None),  # TaskScheduled 0
+        (6, -1, 0, None),  # TaskFailed 0
+        (10, 1, None, None),  # TimerCreated 1 (the retry's timer)
+        (11, -1, None, 1),  # TimerFired 1
+        (4, 2, None, None),  # TaskScheduled 2 (attempt 2)
+        (6, -1, 2, None),
+        (10, 3, None, None),
+        (11, -1, None, 3),
+        (4, 4, None, None),  # attempt 3
+        (5, -1, 4, None),  # TaskCompleted 4
+    ]
+    played = [e["IsPlayed"] for e in last["history"]]
+    new_from = max(i for i, e in enumerate(last["history"]) if e["EventType"] == 12)
+    assert all(played[:new_from])
+    assert not any(played[new_from:])
+
+
 @pytest.mark.parametrize("limit", [2, 8])
 def test_activities_run_concurrently_within_max_concurrent_activity_functions(
     azurite: Azurite, unique_name: UniqueName, limit: int
