@@ -19,6 +19,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+bp = df.Blueprint()  # everything but `ready`, so another app can register it too
 
 
 @app.route(route="ready", methods=["GET"])
@@ -27,27 +28,27 @@ def ready(req: func.HttpRequest) -> func.HttpResponse:
 
 
 # ----------------------------------------------------------------------- activities
-@app.activity_trigger(input_name="name")
+@bp.activity_trigger(input_name="name")
 def say_hello(name: str) -> str:
     return f"Hello {name}!"
 
 
-@app.activity_trigger(input_name="count")
+@bp.activity_trigger(input_name="count")
 def get_work_batch(count: int) -> list[int]:
     return list(range(1, count + 1))
 
 
-@app.activity_trigger(input_name="item")
+@bp.activity_trigger(input_name="item")
 def process_item(item: int) -> int:
     return item * item
 
 
-@app.activity_trigger(input_name="request")
+@bp.activity_trigger(input_name="request")
 def send_approval_request(request: dict[str, Any]) -> str:
     return f"approval requested from {request['approver']}"
 
 
-@app.activity_trigger(input_name="reason")
+@bp.activity_trigger(input_name="reason")
 def escalate(reason: str) -> str:
     return f"escalated: {reason}"
 
@@ -62,7 +63,7 @@ class FlakyCalls:
 flaky_calls = FlakyCalls()
 
 
-@app.activity_trigger(input_name="request")
+@bp.activity_trigger(input_name="request")
 def flaky_step(request: dict[str, Any]) -> str:
     key = str(request["key"])
     flaky_calls.calls[key] = flaky_calls.calls.get(key, 0) + 1
@@ -71,7 +72,7 @@ def flaky_step(request: dict[str, Any]) -> str:
     return f"{key} succeeded on attempt {flaky_calls.calls[key]}"
 
 
-@app.activity_trigger(input_name="step")
+@bp.activity_trigger(input_name="step")
 async def marked_step(step: dict[str, Any]) -> int:
     """Append a row per execution (a durable count of runs), return the step's value."""
     from azure.data.tables.aio import TableClient
@@ -104,7 +105,7 @@ class Concurrency:
 concurrency = Concurrency()
 
 
-@app.activity_trigger(input_name="seconds")
+@bp.activity_trigger(input_name="seconds")
 async def slow_step(seconds: float) -> int:
     import asyncio
 
@@ -118,7 +119,7 @@ async def slow_step(seconds: float) -> int:
 
 
 # ----------------------------------------------------------------------- orchestrations
-@app.orchestration_trigger(context_name="context")
+@bp.orchestration_trigger(context_name="context")
 def fan_slow(context: df.DurableOrchestrationContext) -> Any:
     count = int(context.get_input())
     results = yield context.task_all(
@@ -127,7 +128,7 @@ def fan_slow(context: df.DurableOrchestrationContext) -> Any:
     return sum(results)
 
 
-@app.orchestration_trigger(context_name="context")
+@bp.orchestration_trigger(context_name="context")
 def chaining(context: df.DurableOrchestrationContext) -> Any:
     """Function chaining: each activity's result feeds the list, in order."""
     result1 = yield context.call_activity("say_hello", "Tokyo")
@@ -136,7 +137,7 @@ def chaining(context: df.DurableOrchestrationContext) -> Any:
     return [result1, result2, result3]
 
 
-@app.orchestration_trigger(context_name="context")
+@bp.orchestration_trigger(context_name="context")
 def fan_out_fan_in(context: df.DurableOrchestrationContext) -> Any:
     """Fan-out/fan-in: get a batch, process every item in parallel, sum the results."""
     batch = yield context.call_activity("get_work_batch", context.get_input())
@@ -145,7 +146,7 @@ def fan_out_fan_in(context: df.DurableOrchestrationContext) -> Any:
     return sum(results)
 
 
-@app.orchestration_trigger(context_name="context")
+@bp.orchestration_trigger(context_name="context")
 def approval(context: df.DurableOrchestrationContext) -> Any:
     """Human interaction: ask, then wait for "Approval" or escalate when the deadline passes."""
     request = context.get_input()
@@ -163,7 +164,7 @@ def approval(context: df.DurableOrchestrationContext) -> Any:
     return (yield context.call_activity("escalate", "no approval in time"))
 
 
-@app.orchestration_trigger(context_name="context")
+@bp.orchestration_trigger(context_name="context")
 def eternal(context: df.DurableOrchestrationContext) -> Any:
     """An eternal orchestration: do work, sleep, continue as new, until a stop count."""
     state = context.get_input() or {"round": 0, "greetings": []}
@@ -177,7 +178,7 @@ def eternal(context: df.DurableOrchestrationContext) -> Any:
     return None
 
 
-@app.orchestration_trigger(context_name="context")
+@bp.orchestration_trigger(context_name="context")
 def counting(context: df.DurableOrchestrationContext) -> Any:
     """Entities from an orchestration: signal (no answer), then call (the result comes back)."""
     key = context.get_input()
@@ -193,7 +194,7 @@ def counting(context: df.DurableOrchestrationContext) -> Any:
     return {"after_call": after_call, "state": state, "failed": failed}
 
 
-@app.orchestration_trigger(context_name="context")
+@bp.orchestration_trigger(context_name="context")
 def retrying(context: df.DurableOrchestrationContext) -> Any:
     """call_activity_with_retry: succeeds within the budget, or fails after the last attempt."""
     request = context.get_input()
@@ -205,26 +206,27 @@ def retrying(context: df.DurableOrchestrationContext) -> Any:
     return {"result": result}
 
 
-@app.orchestration_trigger(context_name="context")
+@bp.orchestration_trigger(context_name="context")
 def parent(context: df.DurableOrchestrationContext) -> Any:
-    """Sub-orchestrations: two children in parallel, then one that fails."""
+    """Sub-orchestrations: two children in parallel, then one that fails twice (with retry)."""
     first = context.call_sub_orchestrator("chaining")
     second = context.call_sub_orchestrator("fan_out_fan_in", 3, f"{context.instance_id}-fan")
     results = yield context.task_all([first, second])
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=50, max_number_of_attempts=2)
     try:
-        yield context.call_sub_orchestrator("failing", "child failure")
+        yield context.call_sub_orchestrator_with_retry("failing", options, "child failure")
     except Exception as exc:
         return {"children": results, "failure": str(exc)}
     return {"children": results, "failure": None}
 
 
-@app.orchestration_trigger(context_name="context")
+@bp.orchestration_trigger(context_name="context")
 def failing(context: df.DurableOrchestrationContext) -> Any:
     yield context.call_activity("say_hello", "before the failure")
     raise ValueError(context.get_input() or "failing on purpose")
 
 
-@app.orchestration_trigger(context_name="context")
+@bp.orchestration_trigger(context_name="context")
 def waiting(context: df.DurableOrchestrationContext) -> Any:
     """Waits for events forever (until terminated); counts them in its custom status."""
     seen = 0
@@ -234,7 +236,7 @@ def waiting(context: df.DurableOrchestrationContext) -> Any:
         context.set_custom_status({"seen": seen, "last": value})
 
 
-@app.orchestration_trigger(context_name="context")
+@bp.orchestration_trigger(context_name="context")
 def marked(context: df.DurableOrchestrationContext) -> Any:
     """The crash test's orchestration: two activities, a durable timer, a third activity."""
     request = context.get_input()
@@ -253,7 +255,7 @@ def marked(context: df.DurableOrchestrationContext) -> Any:
     return first + second + third
 
 
-@app.orchestration_trigger(context_name="context")
+@bp.orchestration_trigger(context_name="context")
 def bench_flow(context: df.DurableOrchestrationContext) -> Any:
     """The bench's orchestration: three activities and one entity call."""
     key = context.get_input()
@@ -265,7 +267,7 @@ def bench_flow(context: df.DurableOrchestrationContext) -> Any:
 
 
 # ----------------------------------------------------------------------- a small entity
-@app.entity_trigger(context_name="context")
+@bp.entity_trigger(context_name="context")
 def tally(context: df.DurableEntityContext) -> None:
     total = int(context.get_state(lambda: 0))
     operation = context.operation_name
@@ -277,3 +279,6 @@ def tally(context: df.DurableEntityContext) -> None:
         raise RuntimeError("tally cannot explode")
     else:
         context.set_result(total)
+
+
+app.register_functions(bp)

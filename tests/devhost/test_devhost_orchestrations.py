@@ -130,6 +130,13 @@ def test_entities_retries_and_sub_orchestrations(azurite: Azurite, unique_name: 
             assert "child failure" in status.output["failure"]
             child = await client.get_status(f"{key}-parent-fan")
             assert child.runtime_status == df.OrchestrationRuntimeStatus.Completed
+            kinds = [e["EventType"] for e in status.historyEvents]
+            assert kinds.count("SubOrchestrationInstanceFailed") == 2  # both attempts
+            failures = await client.get_status_by(
+                runtime_status=[df.OrchestrationRuntimeStatus.Failed],
+                instance_id_prefix=f"{key}-parent:",
+            )
+            assert len(failures) == 2
 
             failed = await client.start_new("failing", None, "plain failure")
             status = await finished(host, client, failed)
