@@ -5,10 +5,10 @@ orchestration over AOS's `agent` entity: the app `test_e2e_orchestrations.py` ru
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import azure.durable_functions as df
-from orchestration_sample_app import bp as samples
 
 from aos import AgentKinds, create_app
 
@@ -25,6 +25,9 @@ def configure_agent(context: df.DurableOrchestrationContext) -> Any:
     return {"summary": summary, "document": document}
 
 
+# tests/devhost is on PYTHONPATH in the test that runs this app (a plain import is not resolvable
+# for mypy from here)
+samples = importlib.import_module("orchestration_sample_app").bp
 app = create_app(AgentKinds.builtin())
 app.register_functions(samples)
 app.register_functions(agents)
