@@ -123,7 +123,14 @@ class EntityRuntime:
         workers = [e.worker for e in self._entities.values() if e.worker is not None]
         await asyncio.gather(*workers, return_exceptions=True)
 
-    async def signal(
+    async def signal(self, name: str, key: str, operation: str, input_text: str | None) -> str:
+        """Persist a signal, then queue it; returns once it is durable (the 202 point)."""
+        signal = await self.stage(name, key, operation, input_text)
+        assert signal is not None  # a fresh sequence number is never stored already
+        self.release(name, key, signal)
+        return signal.id
+
+    async def stage(
         self,
         name: str,
         key: str,
@@ -133,12 +140,13 @@ class EntityRuntime:
         signal_id: str | None = None,
         seq: str | None = None,
         reply: str | None = None,
-    ) -> str:
-        """Persist a signal, then queue it; returns once it is durable (the 202 point).
+    ) -> Signal | None:
+        """Store a signal and queue it *held*: it runs only after `release` (or a restart).
 
-        Orchestrations pass their own `seq` (fixed when the episode committed) so that delivering
-        the same message again while it is still pending stores nothing new; `reply` makes it a
-        call whose result goes to `reply_sink`.
+        Orchestrations pass their own `seq`, fixed when the episode committed, so a message
+        delivered again while it is still stored is not stored twice (None is returned); they
+        release it only once their outbox row is gone, so a message is never delivered again
+        after it has been applied. `reply` makes it a call whose result goes to `reply_sink`.
         """
         if not self.has_entity(name):
             raise UnknownEntityError(f"no entity function named {name!r}")
@@ -151,21 +159,21 @@ class EntityRuntime:
         self._pending += 1
         try:
             await self._store.add_signal(entity.id, signal)
-        except ResourceExistsError:
-            entity.queue.remove(
-                signal
-            )  # delivered before (and resumed from storage): keep that one
-            await self._settled(1)
-            self._kick(entity)
-            return signal.id
-        except BaseException:
+        except BaseException as exc:
             entity.queue.remove(signal)
             await self._settled(1)
             self._kick(entity)
+            if isinstance(exc, ResourceExistsError):
+                return None  # stored by an earlier delivery: that one stays queued
             raise
+        return signal
+
+    def release(self, name: str, key: str, signal: Signal) -> None:
+        """Let a staged signal run (in its arrival position)."""
         signal.durable = True
-        self._kick(entity)
-        return signal.id
+        entity = self._entities.get(EntityId.of(name, key))
+        if entity is not None:
+            self._kick(entity)
 
     async def read(self, name: str, key: str) -> StoredState:
         """The last persisted state (operations still pending are not reflected, as in Azure)."""

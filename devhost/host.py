@@ -17,6 +17,7 @@ from typing import Any
 
 import azure.functions as func
 from aiohttp import web
+from azure.core.exceptions import ResourceExistsError
 
 from devhost.app_loader import FunctionSpec, functions_of, load_app
 from devhost.azurite import REPO_ROOT
@@ -24,7 +25,7 @@ from devhost.bindings import prepare_bindings
 from devhost.config import HostConfig, load_host_json, resolve_setting_refs
 from devhost.durable_api import client_binding, durable_routes
 from devhost.entity_runtime import EntityRuntime, UnknownEntityError
-from devhost.entity_store import EntityStore
+from devhost.entity_store import EntityId, EntityStore
 from devhost.errors import ConfigurationError
 from devhost.http_server import MAX_BODY, http_functions, http_handler
 from devhost.invoker import invoke
@@ -104,10 +105,12 @@ class DevHost:
             self.functions,
             invoke_activity=self._invoke_activity,
             send_to_entity=self._send_to_entity,
+            release_entity_messages=self._release,
             max_orchestrators=durable.max_concurrent_orchestrator_functions,
             max_activities=durable.max_concurrent_activity_functions,
         )
         self.runtime.reply_sink = self.orchestrations.entity_reply
+        self._entities_started = False
         self.listeners: list[QueueListener] = []
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -151,13 +154,23 @@ class DevHost:
     async def _invoke_activity(self, spec: FunctionSpec, value: Any) -> Any:
         return await self._invoke(spec, {str(spec.trigger["name"]): value})
 
-    async def _send_to_entity(self, item: dict[str, Any]) -> None:
-        """Deliver an orchestration's `signal_entity`/`call_entity` to the entity runtime."""
+    async def _send_to_entity(self, item: dict[str, Any], staged: list[Any]) -> None:
+        """Store an orchestration's `signal_entity`/`call_entity` for its entity, held: the
+        caller releases it (`_release`) once the message's outbox row is deleted. Before the
+        entity runtime has started (recovery at start-up) the signal row is written directly."""
         _, name, key = str(item["entity"]).split("@", 2)
         reply = item.get("reply")
         input_text = json.dumps(item.get("input") if item.get("input") is not None else "null")
         try:
-            await self.runtime.signal(
+            if not self.runtime.has_entity(name):
+                raise UnknownEntityError(f"no entity function named {name!r}")
+            if not self._entities_started:
+                signal = self.store.new_signal(str(item["id"]), str(item["operation"]), input_text)
+                signal.seq, signal.reply = str(item["seq"]), json.dumps(reply) if reply else None
+                with contextlib.suppress(ResourceExistsError):
+                    await self.store.add_signal(EntityId.of(name, key), signal)
+                return
+            staged_signal = await self.runtime.stage(
                 name,
                 key,
                 str(item["operation"]),
@@ -166,11 +179,17 @@ class DevHost:
                 seq=str(item["seq"]),
                 reply=json.dumps(reply) if reply else None,
             )
+            if staged_signal is not None:
+                staged.append((name, key, staged_signal))
         except UnknownEntityError as exc:
             log.warning("orchestration message to %s dropped: %s", item["entity"], exc)
             if reply:
                 failure = {"isError": True, "result": str(exc)}
                 await self.orchestrations.entity_reply(reply, str(item["id"]), failure)
+
+    def _release(self, staged: list[Any]) -> None:
+        for name, key, signal in staged:
+            self.runtime.release(name, key, signal)
 
     async def _send(self, connection: str, queue: str, content: str) -> None:
         key = (connection, queue)
@@ -184,8 +203,13 @@ class DevHost:
     async def start(self) -> DevHost:
         await self.store.open()
         await self.orchestration_store.open()
+        # Order matters for exactly-once: messages orchestrations sent but did not finish
+        # delivering are stored for their entities first, then the entities resume everything
+        # stored, then the orchestrations resume.
+        await self.orchestrations.recover()
         await self.runtime.start()
-        await self.orchestrations.start()
+        self._entities_started = True
+        await self.orchestrations.resume()
         web_app = web.Application(client_max_size=MAX_BODY)
         web_app.add_routes(durable_routes(self.runtime, self.orchestrations))
         if self._serve_http:

@@ -133,7 +133,8 @@ class _Instance:
 
 
 ActivityInvoker = Callable[[FunctionSpec, Any], Awaitable[Any]]
-EntityMessenger = Callable[[dict[str, Any]], Awaitable[None]]
+EntityMessenger = Callable[[dict[str, Any], list[Any]], Awaitable[None]]
+"""(outbox item, staged) -> the message stored for its entity, held; what to release is appended."""
 
 
 class OrchestrationRuntime:
@@ -146,6 +147,7 @@ class OrchestrationRuntime:
         *,
         invoke_activity: ActivityInvoker,
         send_to_entity: EntityMessenger,
+        release_entity_messages: Callable[[list[Any]], None] = lambda staged: None,
         max_orchestrators: int = 10,
         max_activities: int = 10,
     ) -> None:
@@ -162,6 +164,8 @@ class OrchestrationRuntime:
         }
         self._invoke_activity = invoke_activity
         self._send_to_entity = send_to_entity
+        self._release_entity_messages = release_entity_messages
+        self._recovering = False
         self._orchestrator_slots = asyncio.Semaphore(max(1, max_orchestrators))
         self._activity_slots = asyncio.Semaphore(max(1, max_activities))
         self._instances: dict[str, _Instance] = {}
@@ -177,32 +181,42 @@ class OrchestrationRuntime:
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        """Resume every instance that is not finished: its inbox, activities, timers, outbox.
+        """`recover` then `resume` (a host with entities starts its entity runtime in between)."""
+        await self.recover()
+        await self.resume()
 
-        The host is the only writer of its table, so the status of every instance is read once
-        here and kept in memory from then on (starting an instance checks it without a query).
-        """
+    async def recover(self) -> None:
+        """Read every instance's status (kept in memory from then on: the host is the only
+        writer of its table, so starting an instance checks it without a query), and finish
+        delivering every outbox a previous run left, before anything else runs."""
+        self._recovering = True
         records = [r async for r in self._store.instance_ids()]
         self._status.update((r.instance_id, r.status) for r in records)
-        active = [r for r in records if r.status in ACTIVE]
+        for instance_id, messages in (await self._store.pending_outboxes()).items():
+            for message in messages:
+                await self._flush_outbox(instance_id, message)
+
+    async def resume(self) -> None:
+        """Resume every unfinished instance: its inbox, activities and timers."""
+        self._recovering = False
+        active = [i for i, status in self._status.items() if status in ACTIVE]
         if active:
             log.info("resuming %d orchestration instance(s)", len(active))
         sem = asyncio.Semaphore(8)
 
-        async def resume(record: InstanceRecord) -> None:
+        async def resume(instance_id: str) -> None:
             async with sem:
-                stored = await self._store.load(record.instance_id)
+                stored = await self._store.load(instance_id)
             if stored is None:
                 return
-            instance = self._instance(record.instance_id)
+            instance = self._instance(instance_id)
             instance.stored = stored
             self._schedule_work(instance)
             self._kick(instance)
 
-        await asyncio.gather(*(resume(r) for r in active))
-        for instance_id, messages in (await self._store.pending_outboxes()).items():
-            for message in messages:
-                self._spawn(self._flush_outbox(instance_id, message))
+        await asyncio.gather(*(resume(i) for i in active))
+        for instance in list(self._instances.values()):
+            self._kick(instance)
 
     async def stop(self) -> None:
         """Stop starting work; let running episodes and activities finish (results are stored)."""
@@ -340,7 +354,7 @@ class OrchestrationRuntime:
         return instance
 
     def _kick(self, instance: _Instance) -> None:
-        if self._stopping or instance.worker is not None:
+        if self._stopping or self._recovering or instance.worker is not None:
             return
         has_work = instance.stored is None or instance.arrived or instance.stored.inbox
         if has_work:
@@ -865,23 +879,33 @@ class OrchestrationRuntime:
 
     # ----------------------------------------------------------------- outbox
     async def _flush_outbox(self, instance_id: str, message: Message) -> None:
-        """Deliver an episode's messages to other partitions, then drop the outbox row."""
+        """Deliver an episode's messages to other partitions, then drop the outbox row.
+
+        Entity messages are stored held and released only after the row is gone: delivered
+        again (after a crash before the delete) they are found stored and not stored twice, and
+        they cannot have been applied yet, so each applies once.
+        """
         delay = 0.1
+        staged: list[Any] = []
         while not self._stopping:
             try:
                 for item in message.body["messages"]:
-                    await self._send(item)
+                    await self._send(item, staged)
                 await self._store.delete_message(instance_id, message)
-                return
             except AzureError:
                 log.warning("delivering the outbox of %s failed; retrying", instance_id)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            else:
+                self._release_entity_messages(staged)
+                return
+        # Stopping: staged messages stay stored and held; the next start delivers the outbox
+        # again (finding them stored) before the entities resume them.
 
-    async def _send(self, item: dict[str, Any]) -> None:
+    async def _send(self, item: dict[str, Any], staged: list[Any]) -> None:
         kind = item["kind"]
         if kind == "entity":
-            await self._send_to_entity(item)
+            await self._send_to_entity(item, staged)
         elif kind == "reply":
             await self.deliver(item["instance"], item["event"], item["execution"])
         elif kind == "start":

@@ -238,7 +238,8 @@ def waiting(context: df.DurableOrchestrationContext) -> Any:
 
 @bp.orchestration_trigger(context_name="context")
 def marked(context: df.DurableOrchestrationContext) -> Any:
-    """The crash test's orchestration: two activities, a durable timer, a third activity."""
+    """The crash test's orchestration: two activities, a durable timer, a third activity, and a
+    call to a `tally` entity of its own (its total counts how often the call was applied)."""
     request = context.get_input()
     instance = context.instance_id
     first = yield context.call_activity(
@@ -252,7 +253,8 @@ def marked(context: df.DurableOrchestrationContext) -> Any:
     third = yield context.call_activity(
         "marked_step", {"instance": instance, "step": 3, "value": 100}
     )
-    return first + second + third
+    applied = yield context.call_entity(df.EntityId("tally", instance), "add", 1)
+    return first + second + third + 1000 * applied
 
 
 @bp.orchestration_trigger(context_name="context")

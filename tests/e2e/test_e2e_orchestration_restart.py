@@ -1,6 +1,8 @@
-"""SIGKILL the host in the middle of 200 orchestrations (activities and a durable timer each).
+"""SIGKILL the host twice amid 200 orchestrations (activities, a durable timer, an entity call each).
 
-After a restart every instance completes; an activity whose result was recorded before the kill
+The first kill comes while instances are being started and run their first activities, the second
+while third activities and entity calls run. After the last restart every instance completes;
+every entity call was applied exactly once; an activity whose result was recorded before the kill
 (its TaskCompleted in the instance's history or inbox) never runs again, and no timer fires twice.
 Each execution of the activity appends a row to a marker table with the host's generation, so the
 count of runs is exact; what was recorded at the kill is read from the host's table while no host
@@ -29,6 +31,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 
 TOTAL = 200
 KILL_AT_RUNS = 120  # of 600 activity executions (the poll overshoots)
+SECOND_KILL_AT_RUNS = 420  # during third steps and entity calls
 DURABLE = "/runtime/webhooks/durabletask"
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "devhost"
 
@@ -89,7 +92,7 @@ def _start(client: httpx.Client, instance_id: str) -> int:
         return 0
 
 
-def test_sigkill_mid_run_every_orchestration_completes_without_rerunning_recorded_work(
+def test_sigkill_twice_every_orchestration_completes_without_rerunning_recorded_work(
     host_env: dict[str, str], tmp_path: Path
 ) -> None:
     root = tmp_path / "app"
@@ -123,15 +126,27 @@ def test_sigkill_mid_run_every_orchestration_completes_without_rerunning_recorde
             host.kill()
             unstarted = [i for i, f in zip(ids, starts, strict=True) if f.result() != 202]
         hub_table = orchestrations_table_name(host_env["AOS_TASK_HUB"])
-        recorded = asyncio.run(_recorded(connection, hub_table, ids))
-        before = _runs(connection, markers)
-        assert 0 < len(before) < 3 * TOTAL, "the kill came too late to test anything"
+        recorded = {1: asyncio.run(_recorded(connection, hub_table, ids))}
+        kills = [len(_runs(connection, markers))]
+        assert 0 < kills[0] < 3 * TOTAL, "the first kill came too late to test anything"
 
+        # Second run, killed again once third steps and entity calls are under way.
         host.env = {**env, "DEVHOST_GENERATION": "2"}
         host.start(ready_path="/api/ready")
         with httpx.Client(base_url=host.base_url, timeout=10.0) as client:
             # A client whose start was not answered starts again: 202, or 409 if it was stored.
             assert {_start(client, i) for i in unstarted} <= {202, 409}
+            deadline = time.monotonic() + 60
+            while len(_runs(connection, markers, ["RowKey"])) < SECOND_KILL_AT_RUNS:
+                assert time.monotonic() < deadline, f"no progress: {host.log()}"
+                time.sleep(0.02)
+            host.kill()
+        recorded[2] = asyncio.run(_recorded(connection, hub_table, ids))
+        kills.append(len(_runs(connection, markers)))
+
+        host.env = {**env, "DEVHOST_GENERATION": "3"}
+        host.start(ready_path="/api/ready")
+        with httpx.Client(base_url=host.base_url, timeout=10.0) as client:
             deadline = time.monotonic() + 90
             while True:
                 done = client.get(f"{DURABLE}/instances", params={"runtimeStatus": "Completed"})
@@ -143,30 +158,34 @@ def test_sigkill_mid_run_every_orchestration_completes_without_rerunning_recorde
                 client.get(f"{DURABLE}/instances/{i}", params={"showHistory": "true"}).json()
                 for i in ids
             ]
+            tallies = [client.get(f"{DURABLE}/entities/tally/{i}").json() for i in ids]
     finally:
         host.stop()
     elapsed = time.monotonic() - began
 
-    assert all(s["output"] == 111 for s in statuses)
+    assert all(s["output"] == 1111 for s in statuses)
+    assert tallies == [1] * TOTAL  # each entity call applied exactly once
     for status in statuses:
         kinds = Counter(e["EventType"] for e in status["historyEvents"])
         assert kinds["TimerCreated"] == kinds["TimerFired"] == 1, status["instanceId"]
         assert kinds["TaskCompleted"] == 3
 
     runs = Counter(
-        (r["PartitionKey"], int(r["step"]), r["generation"]) for r in _runs(connection, markers)
+        (r["PartitionKey"], int(r["step"]), int(r["generation"]))
+        for r in _runs(connection, markers)
     )
     for instance_id in ids:
         for step in (1, 2, 3):
-            first, second = runs[(instance_id, step, "1")], runs[(instance_id, step, "2")]
-            assert first + second >= 1, (instance_id, step)
-            assert first <= 1, (instance_id, step, first)  # never twice within one run
-            assert second <= 1, (instance_id, step, second)
-            if step in recorded.get(instance_id, set()):
-                assert second == 0, f"{instance_id} step {step} was recorded, yet ran again"
-    rerun = sum(1 for (_, _, gen), n in runs.items() if gen == "2" and n)
+            per_run = [runs[(instance_id, step, gen)] for gen in (1, 2, 3)]
+            assert sum(per_run) >= 1, (instance_id, step)
+            assert max(per_run) <= 1, (instance_id, step, per_run)  # never twice in one run
+            for killed, snapshot in recorded.items():
+                if step in snapshot.get(instance_id, set()):
+                    later = per_run[killed:]
+                    assert not any(later), f"{instance_id} step {step} was recorded, then ran"
+    reruns = sum(n for (_, _, gen), n in runs.items() if gen > 1) - (3 * TOTAL - kills[0])
     print(
-        f"\n{TOTAL} orchestrations, killed after {len(before)} activity runs; {rerun} runs after"
-        f" the restart; total {elapsed:.1f}s"
+        f"\n{TOTAL} orchestrations ({len(unstarted)} starts unanswered), killed after {kills[0]}"
+        f" and {kills[1]} activity runs; {reruns} unrecorded runs repeated; {elapsed:.1f}s"
     )
     assert elapsed < 120
