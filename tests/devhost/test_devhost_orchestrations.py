@@ -298,3 +298,55 @@ def test_work_resumes_after_a_restart(azurite: Azurite, unique_name: UniqueName)
                 assert kinds.count("TimerCreated") == kinds.count("TimerFired") == 1
 
     run(scenario())
+
+
+def test_an_outbox_left_by_a_crash_is_delivered_once(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    """A host died after an episode committed its outbox: one entity message was already stored
+    for its entity, one not. The next host stores the missing one, not the other twice, before
+    the entities run, and deletes the outbox: each message applies once."""
+    from azure.data.tables.aio import TableClient
+
+    from devhost.entity_store import EntityId, EntityStore
+    from devhost.host import entities_table_name, orchestrations_table_name
+    from devhost.orchestration_store import OrchestrationStore, _chunked_row, partition_of
+
+    hub = unique_name.table_name("Hub")
+    messages = [
+        {
+            "kind": "entity",
+            "entity": f"@tally@{key}",
+            "operation": "add",
+            "input": "1",
+            "id": f"sig-{key}",
+            "seq": seq,
+            "reply": None,
+        }
+        for key, seq in (("delivered", "00000000000000000001"), ("lost", "00000000000000000002"))
+    ]
+
+    async def scenario() -> None:
+        store = OrchestrationStore(azurite.connection_string, orchestrations_table_name(hub))
+        entities = EntityStore(azurite.connection_string, entities_table_name(hub))
+        await store.open()
+        await entities.open()
+        signal = entities.new_signal("sig-delivered", "add", json.dumps("1"))
+        signal.seq = "00000000000000000001"
+        await entities.add_signal(EntityId.of("tally", "delivered"), signal)
+        rows = _chunked_row(partition_of("ghost"), "out-00000000000000000003", json.dumps(messages))
+        async with TableClient.from_connection_string(
+            azurite.connection_string, orchestrations_table_name(hub)
+        ) as table:
+            await table.create_entity(rows[0])
+        await store.close()
+        await entities.close()
+        async with orchestration_host(azurite, hub) as (host, client):
+            async with asyncio.timeout(LIMIT):
+                await host.wait_idle()
+            for key in ("delivered", "lost"):
+                state = await client.read_entity_state(df.EntityId("tally", key))
+                assert state.entity_state == 1, key
+            assert (await host.orchestration_store.pending_outboxes()) == {}
+
+    run(scenario())
