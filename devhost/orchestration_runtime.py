@@ -82,6 +82,7 @@ EVENT_NAMES = {
 CALL_ACTIVITY, CALL_ACTIVITY_RETRY, CALL_SUB, CALL_SUB_RETRY = 0, 1, 2, 3
 CONTINUE_AS_NEW, CREATE_TIMER, WAIT_EVENT, CALL_ENTITY, CALL_HTTP, SIGNAL_ENTITY = 4, 5, 6, 7, 8, 9
 
+HTTP_ACTIVITY = "BuiltIn::HttpActivity"
 TERMINAL = {"Completed", "Failed", "Terminated"}
 ACTIVE = {"Pending", "Running", "ContinuedAsNew"}
 _OUT_OF_PROC = "\n\n$OutOfProcData$:"
@@ -557,22 +558,8 @@ class OrchestrationRuntime:
                 events.append(self._entity_message(record, task_id, action, outbox))
             elif kind == CONTINUE_AS_NEW:
                 restart = {"input": action.get("input")}
-            elif kind == CALL_HTTP:
-                events.append(
-                    _event(TASK_SCHEDULED, task_id, Name="BuiltIn::HttpActivity", Input=None)
-                )
-                self._spawn(
-                    self.deliver(
-                        record.instance_id,
-                        _event(
-                            TASK_FAILED,
-                            TaskScheduledId=task_id,
-                            Reason="call_http is not supported by the local host",
-                            Details="",
-                        ),
-                        record.execution_id,
-                    )
-                )
+            elif kind == CALL_HTTP:  # run as an activity that fails: not supported locally
+                events.append(_event(TASK_SCHEDULED, task_id, Name=HTTP_ACTIVITY, Input=None))
             if kind in (CALL_ACTIVITY_RETRY, CALL_SUB_RETRY):
                 options = action.get("retryOptions") or {}
                 record.retries[str(task_id)] = {
@@ -814,7 +801,7 @@ class OrchestrationRuntime:
             kind = event["EventType"]
             work = (record.instance_id, record.execution_id, int(event["EventId"]))
             if kind == TASK_SCHEDULED and f"task:{event['EventId']}" not in done:
-                if work not in self._running_work and event.get("Name") != "BuiltIn::HttpActivity":
+                if work not in self._running_work:
                     self._running_work.add(work)
                     self._spawn(self._run_activity(work, str(event["Name"]), event.get("Input")))
             elif kind == TIMER_CREATED and f"timer:{event['EventId']}" not in done:
@@ -844,12 +831,12 @@ class OrchestrationRuntime:
                 if self._stopping:
                     return
                 if spec is None:
-                    event = _event(
-                        TASK_FAILED,
-                        TaskScheduledId=task_id,
-                        Reason=f"The activity function '{name}' doesn't exist.",
-                        Details="",
+                    reason = (
+                        "call_http is not supported by the local host"
+                        if name == HTTP_ACTIVITY
+                        else f"The activity function '{name}' doesn't exist."
                     )
+                    event = _event(TASK_FAILED, TaskScheduledId=task_id, Reason=reason, Details="")
                 else:
                     event = await self._activity_event(spec, name, task_id, input_text)
             await self.deliver(instance_id, event, execution, durable=False)

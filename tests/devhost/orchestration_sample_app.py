@@ -227,6 +227,16 @@ def failing(context: df.DurableOrchestrationContext) -> Any:
 
 
 @bp.orchestration_trigger(context_name="context")
+def calls_http(context: df.DurableOrchestrationContext) -> Any:
+    """call_http is not supported locally: the task fails with a message that says so."""
+    try:
+        yield context.call_http("GET", "http://localhost:1/never")
+    except Exception as exc:
+        return str(exc)
+    return None
+
+
+@bp.orchestration_trigger(context_name="context")
 def waiting(context: df.DurableOrchestrationContext) -> Any:
     """Waits for events forever (until terminated); counts them in its custom status."""
     seen = 0

@@ -138,6 +138,9 @@ def test_entities_retries_and_sub_orchestrations(azurite: Azurite, unique_name: 
             )
             assert len(failures) == 2
 
+            http = await client.start_new("calls_http")
+            assert "not supported" in (await finished(host, client, http)).output
+
             failed = await client.start_new("failing", None, "plain failure")
             status = await finished(host, client, failed)
             assert status.runtime_status == df.OrchestrationRuntimeStatus.Failed
