@@ -321,7 +321,7 @@ class OrchestrationRuntime:
         """Wait until the instance reaches one of `statuses`; bound it with asyncio.timeout."""
         async with self._changed:
             await self._changed.wait_for(lambda: self._status.get(instance_id) in statuses)
-        return self._status[instance_id]
+        return self._status.get(instance_id, "")
 
     # ----------------------------------------------------------------- messages
     async def deliver(
