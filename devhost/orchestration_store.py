@@ -5,8 +5,9 @@ Layout (one partition per instance, so one transaction covers everything an epis
     PartitionKey  the instance id (characters Table keys forbid are %-escaped)
     RowKey        `instance`        status, name, input/output/custom status, counters (JSON, chunked)
                   `h-<ep>-<part>`   the history events one episode appended (a JSON array, chunked)
-                  `in-<seq>`        one message not yet applied: a history event waiting for the
-                                    next episode (ExecutionStarted, TaskCompleted, TimerFired, ...)
+                  `in-<seq>`        one message from outside not yet applied: a history event for
+                                    the next episode (ExecutionStarted, EventRaised, an entity's
+                                    answer, a child's completion, ExecutionTerminated)
                   `out-<seq>`       messages for other partitions (entities, sub-orchestrations,
                                     a parent) the episode produced, until they are delivered
 
@@ -14,7 +15,8 @@ An episode deletes the inbox rows it consumed, appends its history rows, replace
 and adds its outbox row in one `submit_transaction`: a crash leaves either the old instance (the
 messages still in the inbox, the episode runs again) or the new one (the messages gone, their
 effects in history). Work that is not a message (activities to run, timers to fire) is derived from
-history: a `TaskScheduled` without its completion, a `TimerCreated` without its `TimerFired`.
+history: a `TaskScheduled` without its completion, a `TimerCreated` without its `TimerFired`; their
+results are held in memory and recorded by the episode that applies them.
 """
 
 from __future__ import annotations
