@@ -9,6 +9,7 @@ Public API for tests:
             host.client_binding()    durable client binding JSON for `durable_client_input`
             await host.invoke(name, **trigger_args)   call a function with its bindings
             await host.wait_idle()   every accepted entity signal applied and persisted
+            await host.orchestrations.wait_for(instance_id)   its terminal status committed
     client_binding(base_url, hub)    the binding dict itself
     build_batch_request(...)         the entity batch JSON the Functions host sends
 """
@@ -17,7 +18,7 @@ from devhost.azurite import Azurite, AzuriteError, AzuriteNotInstalledError, Azu
 from devhost.durable_api import client_binding
 from devhost.entity_runtime import build_batch_request
 from devhost.errors import AppLoadError, ConfigurationError, DevHostError, EntityStateTooLargeError
-from devhost.host import DevHost, entities_table_name
+from devhost.host import DevHost, entities_table_name, orchestrations_table_name
 
 __all__ = [
     "AppLoadError",
@@ -32,4 +33,5 @@ __all__ = [
     "build_batch_request",
     "client_binding",
     "entities_table_name",
+    "orchestrations_table_name",
 ]

@@ -110,6 +110,8 @@ class DurableOptions:
 
     hub_name: str = "TestHubName"
     max_entity_operation_batch_size: int = 50
+    max_concurrent_orchestrator_functions: int = 10 * (os.cpu_count() or 1)
+    max_concurrent_activity_functions: int = 10 * (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,20 @@ def load_host_json(path: Path, env: Mapping[str, str] | None = None) -> HostConf
                     durable,
                     "maxEntityOperationBatchSize",
                     d_default.max_entity_operation_batch_size,
+                )
+            ),
+            max_concurrent_orchestrator_functions=int(
+                _get(
+                    durable,
+                    "maxConcurrentOrchestratorFunctions",
+                    d_default.max_concurrent_orchestrator_functions,
+                )
+            ),
+            max_concurrent_activity_functions=int(
+                _get(
+                    durable,
+                    "maxConcurrentActivityFunctions",
+                    d_default.max_concurrent_activity_functions,
                 )
             ),
         ),

@@ -14,10 +14,11 @@ import json
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.functions._durable_functions import EntityContext
 
 from devhost.app_loader import FunctionSpec
@@ -51,7 +52,8 @@ def build_batch_request(entity: EntityId, stored: StoredState, signals: list[Sig
             "state": stored.state if stored.exists else None,
             "exists": stored.exists,
             "batch": [
-                {"name": s.operation, "input": s.input, "signal": True, "id": s.id} for s in signals
+                {"name": s.operation, "input": s.input, "signal": s.reply is None, "id": s.id}
+                for s in signals
             ],
         }
     )
@@ -66,6 +68,9 @@ class _Entity:
     failed_attempts: int = 0
     """Invocations of the current batch that raised (reset when a batch completes)."""
 
+
+ReplySink = Callable[[dict[str, Any], str, dict[str, Any]], Awaitable[None]]
+"""(reply address, request id, the operation's result entry) -> stored in the caller's inbox."""
 
 BATCH_ATTEMPTS = 5
 """How often a batch whose invocation raised is run again before its signals are given up."""
@@ -92,6 +97,7 @@ class EntityRuntime:
         self._stopping = False
         self.batches_run = 0
         self.batch_observer: Callable[[str], None] | None = None  # tests: see each batch JSON
+        self.reply_sink: ReplySink | None = None  # where results of orchestrations' calls go
 
     @property
     def pending(self) -> int:
@@ -119,22 +125,55 @@ class EntityRuntime:
 
     async def signal(self, name: str, key: str, operation: str, input_text: str | None) -> str:
         """Persist a signal, then queue it; returns once it is durable (the 202 point)."""
+        signal = await self.stage(name, key, operation, input_text)
+        assert signal is not None  # a fresh sequence number is never stored already
+        self.release(name, key, signal)
+        return signal.id
+
+    async def stage(
+        self,
+        name: str,
+        key: str,
+        operation: str,
+        input_text: str | None,
+        *,
+        signal_id: str | None = None,
+        seq: str | None = None,
+        reply: str | None = None,
+    ) -> Signal | None:
+        """Store a signal and queue it *held*: it runs only after `release` (or a restart).
+
+        Orchestrations pass their own `seq`, fixed when the episode committed, so a message
+        delivered again while it is still stored is not stored twice (None is returned); they
+        release it only once their outbox row is gone, so a message is never delivered again
+        after it has been applied. `reply` makes it a call whose result goes to `reply_sink`.
+        """
         if not self.has_entity(name):
             raise UnknownEntityError(f"no entity function named {name!r}")
         entity = self._entity(EntityId.of(name, key))
-        signal = self._store.new_signal(str(uuid.uuid4()), operation, input_text)
+        signal = self._store.new_signal(signal_id or str(uuid.uuid4()), operation, input_text)
+        if seq is not None:
+            signal.seq = seq
+        signal.reply = reply
         entity.queue.append(signal)  # position = arrival order, even if writes finish out of order
         self._pending += 1
         try:
             await self._store.add_signal(entity.id, signal)
-        except BaseException:
+        except BaseException as exc:
             entity.queue.remove(signal)
             await self._settled(1)
             self._kick(entity)
+            if isinstance(exc, ResourceExistsError):
+                return None  # stored by an earlier delivery: that one stays queued
             raise
+        return signal
+
+    def release(self, name: str, key: str, signal: Signal) -> None:
+        """Let a staged signal run (in its arrival position)."""
         signal.durable = True
-        self._kick(entity)
-        return signal.id
+        entity = self._entities.get(EntityId.of(name, key))
+        if entity is not None:
+            self._kick(entity)
 
     async def read(self, name: str, key: str) -> StoredState:
         """The last persisted state (operations still pending are not reflected, as in Azure)."""
@@ -199,8 +238,10 @@ class EntityRuntime:
             self.batch_observer(request)
         exists, state = stored.exists, stored.state
         handler = self._functions[entity.id.name].func
+        results: list[dict[str, Any]] = []
         try:
             output = json.loads(await asyncio.to_thread(handler, EntityContext(request)))
+            results = list(output.get("results", []))
             exists = bool(output.get("entityExists", False))
             state = output.get("entityState") if exists else None
             for signal, result in zip(batch, output.get("results", []), strict=False):
@@ -226,9 +267,20 @@ class EntityRuntime:
                 len(batch),
                 entity.failed_attempts,
             )
+            failure = {"isError": True, "result": "the entity invocation failed repeatedly"}
+            results = [failure] * len(batch)
+        await self._reply(batch, results)
         entity.failed_attempts = 0
         self.batches_run += 1
         entity.stored = await self._commit(entity, stored, exists, state, batch)
+
+    async def _reply(self, batch: list[Signal], results: list[dict[str, Any]]) -> None:
+        """Send calls' results before the batch commits: a crash in between runs the batch again
+        from the old state and sends the same result again, which the caller drops as a duplicate
+        (so a result is never lost, and the state changes once)."""
+        for signal, result in zip(batch, results, strict=False):
+            if signal.reply is not None and self.reply_sink is not None:
+                await self.reply_sink(json.loads(signal.reply), signal.id, result)
 
     async def _commit(
         self,

@@ -84,6 +84,8 @@ class Signal:
     operation: str
     input: str | None
     durable: bool = False
+    reply: str | None = None
+    """For a call from an orchestration: JSON `{"instance", "execution"}` to send the result to."""
 
     @property
     def row_key(self) -> str:
@@ -151,6 +153,8 @@ class EntityStore:
             "id": signal.id,
             "has_input": signal.input is not None,
         }
+        if signal.reply is not None:
+            row["reply"] = signal.reply
         if signal.input is not None:
             if not self.signal_fits(signal.input):
                 raise EntityStateTooLargeError(f"signal input for {entity} is too large")
@@ -188,6 +192,7 @@ class EntityStore:
                 operation=str(row["op"]),
                 input=_join(row, "i") if row.get("has_input") else None,
                 durable=True,
+                reply=row.get("reply"),
             )
             found.setdefault(entity, []).append(signal)
         for signals in found.values():

@@ -17,22 +17,25 @@ from typing import Any
 
 import azure.functions as func
 from aiohttp import web
+from azure.core.exceptions import ResourceExistsError
 
 from devhost.app_loader import FunctionSpec, functions_of, load_app
 from devhost.azurite import REPO_ROOT
 from devhost.bindings import prepare_bindings
 from devhost.config import HostConfig, load_host_json, resolve_setting_refs
 from devhost.durable_api import client_binding, durable_routes
-from devhost.entity_runtime import EntityRuntime
-from devhost.entity_store import EntityStore
+from devhost.entity_runtime import EntityRuntime, UnknownEntityError
+from devhost.entity_store import EntityId, EntityStore
 from devhost.errors import ConfigurationError
 from devhost.host_guard import HostGuard, allowed_hosts_from_env
 from devhost.http_server import MAX_BODY, http_functions, http_handler
 from devhost.invoker import invoke
+from devhost.orchestration_runtime import OrchestrationRuntime
+from devhost.orchestration_store import OrchestrationStore
 from devhost.queue_listener import QueueListener, queue_client
 from devhost.storage_names import table_name
 
-__all__ = ["DevHost", "entities_table_name"]
+__all__ = ["DevHost", "entities_table_name", "orchestrations_table_name"]
 
 log = logging.getLogger("devhost")
 STORAGE_SETTING = "AzureWebJobsStorage"
@@ -41,6 +44,11 @@ STORAGE_SETTING = "AzureWebJobsStorage"
 def entities_table_name(hub: str) -> str:
     """The table the local host keeps its entities in (one per task hub)."""
     return table_name("DevHost", hub, "Entities")
+
+
+def orchestrations_table_name(hub: str) -> str:
+    """The table the local host keeps orchestration instances, history and messages in."""
+    return table_name("DevHost", hub, "Orchestrations")
 
 
 class DevHost:
@@ -93,6 +101,21 @@ class DevHost:
             max_batch_size=self.config.durable.max_entity_operation_batch_size,
             concurrency=entity_concurrency,
         )
+        durable = self.config.durable
+        self.orchestration_store = OrchestrationStore(
+            connection_string, orchestrations_table_name(self.hub)
+        )
+        self.orchestrations = OrchestrationRuntime(
+            self.orchestration_store,
+            self.functions,
+            invoke_activity=self._invoke_activity,
+            send_to_entity=self._send_to_entity,
+            release_entity_messages=self._release,
+            max_orchestrators=durable.max_concurrent_orchestrator_functions,
+            max_activities=durable.max_concurrent_activity_functions,
+        )
+        self.runtime.reply_sink = self.orchestrations.entity_reply
+        self._entities_started = False
         self.listeners: list[QueueListener] = []
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -133,6 +156,46 @@ class DevHost:
             result = outputs.http_response()
         return result
 
+    async def _invoke_activity(self, spec: FunctionSpec, value: Any) -> Any:
+        return await self._invoke(spec, {str(spec.trigger["name"]): value})
+
+    async def _send_to_entity(self, item: dict[str, Any], staged: list[Any]) -> None:
+        """Store an orchestration's `signal_entity`/`call_entity` for its entity, held: the
+        caller releases it (`_release`) once the message's outbox row is deleted. Before the
+        entity runtime has started (recovery at start-up) the signal row is written directly."""
+        _, name, key = str(item["entity"]).split("@", 2)
+        reply = item.get("reply")
+        input_text = json.dumps(item.get("input") if item.get("input") is not None else "null")
+        try:
+            if not self.runtime.has_entity(name):
+                raise UnknownEntityError(f"no entity function named {name!r}")
+            if not self._entities_started:
+                signal = self.store.new_signal(str(item["id"]), str(item["operation"]), input_text)
+                signal.seq, signal.reply = str(item["seq"]), json.dumps(reply) if reply else None
+                with contextlib.suppress(ResourceExistsError):
+                    await self.store.add_signal(EntityId.of(name, key), signal)
+                return
+            staged_signal = await self.runtime.stage(
+                name,
+                key,
+                str(item["operation"]),
+                input_text,
+                signal_id=str(item["id"]),
+                seq=str(item["seq"]),
+                reply=json.dumps(reply) if reply else None,
+            )
+            if staged_signal is not None:
+                staged.append((name, key, staged_signal))
+        except UnknownEntityError as exc:
+            log.warning("orchestration message to %s dropped: %s", item["entity"], exc)
+            if reply:
+                failure = {"isError": True, "result": str(exc)}
+                await self.orchestrations.entity_reply(reply, str(item["id"]), failure)
+
+    def _release(self, staged: list[Any]) -> None:
+        for name, key, signal in staged:
+            self.runtime.release(name, key, signal)
+
     async def _send(self, connection: str, queue: str, content: str) -> None:
         key = (connection, queue)
         client = self._senders.get(key)
@@ -144,9 +207,16 @@ class DevHost:
 
     async def start(self) -> DevHost:
         await self.store.open()
+        await self.orchestration_store.open()
+        # Order matters for exactly-once: messages orchestrations sent but did not finish
+        # delivering are stored for their entities first, then the entities resume everything
+        # stored, then the orchestrations resume.
+        await self.orchestrations.recover()
         await self.runtime.start()
+        self._entities_started = True
+        await self.orchestrations.resume()
         web_app = web.Application(client_max_size=MAX_BODY, middlewares=[self.guard.middleware])
-        web_app.add_routes(durable_routes(self.runtime))
+        web_app.add_routes(durable_routes(self.runtime, self.orchestrations))
         if self._serve_http:
             functions = http_functions(self.functions, self.config.route_prefix)
             handler = http_handler(functions, self._invoke)
@@ -178,6 +248,8 @@ class DevHost:
                 "httpTrigger",
                 "queueTrigger",
                 "entityTrigger",
+                "orchestrationTrigger",
+                "activityTrigger",
             ):
                 log.warning(
                     "%s: %s triggers are not run by the local host", spec.name, spec.trigger_type
@@ -193,6 +265,7 @@ class DevHost:
         for listener in self.listeners:
             await listener.stop()
         self.listeners.clear()
+        await self.orchestrations.stop()
         await self.runtime.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -201,6 +274,7 @@ class DevHost:
             await client.close()
         self._senders.clear()
         await self.store.close()
+        await self.orchestration_store.close()
         closer = getattr(self.app, "aclose", None)
         if callable(closer):  # an app may hold clients of its own (AOS: its storage clients)
             await closer()

@@ -202,16 +202,21 @@ def test_http_api_answers_like_the_durable_extension(
                 read = await http.get("entities/counter/x")
                 assert read.status_code == 200
                 assert read.json()["total"] == 4
+                unknown_orchestrator = await http.post("orchestrators/hello")
+                assert unknown_orchestrator.status_code == 400
+                assert "hello" in unknown_orchestrator.json()["ExceptionMessage"]
+                assert (await http.get("instances/abc")).status_code == 404
+                assert (await http.get("instances")).json() == []
+                assert (await http.post("instances/abc/raiseEvent/e")).status_code == 404
+                assert (await http.delete("instances/abc")).status_code == 404
                 for method, path in [
-                    ("POST", "orchestrators/hello"),
-                    ("GET", "instances/abc"),
-                    ("GET", "instances"),
-                    ("POST", "instances/abc/raiseEvent/e"),
-                    ("DELETE", "instances/abc"),
+                    ("POST", "instances/abc/suspend"),
+                    ("POST", "instances/abc/rewind"),
+                    ("GET", "entities"),
                 ]:
                     response = await http.request(method, path)
                     assert response.status_code == 501
-                    assert "orchestrations" in response.json()["detail"]
+                    assert "not support" in response.json()["detail"]
 
     run(scenario())
 

@@ -81,8 +81,9 @@ def test_durable_client_in_http_functions(azurite: Azurite, unique_name: UniqueN
             await host.wait_idle()
             state = (await http.get("/api/counters/c1")).json()
             assert state["seen"] == [1, 2, 3]
-            refused = await http.post("/api/orchestrations/hello")
+            refused = await http.post("/api/orchestrations/hello")  # no such orchestrator
             assert refused.status_code == 501
+            assert "hello" in refused.text
 
     run(scenario())
 
