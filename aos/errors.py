@@ -14,8 +14,7 @@ and an RFC 9457 problem type in one table (``aos.api.problems``), so routes neve
     │   ├── GoalNotFoundError
     │   └── LetterNotFoundError                no such dead letter (or it was replayed already)
     ├── ConflictError                          the resource already exists / was changed concurrently
-    │   ├── AgentExistsError
-    │   └── AgentNotReadyError                 registration unfinished: queued events wait (retry)
+    │   └── AgentExistsError
     ├── LimitExceededError                     the change would break a bound (state size, goal count)
     ├── UnknownOperationError                  an entity operation name the agent entity does not know
     ├── HostManagedStateError                  entity state written from outside (the host saves it)
@@ -42,7 +41,6 @@ __all__ = [
     "AOSError",
     "AgentExistsError",
     "AgentNotFoundError",
-    "AgentNotReadyError",
     "ConfigurationError",
     "ConflictError",
     "FieldError",
@@ -173,14 +171,6 @@ class ConflictError(AOSError):
 class AgentExistsError(ConflictError):
     def __init__(self, agent_id: str) -> None:
         super().__init__(f"Agent {agent_id!r} is already registered")
-        self.agent_id = agent_id
-
-
-class AgentNotReadyError(ConflictError):
-    def __init__(self, agent_id: str) -> None:
-        super().__init__(
-            f"Agent {agent_id!r} has not finished registering; repeat its POST or PUT to finish it"
-        )
         self.agent_id = agent_id
 
 

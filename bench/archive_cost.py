@@ -35,12 +35,12 @@ from azure.functions._durable_functions import EntityContext
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aos import AgentEntity, AgentKinds, Limits, Settings  # noqa: E402
+from aos import AgentKinds, Limits  # noqa: E402
 from aos.adapters.azure.history import TableHistoryWriter  # noqa: E402
-from aos.agents.entity import EntityBatch  # noqa: E402
+from aos.agents.entity import AgentEntity, EntityBatch  # noqa: E402
 from aos.functions.app import create_app  # noqa: E402
 from aos.functions.container import AppRuntime  # noqa: E402
-from aos.settings import StorageConnection  # noqa: E402
+from aos.settings import Settings, StorageConnection  # noqa: E402
 from devhost.azurite import Azurite  # noqa: E402
 
 BATCH = 100

@@ -26,8 +26,8 @@ from azure.functions._durable_functions import EntityContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aos import AgentEntity, AgentKinds, Limits
-from aos.agents.entity import EntityBatch
+from aos import AgentKinds, Limits
+from aos.agents.entity import AgentEntity, EntityBatch
 
 BATCH = 100
 USER = ("spec", "goals", "state")

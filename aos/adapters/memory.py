@@ -43,6 +43,13 @@ class InMemoryAgentIndex(AgentIndex):
         self._entries: dict[str, IndexEntry] = {}
         self._etags = itertools.count(1)
 
+    def put(self, entry: IndexEntry) -> IndexEntry:
+        """Store ``entry`` as it is, now (in-process registration, ``aos.manager``)."""
+        return self._stored(entry)
+
+    def remove(self, agent_id: str) -> None:
+        self._entries.pop(agent_id, None)
+
     def _stored(self, entry: IndexEntry) -> IndexEntry:
         stored = replace(entry, etag=f"W/{next(self._etags)}")
         self._entries[entry.agent_id] = stored
@@ -223,8 +230,15 @@ class InMemoryEntities(EntityClient):
         return context.result
 
     async def read(self, *, agent_id: str) -> dict[str, Any] | None:
+        return self.state(agent_id)
+
+    def state(self, agent_id: str) -> dict[str, Any] | None:
+        """The stored state, now (a copy)."""
         stored = self._states.get(agent_id)
         return json.loads(stored) if stored is not None else None
+
+    def remove(self, agent_id: str) -> None:
+        self._states.pop(agent_id, None)
 
     def load(self, agent_id: str, state: dict[str, Any]) -> None:
         """Put a context in place as the entity's state (an agent object registered in process)."""

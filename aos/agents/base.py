@@ -262,8 +262,8 @@ class PerpetualAgent:
         off."""
         if self.context_server is None:
             self.context_server = ContextStore()
-        stored = await self.context_server.load(agent_id=self.agent_id)
-        if stored is not None:
+        stored = await self.context_server.load_state(agent_id=self.agent_id)
+        if stored:  # nothing saved yet (None, or an empty context from a stand-in server)
             self.document = ContextDocument.load(stored)
 
     async def start(self) -> None:
@@ -299,15 +299,15 @@ class PerpetualAgent:
         the changes since the last save (no-op before ``initialize``)."""
         if self.context_server is None:
             return False
-        await self.context_server.save(agent_id=self.agent_id, context=self.document.raw)
+        await self.context_server.save_state(agent_id=self.agent_id, context=self.document.raw)
         await self.context_server.archive(records=self.take_journal())
         return True
 
     async def load_state(self) -> dict[str, Any]:
         """The key/value state as last saved (reloading the whole context from the server)."""
         if self.context_server is not None:
-            stored = await self.context_server.load(agent_id=self.agent_id)
-            if stored is not None:
+            stored = await self.context_server.load_state(agent_id=self.agent_id)
+            if stored:
                 self.document = ContextDocument.load(stored)
         return dict(self.context.state)
 

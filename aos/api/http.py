@@ -63,7 +63,7 @@ from aos.domain.models import (
 from aos.errors import FieldError, InvalidInputError
 from aos.ports.index import IndexEntry
 from aos.ports.letters import LetterQueue, StoredLetter
-from aos.services.agents import AgentManager, Change
+from aos.services.agents import AgentService, Change
 from aos.services.letters import DeadLetters, describe_original
 from aos.version import VERSION
 
@@ -77,7 +77,7 @@ class Services(Protocol):
 
     kinds: AgentKinds
 
-    def manager(self, durable_client: Any) -> AgentManager: ...
+    def manager(self, durable_client: Any) -> AgentService: ...
     def dead_letters(self) -> DeadLetters: ...
     async def storage_health(self) -> dict[str, str]:
         """``{"queues": "ok" | reason, "tables": "ok" | reason}``."""
@@ -94,7 +94,7 @@ class Call:
     correlation: str
 
     @cached_property
-    def manager(self) -> AgentManager:
+    def manager(self) -> AgentService:
         return self.runtime.manager(self.client)
 
     @cached_property

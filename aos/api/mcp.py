@@ -4,7 +4,7 @@
                 aos://agents/{agent_id}/history    the newest history records
     tools       send_event, add_goal, update_goal, evaluate_alignment
 
-It is built on the official ``mcp`` SDK's low-level ``Server`` over an ``AgentManager``, which reads
+It is built on the official ``mcp`` SDK's low-level ``Server`` over an ``AgentService``, which reads
 state and history through its ``ContextStore``, and served as stateless streamable HTTP with
 JSON responses (``asgi_app``): every POST is one whole exchange, so any instance can answer it and
 nothing outlives the request. Tool arguments are the HTTP routes' bodies plus their path parameters,
@@ -54,7 +54,7 @@ from aos.domain.models import (
 from aos.domain.validation import parse
 from aos.errors import AOSError, InvalidInputError, NotFoundError
 from aos.ports.index import IndexStatus
-from aos.services.agents import AgentManager, Change
+from aos.services.agents import AgentService, Change
 from aos.version import VERSION
 
 __all__ = [
@@ -128,7 +128,7 @@ class AgentTools:
     """What the endpoint does, one method per tool or resource; the docstrings are what MCP clients
     (and the language models behind them) read."""
 
-    def __init__(self, manager: AgentManager, *, correlation_id: str | None = None) -> None:
+    def __init__(self, manager: AgentService, *, correlation_id: str | None = None) -> None:
         self.manager = manager
         self.correlation_id = correlation_id or new_id()
 
@@ -248,7 +248,7 @@ def _schema(model: type[BaseModel], mode: Literal["validation", "serialization"]
 
 
 # --------------------------------------------------------------------------------------- the server
-def mcp_server(manager: AgentManager, *, correlation_id: str | None = None) -> Server[Any]:
+def mcp_server(manager: AgentService, *, correlation_id: str | None = None) -> Server[Any]:
     """The MCP server over ``manager``; cheap to build, so one is built per request."""
     tools = AgentTools(manager, correlation_id=correlation_id)
 

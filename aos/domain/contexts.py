@@ -53,6 +53,15 @@ class ContextServer(ABC):
     @abstractmethod
     async def delete(self, *, agent_id: str) -> None: ...
 
+    async def load_state(self, *, agent_id: str) -> dict[str, Any] | None:
+        """The seed's name for ``load``: what ``PerpetualAgent`` calls."""
+        return await self.load(agent_id=agent_id)
+
+    async def save_state(self, *, agent_id: str, context: dict[str, Any]) -> bool:
+        """The seed's name for ``save``: what ``PerpetualAgent`` calls; ``True`` once saved."""
+        await self.save(agent_id=agent_id, context=context)
+        return True
+
     async def archive(self, *, records: Sequence[HistoryRecord]) -> None:  # noqa: B027
         """Append history records. A server without an archive keeps only the state."""
 

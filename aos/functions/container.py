@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold s
     from aos.ports.letters import LetterStore
     from aos.ports.queue import EventQueue
     from aos.ports.receipts import DeliveryReceipts
-    from aos.services.agents import AgentManager
+    from aos.services.agents import AgentService
     from aos.services.letters import DeadLetters
 
 __all__ = ["AppRuntime", "Storage"]
@@ -114,12 +114,12 @@ class AppRuntime:
             self._storage = (loop, self._connect())
         return self._storage[1]
 
-    def manager(self, durable_client: Any) -> AgentManager:
+    def manager(self, durable_client: Any) -> AgentService:
         from aos.adapters.azure.durable import DurableEntityClient
-        from aos.services.agents import AgentManager
+        from aos.services.agents import AgentService
 
         storage = self.storage()
-        return AgentManager(
+        return AgentService(
             index=storage.index,
             queue=storage.queue,
             entities=DurableEntityClient(durable_client),

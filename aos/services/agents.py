@@ -1,6 +1,7 @@
-"""``AgentManager``: registering agents and changing them, keeping the index and entities in step.
+"""``AgentService``: registering agents and changing them, keeping the index and entities in step.
 
-The seed's ``AgentManager.register_agent`` became this: an agent is an entry in the agents index and
+What the HTTP API and the MCP endpoint call, over ports (the seed's ``AgentManager``, for agents
+used in one Python process, is ``aos.manager``). An agent is an entry in the agents index and
 a Durable entity. The index is written first and removed last (see ``aos.ports.index``), and each
 change is checked against the agent's current state with the same domain code the entity runs (a
 dry run), because a signal cannot return the entity's error to the caller. After signalling, the
@@ -39,7 +40,7 @@ from aos.ports.receipts import DeliveryReceipts
 from aos.services.contexts import EntityContextServer
 from aos.services.registration import activate, configure_signal
 
-__all__ = ["AgentManager", "Change"]
+__all__ = ["AgentService", "Change"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class Change:
     created: bool = False
 
 
-class AgentManager:
+class AgentService:
     def __init__(
         self,
         *,

@@ -15,9 +15,9 @@ import azure.durable_functions as df
 import pytest
 from helpers import fast_config, run
 
-from aos import Settings, create_app
+from aos import create_app
 from aos.functions.container import AppRuntime
-from aos.settings import StorageConnection
+from aos.settings import Settings, StorageConnection
 from devhost import DevHost
 from devhost.azurite import Azurite
 from devhost.storage_names import UniqueName

@@ -18,10 +18,10 @@ from azure.core.exceptions import ResourceExistsError
 from azure.functions.queue import QueueMessage as FuncQueueMessage
 from azure.storage.queue.aio import QueueClient
 
-from aos import AgentKinds, Limits, Settings, create_app
+from aos import AgentKinds, Limits, create_app
 from aos.api.paths import FUNCTIONS
 from aos.functions.container import AppRuntime
-from aos.settings import StorageConnection
+from aos.settings import Settings, StorageConnection
 from devhost import DevHost
 from devhost.config import DurableOptions, HostConfig, QueueOptions
 from devhost.storage_names import UniqueName

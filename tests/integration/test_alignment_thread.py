@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 import pytest
 from harness import running_aos
 
-from aos import AgentKinds, LexicalAlignmentScorer, PurposeProfile
+from aos import AgentKinds
 from aos.agents.kinds import GenericPurposeDrivenAgent
-from aos.alignment import AlignmentResult
+from aos.alignment import AlignmentResult, LexicalAlignmentScorer, PurposeProfile
 from devhost import Azurite
 from devhost.storage_names import UniqueName
 

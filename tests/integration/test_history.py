@@ -15,8 +15,9 @@ from azure.functions.timer import TimerRequest
 from entity_driver import EntityDriver, entity_handle, event, make_app, operation
 from harness import Aos, running_aos
 
-from aos import GenericPurposeDrivenAgent, HistoryRecord, StorageError
+from aos import GenericPurposeDrivenAgent, StorageError
 from aos.adapters.azure.history import TableHistoryWriter
+from aos.domain.history import HistoryRecord
 from aos.domain.models import format_timestamp, utc_now
 from devhost import Azurite
 from devhost.storage_names import UniqueName

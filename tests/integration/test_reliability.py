@@ -13,8 +13,9 @@ from azure.data.tables import TableClient as SyncTableClient
 from harness import Aos, running_aos
 from pydantic import JsonValue
 
-from aos import AgentKinds, Event, GenericPurposeDrivenAgent, HistoryRecord, Limits
+from aos import AgentKinds, Event, GenericPurposeDrivenAgent, Limits
 from aos.adapters.azure.history import TRANSACTION_BYTES, TableHistoryWriter
+from aos.domain.history import HistoryRecord
 from aos.domain.models import AgentSpec
 from aos.ports.index import IndexEntry
 from aos.ports.receipts import Claim

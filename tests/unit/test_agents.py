@@ -9,19 +9,17 @@ from pydantic import JsonValue
 
 from aos import (
     AgentKinds,
-    ConfigurationError,
     ConflictError,
     Event,
     GenericPurposeDrivenAgent,
-    GoalNotFoundError,
-    InMemoryContextServer,
     InvalidInputError,
     LeadershipAgent,
     LimitExceededError,
     Limits,
     PerpetualAgent,
-    UnknownKindError,
 )
+from aos.domain.contexts import InMemoryContextServer
+from aos.errors import ConfigurationError, GoalNotFoundError, UnknownKindError
 
 
 # ---- the seed's patterns ------------------------------------------------------------------------

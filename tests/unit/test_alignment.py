@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from aos import LexicalAlignmentScorer, PurposeProfile
+from aos.alignment import LexicalAlignmentScorer, PurposeProfile
 from aos.alignment.text import flatten_action, stem, terms
 
 CEO = PurposeProfile(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from aos import AgentContext, Event, GenericPurposeDrivenAgent, Limits
+from aos import Event, GenericPurposeDrivenAgent, Limits
 from aos.domain.document import ContextDocument, summarize_event, worst_case_state_bytes
-from aos.domain.models import EventSummary, format_timestamp, utc_now
+from aos.domain.models import AgentContext, EventSummary, format_timestamp, utc_now
 
 
 def test_summarize_event_matches_the_model_dump() -> None:

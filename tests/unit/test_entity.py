@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from entity_driver import EntityDriver, entity_handle, event, make_app, operation
 
-from aos import AgentContext, Limits
+from aos import Limits
+from aos.domain.models import AgentContext
 
 SPEC = {
     "kind": "generic",

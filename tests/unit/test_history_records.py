@@ -13,14 +13,8 @@ from typing import Any
 import pytest
 from entity_driver import EntityDriver, entity_handle, event, make_app, operation
 
-from aos import (
-    ContextMCPServer,
-    GenericPurposeDrivenAgent,
-    HistoryQuery,
-    HistoryRecord,
-    InMemoryHistoryArchive,
-)
-from aos.domain.history import history_row_key
+from aos import ContextMCPServer, GenericPurposeDrivenAgent
+from aos.domain.history import HistoryQuery, HistoryRecord, InMemoryHistoryArchive, history_row_key
 from aos.domain.models import format_timestamp, utc_now
 
 SPEC = {"kind": "generic", "purpose": "Grow revenue through customer satisfaction"}

@@ -10,7 +10,7 @@ from typing import ClassVar
 import pytest
 from pydantic import JsonValue
 
-from aos import AgentKinds, Event, GenericPurposeDrivenAgent, InMemoryHistoryArchive, Limits
+from aos import AgentKinds, Event, GenericPurposeDrivenAgent, Limits
 from aos.adapters.memory import (
     InMemoryAgentIndex,
     InMemoryDeliveryReceipts,
@@ -19,11 +19,11 @@ from aos.adapters.memory import (
 )
 from aos.agents.entity import AgentEntity
 from aos.domain.contexts import ContextMCPServer
-from aos.domain.history import HistoryQuery
+from aos.domain.history import HistoryQuery, InMemoryHistoryArchive
 from aos.domain.models import AgentSpec, GoalCreate
 from aos.errors import AgentExistsError, LimitExceededError
 from aos.ports.index import IndexEntry, IndexStatus
-from aos.services.agents import AgentManager
+from aos.services.agents import AgentService
 from aos.services.contexts import EntityContextServer
 from aos.services.delivery import EventDelivery
 
@@ -42,7 +42,7 @@ class Flaky(GenericPurposeDrivenAgent):
 
 @dataclass
 class Services:
-    manager: AgentManager
+    manager: AgentService
     delivery: EventDelivery
     queue: InMemoryEventQueue
     entities: InMemoryEntities
@@ -65,7 +65,7 @@ def services() -> Services:
     history = InMemoryHistoryArchive()
     entities = InMemoryEntities(AgentEntity(kinds, limits), history=history, receipts=receipts)
     contexts = ContextMCPServer(states=EntityContextServer(entities), archive=history)
-    manager = AgentManager(
+    manager = AgentService(
         index=index, queue=queue, entities=entities, kinds=kinds, limits=limits,
         receipts=receipts, settle_timeout=0.01, contexts=contexts,
     )  # fmt: skip

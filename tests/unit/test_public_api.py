@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import subprocess
+import sys
 
 from entity_driver import make_app
 
 import aos
+from aos.agents.entity import ENTITY_NAME, OPERATIONS
 
 EXPECTED_ALL = {
-    "AOSError", "AgentContext", "AgentEntity", "AgentExistsError", "AgentKinds",
-    "AgentNotFoundError", "AgentNotReadyError", "AgentManager", "AgentSpec", "AlignmentResult", "AlignmentScorer", "ConfigurationError",
-    "ConflictError", "ContextDocument", "ContextServer", "Decision", "DecisionRequest",
-    "ENTITY_NAME", "Event", "FieldError", "GenericPurposeDrivenAgent", "Goal", "GoalCreate",
-    "GoalNotFoundError", "GoalStatus", "GoalUpdate", "InMemoryContextServer", "InvalidInputError",
-    "LeadershipAgent", "LexicalAlignmentScorer", "LimitExceededError", "Limits", "NotFoundError",
-    "OPERATIONS", "PayloadTooLargeError", "PerpetualAgent", "PurposeDrivenAgent", "PurposeProfile", "Settings",
-    "SpecUpdate", "StorageError", "UnknownKindError", "UnknownOperationError",
-    "UnsupportedMediaTypeError", "__version__", "create_app", "ContextMCPServer",
-    "EntityContextServer", "HostManagedStateError", "HistoryArchive", "HistoryPage", "HistoryQuery",
-    "HistoryRecord", "InMemoryHistoryArchive",
+    "AOSError", "AgentKinds", "AgentManager", "AgentSpec", "AlignmentResult", "AlignmentScorer",
+    "ConflictError", "ContextMCPServer", "ContextStore", "Decision", "Event",
+    "GenericPurposeDrivenAgent", "Goal", "InvalidInputError", "LeadershipAgent",
+    "LimitExceededError", "Limits", "NotFoundError", "PerpetualAgent", "PurposeDrivenAgent",
+    "StorageError", "__version__", "create_app",
 }  # fmt: skip
 
 
@@ -29,9 +27,44 @@ def test_public_api_is_pinned() -> None:
         assert getattr(aos, name) is not None
 
 
+def test_the_signatures_users_rely_on() -> None:
+    """The seed's vocabulary: constructors and the manager's calls, by parameter name."""
+
+    def parameters(function: object) -> list[str]:
+        return [p for p in inspect.signature(function).parameters if p != "self"]  # type: ignore[arg-type]
+
+    assert parameters(aos.PerpetualAgent.__init__) == [
+        "agent_id", "adapter_name", "purpose", "purpose_scope", "success_criteria",
+        "subscriptions", "limits", "context_server",
+    ]  # fmt: skip
+    assert parameters(aos.AgentManager.__init__) == ["kinds", "limits"]
+    assert parameters(aos.AgentManager.register_agent) == ["agent"]
+    assert parameters(aos.AgentManager.get_agent) == ["agent_id"]
+    assert parameters(aos.AgentManager.list_agents) == []
+    assert parameters(aos.AgentManager.send_event) == ["agent_id", "event"]
+    assert parameters(aos.create_app) == ["kinds", "runtime"]
+    assert aos.ContextMCPServer is aos.ContextStore
+    for method in (
+        "initialize", "start", "stop", "handle_event", "update_state", "get_state", "save_state",
+        "load_state", "cleanup",
+    ):  # fmt: skip
+        assert inspect.iscoroutinefunction(getattr(aos.PerpetualAgent, method)), method
+    for method in (
+        "evaluate_purpose_alignment", "make_purpose_driven_decision", "add_goal", "get_goals",
+        "update_goal",
+    ):  # fmt: skip
+        assert inspect.iscoroutinefunction(getattr(aos.PurposeDrivenAgent, method)), method
+
+
+def test_importing_aos_does_not_import_the_functions_sdks() -> None:
+    code = "import sys, aos; print(sorted(m for m in sys.modules if m.startswith('azure')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_entity_contract() -> None:
-    assert aos.ENTITY_NAME == "agent"
-    assert aos.OPERATIONS == (
+    assert ENTITY_NAME == "agent"
+    assert OPERATIONS == (
         "configure", "handle_event", "add_goal", "update_goal", "remove_goal",
         "update_state", "delete_state", "decide", "get", "deregister",
     )  # fmt: skip

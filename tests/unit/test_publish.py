@@ -13,7 +13,7 @@ from aos.errors import PartialPublishError
 from aos.ports.entities import EntityClient
 from aos.ports.index import AgentIndex, IndexEntry, Page
 from aos.ports.queue import DeadLetter, EventQueue
-from aos.services.agents import AgentManager
+from aos.services.agents import AgentService
 
 SUBSCRIBERS = [f"agent-{i:05d}-" + "x" * 50 for i in range(3_000)]  # three queue messages
 
@@ -68,8 +68,8 @@ class NoEntities(EntityClient):
         return None
 
 
-def manager(queue: EventQueue) -> AgentManager:
-    return AgentManager(
+def manager(queue: EventQueue) -> AgentService:
+    return AgentService(
         index=Subscribers(),
         queue=queue,
         entities=NoEntities(),

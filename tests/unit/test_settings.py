@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from aos import ConfigurationError, Settings
 from aos.adapters.azure.clients import table_client
-from aos.settings import SETTINGS_REFERENCE
+from aos.errors import ConfigurationError
+from aos.settings import SETTINGS_REFERENCE, Settings
 
 AZURITE = "UseDevelopmentStorage=true"
 

@@ -1,0 +1,140 @@
+"""``AgentManager``: the seed's manager, for agents created, registered, found and driven in one
+Python process (a script, a notebook, a test) with their context kept by a context store.
+
+    manager = AgentManager()
+    ceo = LeadershipAgent(agent_id="ceo", purpose="Strategic oversight", adapter_name="ceo")
+    await ceo.initialize()
+    manager.register_agent(ceo)
+    manager.get_agent("ceo")            # the same agent, its context as last stored
+    await manager.send_event("ceo", {"type": "goal.proposed", "data": {...}})
+
+It runs the app's own logic -- ``AgentService``, the queue delivery and the ``agent`` entity's
+operations -- over the in-memory adapters (``aos.adapters.memory``), so an event sent here is
+validated, queued, delivered and applied exactly as in Azure, only at once and in memory. In the
+function app, agents are registered over HTTP instead (``POST /api/agents``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aos.adapters.memory import (
+    InMemoryAgentIndex,
+    InMemoryDeliveryReceipts,
+    InMemoryEntities,
+    InMemoryEventQueue,
+)
+from aos.agents import AgentKinds, PerpetualAgent
+from aos.agents.entity import AgentEntity
+from aos.domain.contexts import ContextServer, ContextStore
+from aos.domain.document import ContextDocument
+from aos.domain.history import InMemoryHistoryArchive
+from aos.domain.limits import Limits
+from aos.domain.models import Event, new_id
+from aos.domain.validation import parse
+from aos.errors import AgentExistsError
+from aos.ports.index import IndexEntry, IndexStatus
+from aos.services.agents import AgentService
+from aos.services.delivery import EventDelivery
+
+__all__ = ["AgentManager"]
+
+
+class _EntityStates(ContextServer):
+    """The context server agents registered here save through: the in-memory entities' state."""
+
+    def __init__(self, entities: InMemoryEntities) -> None:
+        self.entities = entities
+
+    async def load(self, *, agent_id: str) -> dict[str, Any] | None:
+        return self.entities.state(agent_id)
+
+    async def save(self, *, agent_id: str, context: dict[str, Any]) -> None:
+        self.entities.load(agent_id, context)
+
+    async def delete(self, *, agent_id: str) -> None:
+        self.entities.remove(agent_id)
+
+
+class AgentManager:
+    """Registers agent objects, finds them again, and delivers events to them, in process."""
+
+    def __init__(self, *, kinds: AgentKinds | None = None, limits: Limits | None = None) -> None:
+        self.kinds = kinds if kinds is not None else AgentKinds.builtin()
+        self.limits = limits if limits is not None else Limits()
+        self.history = InMemoryHistoryArchive()
+        self.index = InMemoryAgentIndex()
+        self.queue = InMemoryEventQueue()
+        receipts = InMemoryDeliveryReceipts()
+        self.entities = InMemoryEntities(
+            AgentEntity(self.kinds, self.limits), history=self.history, receipts=receipts
+        )
+        self.contexts = ContextStore(states=_EntityStates(self.entities), archive=self.history)
+        self.service = AgentService(
+            index=self.index, queue=self.queue, entities=self.entities, kinds=self.kinds,
+            limits=self.limits, receipts=receipts, settle_timeout=0.0, contexts=self.contexts,
+        )  # fmt: skip
+        self._delivery = EventDelivery(
+            index=self.index, queue=self.queue, entities=self.entities, receipts=receipts
+        )
+        self._agents: dict[str, PerpetualAgent] = {}
+
+    # ------------------------------------------------------------------------------ the seed's API
+    def register_agent(self, agent: PerpetualAgent) -> PerpetualAgent:
+        """Make ``agent`` available: its context is kept by this manager's context store from now
+        on (``agent.context_server``), and events reach it. ``AgentExistsError`` if the id is
+        taken. An agent class whose kind is not registered yet is registered with it."""
+        if agent.agent_id in self._agents:
+            raise AgentExistsError(agent.agent_id)
+        if agent.kind not in self.kinds:
+            self.kinds.register(type(agent))
+        self.index.put(IndexEntry(spec=agent.spec, status=IndexStatus.ACTIVE))
+        self.entities.load(agent.agent_id, agent.document.raw)
+        agent.context_server = self.contexts
+        self._agents[agent.agent_id] = agent
+        return agent
+
+    def get_agent(self, agent_id: str) -> PerpetualAgent | None:
+        """The registered agent, with its context as last stored (``None`` if unknown)."""
+        agent = self._agents.get(agent_id)
+        if agent is not None:
+            state = self.entities.state(agent_id)
+            if state is not None and state is not agent.document.raw:
+                agent.document = ContextDocument.load(state)
+        return agent
+
+    def list_agents(self) -> list[PerpetualAgent]:
+        """Every registered agent, by id."""
+        return [a for a in map(self.get_agent, sorted(self._agents)) if a is not None]
+
+    def deregister_agent(self, agent_id: str) -> bool:
+        """Remove an agent (its history stays readable through ``contexts``); ``False`` if it was
+        not registered."""
+        agent = self._agents.pop(agent_id, None)
+        if agent is None:
+            return False
+        self.index.remove(agent_id)
+        self.entities.remove(agent_id)
+        return True
+
+    # ------------------------------------------------------------------------------ events
+    async def send_event(self, agent_id: str, event: Event | Mapping[str, Any]) -> Event:
+        """Send an event to one agent and deliver it now (the HTTP API's ``POST …/events``)."""
+        fields = event.model_dump(exclude_unset=True) if isinstance(event, Event) else event
+        sent = await self.service.send_event(
+            parse(Event, {**fields, "agent_id": agent_id}, what="event")
+        )
+        await self._deliver()
+        return sent
+
+    async def publish_event(self, event: Event | Mapping[str, Any]) -> int:
+        """Publish an event to every subscriber of its type and deliver it now; how many."""
+        fields = event.model_dump(exclude_unset=True) if isinstance(event, Event) else event
+        count = await self.service.publish_event(parse(Event, {**fields}, what="event"))
+        await self._deliver()
+        return count
+
+    async def _deliver(self) -> None:
+        for text in self.queue.take():
+            await self._delivery.deliver(body=text.encode(), message_id=new_id())
