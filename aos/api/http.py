@@ -33,6 +33,7 @@ from aos.api.requests import (
     query_int,
 )
 from aos.api.schemas import (
+    AgentDetail,
     AgentList,
     AgentPatch,
     AgentResource,
@@ -53,7 +54,6 @@ from aos.api.schemas import (
 )
 from aos.domain.models import (
     EVENT_TYPE_PATTERN,
-    AgentContext,
     AgentSpec,
     Goal,
     GoalChanges,
@@ -137,7 +137,7 @@ async def patch_agent(call: Call) -> func.HttpResponse:
 
 async def get_agent(call: Call) -> func.HttpResponse:
     agent_id = path_id(call.req, "agent_id")
-    return call.respond(await call.manager.get_context(agent_id))
+    return call.respond(AgentDetail.model_validate(await call.manager.get_agent(agent_id)))
 
 
 async def list_agents(call: Call) -> func.HttpResponse:
@@ -434,7 +434,8 @@ OPERATIONS: tuple[ApiOperation, ...] = (
         query=_PAGING,
     ),
     ApiOperation(
-        "agent_item", "GET", get_agent, "The agent's persisted context", 200, AgentContext,
+        "agent_item", "GET", get_agent,
+        "The agent: its spec and status, as listed, with its persisted context", 200, AgentDetail,
         errors=(400, 404),
     ),
     ApiOperation(

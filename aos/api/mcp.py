@@ -1,6 +1,6 @@
 """The app's MCP server: every agent's context and history as resources, and four tools.
 
-    resources   aos://agents/{agent_id}/context    the persisted context (the entity state)
+    resources   aos://agents/{agent_id}/context    the agent and its context (as GET /api/agents/{id})
                 aos://agents/{agent_id}/history    the newest history records
     tools       send_event, add_goal, update_goal, evaluate_alignment
 
@@ -180,7 +180,7 @@ class AgentTools:
         counters."""
         if query:
             raise InvalidInputError("The context resource takes no query")
-        return await self.manager.get_context(agent_id)
+        return await self.manager.get_agent(agent_id)
 
     async def read_history(self, agent_id: str, query: str) -> dict[str, Any]:
         """An agent's history, newest first: every event it handled and every decision it made,

@@ -31,8 +31,11 @@ from aos.domain.models import (
     AGENT_ID_PATTERN,
     EVENT_TYPE_PATTERN,
     AgentSpec,
+    Counters,
+    DecisionSummary,
     Event,
     EventId,
+    EventSummary,
     EventType,
     Goal,
     JsonData,
@@ -49,6 +52,7 @@ from aos.errors import InvalidInputError
 from aos.ports.index import decode_token, encode_token, invalid_token
 
 __all__ = [
+    "AgentDetail",
     "AgentList",
     "AgentPatch",
     "AgentResource",
@@ -111,6 +115,20 @@ class AgentResource(AgentSpec):
     status: Literal["registering", "active", "deregistering"]
     registered_at: Timestamp
     updated_at: Timestamp
+
+
+class AgentDetail(AgentResource):
+    """``GET /api/agents/{agent_id}``: the agent as listed and registered (``AgentResource``) and
+    its context: goals, key/value state, the last and recent events and decisions, counters."""
+
+    goals: list[Goal]
+    state: dict[str, JsonValue]
+    last_event: EventSummary | None
+    recent_events: list[EventSummary]
+    recent_decisions: list[DecisionSummary]
+    counters: Counters
+    created_at: Timestamp = Field(description="when this registration's context was created")
+    last_active_at: Timestamp = Field(description="when the context last changed")
 
 
 class AgentList(BaseModel):
