@@ -125,16 +125,18 @@ class AgentManager:
         sent = await self.service.send_event(
             parse(Event, {**fields, "agent_id": agent_id}, what="event")
         )
-        await self._deliver()
+        await self.deliver_queued()
         return sent
 
     async def publish_event(self, event: Event | Mapping[str, Any]) -> int:
         """Publish an event to every subscriber of its type and deliver it now; how many."""
         fields = event.model_dump(exclude_unset=True) if isinstance(event, Event) else event
         count = await self.service.publish_event(parse(Event, {**fields}, what="event"))
-        await self._deliver()
+        await self.deliver_queued()
         return count
 
-    async def _deliver(self) -> None:
+    async def deliver_queued(self) -> None:
+        """Deliver every event waiting in the queue now (those this manager sends are delivered
+        at once; this is for events queued by other callers of its service, such as MCP tools)."""
         for text in self.queue.take():
             await self._delivery.deliver(body=text.encode(), message_id=new_id())
