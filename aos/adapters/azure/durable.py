@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aos.agents.entity import ENTITY_NAME
@@ -10,6 +11,15 @@ from aos.errors import StorageError
 from aos.ports.entities import EntityClient
 
 __all__ = ["DurableEntityClient"]
+
+logger = logging.getLogger("aos.durable")
+
+
+def durable_error(exc: Exception, what: str) -> StorageError:
+    """The AOS error for a failed durable client call: the SDK raises a bare ``Exception`` with the
+    webhook's URL and answer in its message, which is logged, never shown to callers."""
+    logger.warning("%s failed: %s", what, exc)
+    return StorageError(f"{what} failed: the durable client failed ({type(exc).__name__})")
 
 
 class DurableEntityClient(EntityClient):
@@ -22,7 +32,7 @@ class DurableEntityClient(EntityClient):
         try:
             await self._client.signal_entity(df.EntityId(ENTITY_NAME, agent_id), operation, value)
         except Exception as exc:  # the SDK raises bare Exception for unexpected statuses
-            raise StorageError(f"Could not signal agent {agent_id!r}: {exc}") from exc
+            raise durable_error(exc, f"Signalling agent {agent_id!r}") from exc
 
     async def read(self, *, agent_id: str) -> dict[str, Any] | None:
         import azure.durable_functions as df
@@ -30,7 +40,7 @@ class DurableEntityClient(EntityClient):
         try:
             response = await self._client.read_entity_state(df.EntityId(ENTITY_NAME, agent_id))
         except Exception as exc:
-            raise StorageError(f"Could not read agent {agent_id!r}: {exc}") from exc
+            raise durable_error(exc, f"Reading agent {agent_id!r}") from exc
         if not response.entity_exists:
             return None
         state = response.entity_state
