@@ -33,7 +33,7 @@ from aos.errors import (
     StorageError,
     UnknownOperationError,
 )
-from aos.ports.entities import EntityClient
+from aos.ports.entity_client import EntityClient
 from aos.ports.index import AgentIndex, IndexEntry, IndexStatus, Page
 from aos.ports.queue import EventQueue
 from aos.ports.receipts import DeliveryReceipts

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from aos.domain.messages import QueueMessage
 from aos.domain.models import format_timestamp, utc_now
 from aos.errors import InvalidInputError
-from aos.ports.entities import EntityClient
+from aos.ports.entity_client import EntityClient
 from aos.ports.index import AgentIndex, IndexEntry, IndexStatus
 from aos.ports.letters import LetterStore, StoredLetter
 from aos.ports.queue import DeadLetter, EventQueue

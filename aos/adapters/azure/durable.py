@@ -8,7 +8,7 @@ from typing import Any
 
 from aos.agents.entity import ENTITY_NAME
 from aos.errors import StorageError
-from aos.ports.entities import EntityClient
+from aos.ports.entity_client import EntityClient
 
 __all__ = ["DurableEntityClient"]
 
