@@ -11,21 +11,16 @@ This module is imported on the first request, not when the app is indexed (which
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
-from pydantic import BaseModel
 
-from aos.agents import AgentKinds
-from aos.api.paths import DEFAULT_PAGE, FUNCTIONS, MAX_HISTORY_PAGE, MAX_HISTORY_TYPES, MAX_PAGE
+from aos.api.operations import ApiOperation, Call, QueryParam, Services
+from aos.api.paths import DEFAULT_PAGE, MAX_HISTORY_PAGE, MAX_HISTORY_TYPES, MAX_PAGE
 from aos.api.problems import MethodNotAllowedError, problem_response
 from aos.api.requests import (
     correlation_id,
-    json_response,
     link,
     parse_body,
     path_id,
@@ -63,49 +58,13 @@ from aos.domain.models import (
 from aos.errors import FieldError, InvalidInputError
 from aos.ports.index import IndexEntry
 from aos.ports.letters import LetterQueue, StoredLetter
-from aos.services.agents import AgentService, Change
-from aos.services.letters import DeadLetters, describe_original
+from aos.services.agents import Change
+from aos.services.letters import describe_original
 from aos.version import VERSION
 
 __all__ = ["OPERATIONS", "ApiOperation", "Call", "QueryParam", "Services", "dispatch"]
 
 logger = logging.getLogger("aos.http")
-
-
-class Services(Protocol):
-    """What the handlers need from the app (``aos.functions.container.AppRuntime`` provides it)."""
-
-    kinds: AgentKinds
-
-    def manager(self, durable_client: Any) -> AgentService: ...
-    def dead_letters(self) -> DeadLetters: ...
-    async def storage_health(self) -> dict[str, str]:
-        """``{"queues": "ok" | reason, "tables": "ok" | reason}``."""
-        ...
-
-
-@dataclass
-class Call:
-    """One request with what its handler needs."""
-
-    req: func.HttpRequest
-    runtime: Services
-    client: Any
-    correlation: str
-
-    @cached_property
-    def manager(self) -> AgentService:
-        return self.runtime.manager(self.client)
-
-    @cached_property
-    def letters(self) -> DeadLetters:
-        return self.runtime.dead_letters()
-
-    def respond(self, body: Any, status: int = 200, **headers: str) -> func.HttpResponse:
-        return json_response(body, status=status, correlation=self.correlation, headers=headers)
-
-
-Handler = Callable[[Call], Awaitable[func.HttpResponse]]
 
 
 # ------------------------------------------------------------------------------ agents
@@ -265,7 +224,7 @@ async def openapi(call: Call) -> func.HttpResponse:
     from aos.api.openapi import openapi_document
 
     server = link(call.req, "").rstrip("/")
-    return call.respond(openapi_document(server=server, kinds=call.runtime.kinds))
+    return call.respond(openapi_document(OPERATIONS, server=server, kinds=call.runtime.kinds))
 
 
 # ------------------------------------------------------------------------------ letters
@@ -345,42 +304,6 @@ def _letter_item(letter: StoredLetter) -> DeadLetterItem:
 
 def _path(req: func.HttpRequest) -> str:
     return str(urlsplit(req.url).path)
-
-
-# ---------------------------------------------------------------------------------- the table
-@dataclass(frozen=True, slots=True)
-class QueryParam:
-    name: str
-    description: str
-    type: str = "string"
-    constraints: tuple[tuple[str, Any], ...] = ()
-    """JSON Schema keywords beyond ``type`` (bounds, enum, pattern), so that the OpenAPI document
-    says exactly what the handler accepts."""
-
-    @property
-    def schema(self) -> dict[str, Any]:
-        return {"type": self.type, **dict(self.constraints)}
-
-
-@dataclass(frozen=True, slots=True)
-class ApiOperation:
-    function: str
-    """The Azure Function that serves the route (``aos.api.paths.FUNCTIONS``)."""
-    method: str
-    handler: Handler
-    summary: str
-    status: int
-    response: type[BaseModel] | None = None
-    request: type[BaseModel] | None = None
-    errors: tuple[int, ...] = (400,)
-    query: tuple[QueryParam, ...] = ()
-    also: tuple[int, ...] = ()
-    """Other success statuses, answered with the same model: 202 when the entity has not applied
-    the change within the settle time, 201 when a PUT created the agent."""
-
-    @property
-    def route(self) -> str:
-        return FUNCTIONS[self.function].route
 
 
 _TYPE = EVENT_TYPE_PATTERN[1:-1]

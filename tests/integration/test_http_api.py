@@ -11,6 +11,7 @@ import pytest_asyncio
 from harness import Aos, running_aos
 
 from aos import Limits
+from aos.api.http import OPERATIONS
 from aos.api.openapi import openapi_document
 from aos.api.paths import FUNCTIONS
 from devhost import Azurite
@@ -383,7 +384,9 @@ async def test_health(aos: Aos) -> None:
 
 async def test_openapi_lists_every_http_route_and_method_of_the_app(aos: Aos) -> None:
     document = (await aos.call("GET", "openapi.json")).json
-    assert document == json.loads(json.dumps(openapi_document(server="http://localhost:7071/api")))
+    assert document == json.loads(
+        json.dumps(openapi_document(OPERATIONS, server="http://localhost:7071/api"))
+    )
     served = set()
     for function in aos.host.functions:
         # The MCP endpoint speaks JSON-RPC (MCP), described by MCP's own discovery, not OpenAPI.
