@@ -42,6 +42,7 @@ from aos.api.schemas import (
     GoalList,
     Health,
     HistoryFilter,
+    HistoryItem,
     HistoryList,
     LetterReplayed,
     RegisterAgent,
@@ -96,7 +97,7 @@ async def patch_agent(call: Call) -> func.HttpResponse:
 
 async def get_agent(call: Call) -> func.HttpResponse:
     agent_id = path_id(call.req, "agent_id")
-    return call.respond(AgentDetail.model_validate(await call.manager.get_agent(agent_id)))
+    return call.respond(AgentDetail.of(*await call.manager.get_agent(agent_id)))
 
 
 async def list_agents(call: Call) -> func.HttpResponse:
@@ -108,7 +109,7 @@ async def list_agents(call: Call) -> func.HttpResponse:
         if page.continuation
         else None
     )
-    items = [AgentResource.model_validate(e.as_resource()) for e in page.value]
+    items = [AgentResource.from_entry(e) for e in page.value]
     return call.respond(AgentList(value=items, nextLink=next_link))
 
 
@@ -132,7 +133,7 @@ async def list_history(call: Call) -> func.HttpResponse:
     if page.continuation is not None:
         next_page = params.next_page(page.continuation)
         next_link = link(call.req, f"agents/{agent_id}/history", **next_page)
-    items = [r.as_item() for r in page.records]
+    items = [HistoryItem.from_record(r) for r in page.records]
     return call.respond(HistoryList.model_validate({"value": items, "nextLink": next_link}))
 
 
@@ -281,7 +282,7 @@ async def _replay_letter(call: Call, queue: LetterQueue) -> func.HttpResponse:
 def _agent_answer(call: Call, change: Change, status: int) -> func.HttpResponse:
     entry: IndexEntry = change.value
     location = link(call.req, f"agents/{entry.agent_id}")
-    body = AgentResource.model_validate(entry.as_resource())
+    body = AgentResource.from_entry(entry)
     return call.respond(body, status if change.settled else 202, Location=location)
 
 

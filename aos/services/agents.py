@@ -43,13 +43,6 @@ from aos.services.registration import activate, configure_signal
 __all__ = ["AgentService", "Change"]
 
 
-_CONTEXT_FIELDS = (
-    "goals", "state", "last_event", "recent_events", "recent_decisions", "counters", "created_at",
-)  # fmt: skip
-"""What an agent's answer shows of its context (not the de-duplication window or the schema
-version: bookkeeping of the entity's own)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Change:
     """The outcome of a write: what it produced, and whether the entity showed it in time
@@ -141,19 +134,14 @@ class AgentService:
     async def list_agents(self, *, limit: int, continuation: str | None) -> Page[IndexEntry]:
         return await self.index.page(limit=limit, continuation=continuation)
 
-    async def get_agent(self, agent_id: str) -> dict[str, Any]:
-        """The agent as ``GET /api/agents/{agent_id}`` and the MCP context resource show it: what
-        a listing shows (its spec, index status and timestamps) and its context (goals, state,
-        last and recent events and decisions, counters), without internal bookkeeping."""
+    async def get_agent(self, agent_id: str) -> tuple[IndexEntry, dict[str, Any]]:
+        """The agent's index entry and its persisted context (``AgentNotFoundError`` unless it
+        has both): what ``GET /api/agents/{agent_id}`` and the MCP context resource show."""
         entry = await self.index.get(agent_id=agent_id)
         context = await self.contexts.load(agent_id=agent_id)
         if entry is None or context is None:
             raise AgentNotFoundError(agent_id)
-        return {
-            **entry.as_resource(),
-            **{name: context[name] for name in _CONTEXT_FIELDS},
-            "last_active_at": context["updated_at"],
-        }
+        return entry, context
 
     async def get_context(self, agent_id: str) -> dict[str, Any]:
         """The agent's persisted context (the entity state)."""
