@@ -1,5 +1,6 @@
-"""README's "Your own agent kinds" example, pasted into function_app.py, passes the project's own
-checks (strict mypy, ruff) and indexes as a function app with the new kind registered."""
+"""README's Python examples under "Concepts": the "Your own agent kinds" example, pasted into
+function_app.py, passes the project's own checks (strict mypy, ruff) and indexes as a function app
+with the new kind registered; the "Agents in one Python process" example runs as written."""
 
 from __future__ import annotations
 
@@ -35,3 +36,14 @@ def test_the_agent_kinds_example_passes_the_checks_as_function_app(tmp_path: Pat
         [sys.executable, "-c", indexed], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "SupportAgent ['agent', 'agent_alignment']"
+
+
+def test_the_in_process_example_runs_as_written(tmp_path: Path) -> None:
+    (example,) = [b for b in readme_blocks("Concepts", "python") if "AgentManager()" in b]
+    script = tmp_path / "agents_in_process.py"
+    script.write_text(example)
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["['Strategic oversight of Asia']", "['ceo']"]
