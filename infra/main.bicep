@@ -109,6 +109,7 @@ var tags = {
 }
 var functionAppName = 'func-aos-${resourceToken}'
 var useScheduler = durableBackend == 'DurableTaskScheduler'
+var schedulerName = 'dts-aos-${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
 
 // App settings read by the AOS code: the same names as in local.settings.json.
@@ -173,7 +174,7 @@ module scheduler 'app/scheduler.bicep' = if (useScheduler) {
   params: {
     location: location
     tags: tags
-    name: 'dts-aos-${resourceToken}'
+    name: schedulerName
     taskHubName: aosTaskHub
     skuName: schedulerSku
     capacity: schedulerCapacity
@@ -186,9 +187,15 @@ module rbac 'app/rbac.bicep' = {
     storageAccountName: storage.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     principalId: identity.outputs.principalId
-    schedulerName: useScheduler ? scheduler.outputs.name : ''
-    schedulerTaskHubName: useScheduler ? scheduler.outputs.taskHubName : ''
+    // Names, not the module's outputs: they are known up front, so no resource id in rbac.bicep is
+    // ever built from an empty name, even where its condition is false.
+    useScheduler: useScheduler
+    schedulerName: schedulerName
+    schedulerTaskHubName: aosTaskHub
   }
+  dependsOn: [
+    scheduler
+  ]
 }
 
 module api 'app/api.bicep' = {
@@ -228,4 +235,4 @@ output AZURE_FUNCTION_APP_URL string = 'https://${api.outputs.defaultHostName}'
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AOS_TASK_HUB string = aosTaskHub
 output AOS_DURABLE_BACKEND string = durableBackend
-output DURABLE_TASK_SCHEDULER_NAME string = useScheduler ? scheduler.outputs.name : ''
+output DURABLE_TASK_SCHEDULER_NAME string = useScheduler ? schedulerName : ''

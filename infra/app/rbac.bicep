@@ -17,13 +17,14 @@ param applicationInsightsName string
 @description('Principal (object) id of the function app\'s managed identity.')
 param principalId string
 
-@description('Durable Task Scheduler backend only: name of the scheduler; empty for the Azure Storage backend.')
+@description('True with the Durable Task Scheduler backend: grant the data role on its task hub.')
+param useScheduler bool = false
+
+@description('Durable Task Scheduler backend only: name of the scheduler.')
 param schedulerName string = ''
 
 @description('Durable Task Scheduler backend only: name of its task hub the app uses.')
 param schedulerTaskHubName string = ''
-
-var useScheduler = !empty(schedulerName)
 
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'

@@ -460,39 +460,40 @@ def test_scheduler_and_task_hub_are_deployed_only_for_the_scheduler_backend() ->
     )
 
 
-def test_every_scheduler_input_is_empty_unless_the_scheduler_backend_is_chosen() -> None:
+def test_scheduler_outputs_are_read_only_when_the_scheduler_backend_is_chosen() -> None:
     # A conditional module's outputs may only be read behind the same condition.
     main = template("main.bicep")
-    uses = {
-        "rbac.schedulerName": body(main["modules"]["rbac"])["params"]["schedulerName"],
-        "rbac.schedulerTaskHubName": body(main["modules"]["rbac"])["params"][
-            "schedulerTaskHubName"
-        ],
-        "api.schedulerEndpoint": body(main["modules"]["api"])["params"]["schedulerEndpoint"],
-        "api.schedulerTaskHubName": body(main["modules"]["api"])["params"]["schedulerTaskHubName"],
-        "DURABLE_TASK_SCHEDULER_NAME": main["outputs"]["DURABLE_TASK_SCHEDULER_NAME"]["value"],
+    api = body(main["modules"]["api"])["params"]
+    for param in ("schedulerEndpoint", "schedulerTaskHubName"):
+        operands = conditional(api[param])
+        assert operands["condition"] == "useScheduler", param
+        assert ref(operands["true_value"]).startswith("scheduler.outputs."), param
+        assert operands["false_value"] == "", param
+    assert conditional(main["outputs"]["DURABLE_TASK_SCHEDULER_NAME"]["value"]) == {
+        "condition": "useScheduler",
+        "true_value": "schedulerName",
+        "false_value": "",
     }
-    for use, expression in uses.items():
-        operands = conditional(expression)
-        assert operands["condition"] == "useScheduler", use
-        assert ref(operands["true_value"]).startswith("scheduler.outputs."), use
-        assert operands["false_value"] == "", use
-    # rbac.bicep switches on the scheduler name: empty means the Azure Storage backend.
-    assert param_default("app/rbac.bicep", "schedulerName") == ""
-    assert variable("app/rbac.bicep", "useScheduler") == {
-        "operator": {
-            "type": "not",
-            "operands": {
-                "bool_value": {
-                    "function": {"type": "empty", "parameters": {"item_to_test": "schedulerName"}}
-                }
-            },
-        }
-    }
+
+
+def test_rbac_gets_the_scheduler_names_up_front_and_a_switch() -> None:
+    # Known names (never empty, never a conditional output) so that no resource id in rbac.bicep is
+    # built from an empty name, even in a branch whose condition is false.
+    main = template("main.bicep")
+    rbac = body(main["modules"]["rbac"])
+    assert rbac["params"]["useScheduler"] == "useScheduler"
+    assert rbac["params"]["schedulerName"] == "schedulerName"
+    assert rbac["params"]["schedulerTaskHubName"] == "aosTaskHub"
+    assert "scheduler" in rbac["dependsOn"]
+    assert variable("main.bicep", "schedulerName") == "dts-aos-${resourceToken}"
+    assert body(main["modules"]["scheduler"])["params"]["name"] == "schedulerName"
+    declared = template("app/rbac.bicep")["parameters"]["useScheduler"]
+    assert declared["type"] == "bool"
+    assert declared["default"] is False
     for symbol in ("scheduler", "taskHub"):
-        declared = template("app/rbac.bicep")["resources"][symbol]
-        assert declared["existing"] is True, symbol
-        assert declared["config"]["condition"] == "useScheduler", symbol
+        existing = template("app/rbac.bicep")["resources"][symbol]
+        assert existing["existing"] is True, symbol
+        assert existing["config"]["condition"] == "useScheduler", symbol
 
 
 def test_the_data_contributor_role_is_the_published_one_on_the_task_hub_only() -> None:
