@@ -4,6 +4,7 @@
 //   app/identity.bicep    user-assigned managed identity the app runs as
 //   app/storage.bicep     storage account, deployment container, AOS queues and tables
 //   app/monitoring.bicep  Log Analytics workspace and Application Insights
+//   app/scheduler.bicep   Durable Task Scheduler and task hub (only with durableBackend=DurableTaskScheduler)
 //   app/rbac.bicep        the identity's role assignments (least privilege)
 //   app/api.bicep         hosting plan and function app, identity-based settings only
 targetScope = 'resourceGroup'
@@ -45,6 +46,25 @@ param maximumInstanceCount int = 40
   'Standard_RAGRS'
 ])
 param storageSku string = 'Standard_LRS'
+
+@description('Durable backend: AzureStorage (task hub in the storage account, the default) or DurableTaskScheduler (managed, for high throughput; docs/DEPLOY.md says when).')
+@allowed([
+  'AzureStorage'
+  'DurableTaskScheduler'
+])
+param durableBackend string = 'AzureStorage'
+
+@description('DurableTaskScheduler only: Consumption (pay per action, up to 500 actions/s) or Dedicated (billed per capacity unit, 2,000 actions/s each).')
+@allowed([
+  'Consumption'
+  'Dedicated'
+])
+param schedulerSku string = 'Consumption'
+
+@description('DurableTaskScheduler with the Dedicated SKU only: capacity units.')
+@minValue(1)
+@maxValue(3)
+param schedulerCapacity int = 1
 
 @description('AOS_TASK_HUB: Durable Functions task hub name (host.json reads it as %AOS_TASK_HUB%).')
 param aosTaskHub string = 'AOSHub'
@@ -88,6 +108,8 @@ var tags = {
   'azd-env-name': environmentName
 }
 var functionAppName = 'func-aos-${resourceToken}'
+var useScheduler = durableBackend == 'DurableTaskScheduler'
+var schedulerName = 'dts-aos-${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
 
 // App settings read by the AOS code: the same names as in local.settings.json.
@@ -146,13 +168,34 @@ module monitoring 'app/monitoring.bicep' = {
   }
 }
 
+// The task hub keeps the Azure Storage hub's name, which host.json resolves from AOS_TASK_HUB.
+module scheduler 'app/scheduler.bicep' = if (useScheduler) {
+  name: 'scheduler'
+  params: {
+    location: location
+    tags: tags
+    name: schedulerName
+    taskHubName: aosTaskHub
+    skuName: schedulerSku
+    capacity: schedulerCapacity
+  }
+}
+
 module rbac 'app/rbac.bicep' = {
   name: 'rbac'
   params: {
     storageAccountName: storage.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     principalId: identity.outputs.principalId
+    // Names, not the module's outputs: they are known up front, so no resource id in rbac.bicep is
+    // ever built from an empty name, even where its condition is false.
+    useScheduler: useScheduler
+    schedulerName: schedulerName
+    schedulerTaskHubName: aosTaskHub
   }
+  dependsOn: [
+    scheduler
+  ]
 }
 
 module api 'app/api.bicep' = {
@@ -174,8 +217,11 @@ module api 'app/api.bicep' = {
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     aosSettings: aosSettings
+    durableBackend: durableBackend
+    schedulerEndpoint: useScheduler ? scheduler.outputs.endpoint : ''
+    schedulerTaskHubName: useScheduler ? scheduler.outputs.taskHubName : ''
   }
-  // The host must be able to reach storage the moment it starts.
+  // The host must be able to reach storage (and the scheduler) the moment it starts.
   dependsOn: [
     rbac
   ]
@@ -188,3 +234,5 @@ output AZURE_FUNCTION_APP_NAME string = api.outputs.name
 output AZURE_FUNCTION_APP_URL string = 'https://${api.outputs.defaultHostName}'
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AOS_TASK_HUB string = aosTaskHub
+output AOS_DURABLE_BACKEND string = durableBackend
+output DURABLE_TASK_SCHEDULER_NAME string = useScheduler ? schedulerName : ''

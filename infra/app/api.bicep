@@ -84,7 +84,21 @@ param applicationInsightsName string
 @description('Settings the AOS code reads (AOS_*), added to the platform settings below.')
 param aosSettings object
 
+@description('Durable backend: AzureStorage (the task hub in the storage account) or DurableTaskScheduler.')
+@allowed([
+  'AzureStorage'
+  'DurableTaskScheduler'
+])
+param durableBackend string = 'AzureStorage'
+
+@description('DurableTaskScheduler only: endpoint of the scheduler, for example https://<name>.<region>.durabletask.io.')
+param schedulerEndpoint string = ''
+
+@description('DurableTaskScheduler only: name of the task hub in that scheduler.')
+param schedulerTaskHubName string = ''
+
 var isFlex = hostingPlan == 'FlexConsumption'
+var useScheduler = durableBackend == 'DurableTaskScheduler'
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
@@ -133,7 +147,24 @@ var elasticPremiumSettings = {
   ENABLE_ORYX_BUILD: 'true'
 }
 
-var appSettings = union(aosSettings, platformSettings, isFlex ? {} : elasticPremiumSettings)
+// Only for the Durable Task Scheduler backend. host.json is the same for both backends (it names no
+// storageProvider, so the Azure Storage default applies); these AzureFunctionsJobHost__* settings
+// override extensions.durableTask.storageProvider in it, as documented in
+// https://learn.microsoft.com/azure/azure-functions/functions-host-json#override-hostjson-values.
+// The connection string names the endpoint and the identity, never a secret: the host fetches an
+// Entra token with the user-assigned identity (its role is in rbac.bicep).
+var durableTaskSchedulerSettings = {
+  DURABLE_TASK_SCHEDULER_CONNECTION_STRING: 'Endpoint=${schedulerEndpoint};TaskHub=${schedulerTaskHubName};Authentication=ManagedIdentity;ClientID=${identityClientId}'
+  AzureFunctionsJobHost__extensions__durableTask__storageProvider__type: 'azureManaged'
+  AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName: 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING'
+}
+
+var appSettings = union(
+  aosSettings,
+  platformSettings,
+  isFlex ? {} : elasticPremiumSettings,
+  useScheduler ? durableTaskSchedulerSettings : {}
+)
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   name: name

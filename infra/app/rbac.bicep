@@ -4,6 +4,8 @@
 //   Storage Queue Data Contributor  queue trigger and output, Durable control and work-item queues
 //   Storage Table Data Contributor  agents index, history, Durable history and instances tables
 //   Monitoring Metrics Publisher    sending telemetry to Application Insights with Entra auth
+//   Durable Task Data Contributor   only with the Durable Task Scheduler backend: the app's task hub
+//                                   (orchestrations, activities, entities); scoped to that hub alone
 // Role definition ids: https://learn.microsoft.com/azure/role-based-access-control/built-in-roles
 
 @description('Name of the storage account the roles are scoped to.')
@@ -15,10 +17,21 @@ param applicationInsightsName string
 @description('Principal (object) id of the function app\'s managed identity.')
 param principalId string
 
+@description('True with the Durable Task Scheduler backend: grant the data role on its task hub.')
+param useScheduler bool = false
+
+@description('Durable Task Scheduler backend only: name of the scheduler.')
+param schedulerName string = ''
+
+@description('Durable Task Scheduler backend only: name of its task hub the app uses.')
+param schedulerTaskHubName string = ''
+
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
+// https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/integration#durable-task-data-contributor
+var durableTaskDataContributor = '0ad04412-c4d5-4796-b79c-f76d14c8d402'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -26,6 +39,15 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
+}
+
+resource scheduler 'Microsoft.DurableTask/schedulers@2025-11-01' existing = if (useScheduler) {
+  name: schedulerName
+}
+
+resource taskHub 'Microsoft.DurableTask/schedulers/taskHubs@2025-11-01' existing = if (useScheduler) {
+  parent: scheduler
+  name: schedulerTaskHubName
 }
 
 resource blobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -63,6 +85,16 @@ resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   scope: applicationInsights
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisher)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource taskHubDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (useScheduler) {
+  name: guid(taskHub.id, principalId, durableTaskDataContributor)
+  scope: taskHub
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', durableTaskDataContributor)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

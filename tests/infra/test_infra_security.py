@@ -26,6 +26,15 @@ STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+# https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/integration#durable-task-data-contributor
+DURABLE_TASK_DATA_CONTRIBUTOR = "0ad04412-c4d5-4796-b79c-f76d14c8d402"
+
+DTS_CONNECTION = "DURABLE_TASK_SCHEDULER_CONNECTION_STRING"
+# host.json paths overridden by app settings (functions-host-json#override-hostjson-values).
+DTS_PROVIDER_TYPE = "AzureFunctionsJobHost__extensions__durableTask__storageProvider__type"
+DTS_PROVIDER_CONNECTION = (
+    "AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName"
+)
 
 AOS_SETTINGS = {
     "AOS_TASK_HUB": "AOSHub",
@@ -341,10 +350,12 @@ def test_identity_gets_exactly_the_roles_the_bindings_and_durable_need() -> None
     rbac = template("app/rbac.bicep")
     role_vars = {name: spec["value"] for name, spec in rbac["variables"].items()}
     granted: dict[str, str] = {}
+    conditions: dict[str, str | None] = {}
     for symbol, declared in rbac["resources"].items():
         if declared["type"] != "Microsoft.Authorization/roleAssignments":
             continue
         config = body(declared)
+        conditions[symbol] = declared["config"].get("condition")
         role_id = config["properties"]["roleDefinitionId"]["function"]
         assert role_id["type"] == "subscription_resource_id", symbol
         assert role_id["parameters"]["resource_type"] == "Microsoft.Authorization/roleDefinitions"
@@ -364,6 +375,15 @@ def test_identity_gets_exactly_the_roles_the_bindings_and_durable_need() -> None
         STORAGE_QUEUE_DATA_CONTRIBUTOR: "storage",
         STORAGE_TABLE_DATA_CONTRIBUTOR: "storage",
         MONITORING_METRICS_PUBLISHER: "applicationInsights",
+        DURABLE_TASK_DATA_CONTRIBUTOR: "taskHub",
+    }
+    # The storage and telemetry roles always; the task hub's only with the scheduler backend.
+    assert conditions == {
+        "blobDataOwner": None,
+        "queueDataContributor": None,
+        "tableDataContributor": None,
+        "metricsPublisher": None,
+        "taskHubDataContributor": "useScheduler",
     }
     rbac_params = body(template("main.bicep")["modules"]["rbac"])["params"]
     assert ref(rbac_params["principalId"]) == "identity.outputs.principalId"
@@ -381,6 +401,157 @@ def test_no_other_template_assigns_roles() -> None:
 def test_app_deploys_after_its_roles_exist() -> None:
     api = template("main.bicep")["modules"]["api"]
     assert "rbac" in body(api)["dependsOn"]
+
+
+# -- Durable backend -------------------------------------------------------------------------------
+
+
+def test_durable_backend_is_a_parameter_defaulting_to_azure_storage() -> None:
+    for name in ("main.bicep", "app/api.bicep"):
+        declared = template(name)["parameters"]["durableBackend"]
+        allowed = [d["argument"] for d in declared["decorators"] if d["type"] == "allowed"]
+        assert allowed == [["AzureStorage", "DurableTaskScheduler"]], name
+        assert declared["default"] == "AzureStorage", name
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["durableBackend"]["value"] == "${DURABLE_BACKEND=AzureStorage}"
+    assert parameters["schedulerSku"]["value"] == "${DURABLE_TASK_SCHEDULER_SKU=Consumption}"
+    for name in ("main.bicep", "app/api.bicep"):
+        assert variable(name, "useScheduler") == {
+            "operator": {
+                "type": "equals",
+                "operands": {"operand_1": "durableBackend", "operand_2": "DurableTaskScheduler"},
+            }
+        }, name
+    api = body(template("main.bicep")["modules"]["api"])["params"]
+    assert api["durableBackend"] == "durableBackend"
+
+
+def test_scheduler_and_task_hub_are_deployed_only_for_the_scheduler_backend() -> None:
+    module = template("main.bicep")["modules"]["scheduler"]
+    assert module["detail"]["path"] == "app/scheduler.bicep"
+    assert module["config"]["condition"] == "useScheduler"
+    params = body(module)["params"]
+    # The hub keeps the name host.json resolves through %AOS_TASK_HUB%.
+    assert params["taskHubName"] == "aosTaskHub"
+    assert params["skuName"] == "schedulerSku"
+    assert params["capacity"] == "schedulerCapacity"
+
+    resources = template("app/scheduler.bicep")["resources"]
+    assert {symbol: declared["type"] for symbol, declared in resources.items()} == {
+        "scheduler": "Microsoft.DurableTask/schedulers",
+        "taskHub": "Microsoft.DurableTask/schedulers/taskHubs",
+    }
+    assert ref(body(resources["taskHub"])["parent"]) == "scheduler"
+    assert body(resources["taskHub"])["name"] == "taskHubName"
+    properties = body(resources["scheduler"])["properties"]
+    assert properties["sku"]["name"] == "skuName"
+    assert conditional(properties["sku"]["capacity"]) == {
+        "condition": "isDedicated",
+        "true_value": "capacity",
+        "false_value": None,
+    }
+    # An empty allow list denies every caller, so the parameter may not be empty.
+    allowlist = template("app/scheduler.bicep")["parameters"]["ipAllowlist"]
+    assert {"type": "min_length", "argument": 1} in allowlist["decorators"]
+    assert allowlist["default"]
+    assert param_default("main.bicep", "schedulerSku") == "Consumption"
+    assert ref(template("app/scheduler.bicep")["outputs"]["endpoint"]["value"]) == (
+        "scheduler.properties.endpoint"
+    )
+
+
+def test_scheduler_outputs_are_read_only_when_the_scheduler_backend_is_chosen() -> None:
+    # A conditional module's outputs may only be read behind the same condition.
+    main = template("main.bicep")
+    api = body(main["modules"]["api"])["params"]
+    for param in ("schedulerEndpoint", "schedulerTaskHubName"):
+        operands = conditional(api[param])
+        assert operands["condition"] == "useScheduler", param
+        assert ref(operands["true_value"]).startswith("scheduler.outputs."), param
+        assert operands["false_value"] == "", param
+    assert conditional(main["outputs"]["DURABLE_TASK_SCHEDULER_NAME"]["value"]) == {
+        "condition": "useScheduler",
+        "true_value": "schedulerName",
+        "false_value": "",
+    }
+
+
+def test_rbac_gets_the_scheduler_names_up_front_and_a_switch() -> None:
+    # Known names (never empty, never a conditional output) so that no resource id in rbac.bicep is
+    # built from an empty name, even in a branch whose condition is false.
+    main = template("main.bicep")
+    rbac = body(main["modules"]["rbac"])
+    assert rbac["params"]["useScheduler"] == "useScheduler"
+    assert rbac["params"]["schedulerName"] == "schedulerName"
+    assert rbac["params"]["schedulerTaskHubName"] == "aosTaskHub"
+    assert "scheduler" in rbac["dependsOn"]
+    assert variable("main.bicep", "schedulerName") == "dts-aos-${resourceToken}"
+    assert body(main["modules"]["scheduler"])["params"]["name"] == "schedulerName"
+    declared = template("app/rbac.bicep")["parameters"]["useScheduler"]
+    assert declared["type"] == "bool"
+    assert declared["default"] is False
+    for symbol in ("scheduler", "taskHub"):
+        existing = template("app/rbac.bicep")["resources"][symbol]
+        assert existing["existing"] is True, symbol
+        assert existing["config"]["condition"] == "useScheduler", symbol
+
+
+def test_the_data_contributor_role_is_the_published_one_on_the_task_hub_only() -> None:
+    rbac = template("app/rbac.bicep")
+    assert variable("app/rbac.bicep", "durableTaskDataContributor") == (
+        DURABLE_TASK_DATA_CONTRIBUTOR
+    )
+    assignment = rbac["resources"]["taskHubDataContributor"]
+    assert assignment["config"]["condition"] == "useScheduler"
+    config = body(assignment)
+    assert config["scope"] == "taskHub"
+    assert rbac["resources"]["taskHub"]["type"] == "Microsoft.DurableTask/schedulers/taskHubs"
+    rbac_params = body(template("main.bicep")["modules"]["rbac"])["params"]
+    assert ref(rbac_params["principalId"]) == "identity.outputs.principalId"
+
+
+def test_scheduler_settings_are_added_only_for_the_scheduler_backend() -> None:
+    union_args = variable("app/api.bicep", "appSettings")["function"]["parameters"]
+    assert conditional(union_args["arg_4"]) == {
+        "condition": "useScheduler",
+        "true_value": "durableTaskSchedulerSettings",
+        "false_value": {},
+    }
+    assert set(union_args) == {"arg_1", "arg_2", "arg_3", "arg_4"}
+    settings = variable("app/api.bicep", "durableTaskSchedulerSettings")
+    assert settings == {
+        DTS_CONNECTION: (
+            "Endpoint=${schedulerEndpoint};TaskHub=${schedulerTaskHubName};"
+            "Authentication=ManagedIdentity;ClientID=${identityClientId}"
+        ),
+        DTS_PROVIDER_TYPE: "azureManaged",
+        DTS_PROVIDER_CONNECTION: DTS_CONNECTION,
+    }
+    for text in strings_in(settings):
+        assert not any(marker in text for marker in SECRET_MARKERS), text
+    # Nothing else mentions the scheduler: the default deployment's settings are unchanged.
+    for name in ("platformSettings", "elasticPremiumSettings"):
+        for key in variable("app/api.bicep", name):
+            assert "durableTask" not in key, key
+            assert "DURABLE" not in key, key
+    for key in variable("main.bicep", "aosSettings"):
+        assert "DURABLE" not in key, key
+
+
+def test_host_json_leaves_the_storage_provider_to_the_default_and_the_app_settings() -> None:
+    # host.json is the same for both backends: with no storageProvider it is Azure Storage, and the
+    # AzureFunctionsJobHost__ settings above override exactly the two keys the scheduler needs.
+    durable = json.loads((ROOT / "host.json").read_text())["extensions"]["durableTask"]
+    assert "storageProvider" not in durable
+    overridden = {
+        key.removeprefix("AzureFunctionsJobHost__").replace("__", ".")
+        for key in variable("app/api.bicep", "durableTaskSchedulerSettings")
+        if key.startswith("AzureFunctionsJobHost__")
+    }
+    assert overridden == {
+        "extensions.durableTask.storageProvider.type",
+        "extensions.durableTask.storageProvider.connectionStringName",
+    }
 
 
 # -- outputs ---------------------------------------------------------------------------------------
