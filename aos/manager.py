@@ -29,6 +29,7 @@ from aos.agents import AgentKinds, PerpetualAgent
 from aos.agents.entity import AgentEntity
 from aos.domain.contexts import ContextServer, ContextStore
 from aos.domain.document import ContextDocument
+from aos.domain.effects import DEFAULT_MAX_HOPS
 from aos.domain.history import InMemoryHistoryArchive
 from aos.domain.limits import Limits
 from aos.domain.models import Event, new_id
@@ -60,7 +61,13 @@ class _EntityStates(ContextServer):
 class AgentManager:
     """Registers agent objects, finds them again, and delivers events to them, in process."""
 
-    def __init__(self, *, kinds: AgentKinds | None = None, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        kinds: AgentKinds | None = None,
+        limits: Limits | None = None,
+        max_hops: int = DEFAULT_MAX_HOPS,
+    ) -> None:
         self.kinds = kinds if kinds is not None else AgentKinds.builtin()
         self.limits = limits if limits is not None else Limits()
         self.history = InMemoryHistoryArchive()
@@ -68,7 +75,10 @@ class AgentManager:
         self.queue = InMemoryEventQueue()
         receipts = InMemoryDeliveryReceipts()
         self.entities = InMemoryEntities(
-            AgentEntity(self.kinds, self.limits), history=self.history, receipts=receipts
+            AgentEntity(self.kinds, self.limits),
+            history=self.history,
+            receipts=receipts,
+            effects=self.queue,
         )
         self.contexts = ContextStore(states=_EntityStates(self.entities), archive=self.history)
         self.service = AgentService(
@@ -76,7 +86,11 @@ class AgentManager:
             limits=self.limits, receipts=receipts, settle_timeout=0.0, contexts=self.contexts,
         )  # fmt: skip
         self._delivery = EventDelivery(
-            index=self.index, queue=self.queue, entities=self.entities, receipts=receipts
+            index=self.index,
+            queue=self.queue,
+            entities=self.entities,
+            receipts=receipts,
+            max_hops=max_hops,
         )
         self._agents: dict[str, PerpetualAgent] = {}
 
@@ -136,5 +150,8 @@ class AgentManager:
         return count
 
     async def _deliver(self) -> None:
-        for text in self.queue.take():
-            await self._delivery.deliver(body=text.encode(), message_id=new_id())
+        """Deliver what is queued, then what the agents sent and published in turn, until the
+        queue is empty (every round adds a hop, so the hop limit ends it)."""
+        while texts := self.queue.take():
+            for text in texts:
+                await self._delivery.deliver(body=text.encode(), message_id=new_id())

@@ -190,7 +190,9 @@ class InMemoryEntities(EntityClient):
     """``agent`` entities in a dict, each operation run at once by the real ``AgentEntity`` (so a
     signal is applied before ``signal`` returns). The state is round-tripped through JSON, as the
     host stores it; a failing operation changes nothing and is logged, as a signal's would be.
-    Journaled history records go to ``history`` and failure records release their receipt."""
+    Journaled history records go to ``history`` and failure records release their receipt; the
+    agents' sends and publishes go to ``effects`` (the events queue) after that, as the entity
+    function does."""
 
     def __init__(
         self,
@@ -198,10 +200,12 @@ class InMemoryEntities(EntityClient):
         *,
         history: HistoryWriter | None = None,
         receipts: InMemoryDeliveryReceipts | None = None,
+        effects: InMemoryEventQueue | None = None,
     ) -> None:
         self.entity = entity
         self.history = history
         self.receipts = receipts
+        self.effects = effects
         self._states: dict[str, str] = {}
 
     async def signal(self, *, agent_id: str, operation: str, value: Any = None) -> None:
@@ -214,7 +218,10 @@ class InMemoryEntities(EntityClient):
         """Run one operation now and return its result (``AOSError`` if it is refused)."""
         stored = self._states.get(agent_id)
         context = _Operation(agent_id, operation, value, json.loads(stored) if stored else None)
-        batch = EntityBatch(journal=[] if self.history is not None else None)
+        batch = EntityBatch(
+            journal=[] if self.history is not None else None,
+            effects=[] if self.effects is not None else None,
+        )
         self.entity.run(context, batch)
         journal = batch.journal
         if context.destructed or context.state is None:
@@ -227,6 +234,8 @@ class InMemoryEntities(EntityClient):
             for record in journal:
                 if record.kind == "failure" and self.receipts is not None:
                     self.receipts.release(agent_id=agent_id, event_id=record.event_id)
+        if batch.effects and self.effects is not None:
+            self.effects.messages.extend(effect.text for effect in batch.effects)
         return context.result
 
     async def read(self, *, agent_id: str) -> dict[str, Any] | None:

@@ -25,11 +25,12 @@ from pydantic import BaseModel, JsonValue, ValidationError
 
 from aos.domain.contexts import ContextServer, ContextStore
 from aos.domain.document import STRICT_JSON, ContextDocument, id_digest, summarize_event
+from aos.domain.effects import MAX_EFFECTS_PER_EVENT, Effect, EffectKind, effect_event_id
 from aos.domain.history import HistoryKind, HistoryRecord
 from aos.domain.limits import Limits
 from aos.domain.models import AgentContext, AgentSpec, Event, SpecUpdate, format_timestamp, utc_now
 from aos.domain.validation import parse
-from aos.errors import AOSError, InvalidInputError
+from aos.errors import AOSError, InvalidInputError, LimitExceededError
 
 __all__ = ["RESERVED_STATE_KEYS", "PerpetualAgent"]
 
@@ -52,6 +53,10 @@ class PerpetualAgent:
     journal: list[HistoryRecord] | None
     """History records of changes not yet archived (see ``aos.domain.history``; ``take_journal``), or
     ``None`` while nothing would archive them (the entity without an archive), so none are made."""
+    effects: list[Effect]
+    """Events sent and published (``send``, ``publish``) not yet handed on (``take_effects``)."""
+    _cause: Event | None
+    """The event being handled, while ``on_event`` runs."""
 
     def __init__(
         self,
@@ -82,6 +87,8 @@ class PerpetualAgent:
         self.document = ContextDocument.create(spec, self.limits)
         self.context_server = context_server
         self.journal = []
+        self.effects = []
+        self._cause = None
 
     @classmethod
     def from_document(cls, document: ContextDocument, *, limits: Limits) -> Self:
@@ -91,6 +98,8 @@ class PerpetualAgent:
         agent.limits = limits
         agent.context_server = None
         agent.journal = []
+        agent.effects = []
+        agent._cause = None
         return agent
 
     # ------------------------------------------------------------------------------ reading
@@ -145,12 +154,18 @@ class PerpetualAgent:
         if self.document.has_processed(digest):
             self.document = self.document.with_duplicate()
             return {"event_id": event.event_id, "status": "duplicate"}, None
-        # on_event may decide or change goals and state: undo all of it if the event fails
+        # on_event may decide, change goals and state, send and publish: undo all of it if the
+        # event fails
         before, journaled = self.document, len(self.journal) if self.journal is not None else 0
+        emitted = len(self.effects)
         received_at = received_at or format_timestamp(utc_now())
         try:
             sequence = self.document.events_handled + 1
-            result = self.on_event(event)
+            self._cause = event
+            try:
+                result = self.on_event(event)
+            finally:
+                self._cause = None
             if result is not None:
                 _ensure_json(result, what=f"{type(self).__name__}.on_event result", error=AOSError)
             summary = summarize_event(
@@ -158,14 +173,19 @@ class PerpetualAgent:
             )
             self.document = self.document.with_event(summary, digest, self.limits)
             self._journal("event", event.event_id, event.type, received_at, event, result)
+            for number, effect in enumerate(self.effects[emitted:], start=1):
+                self._journal(
+                    effect.kind, event.event_id, effect.event.type, received_at,
+                    effect.history_payload(), effect=number,
+                )  # fmt: skip
         except Exception as exc:
-            self._undo(before, journaled)
+            self._undo(before, journaled, emitted)
             error = {"type": type(exc).__name__, "message": str(exc)[:_ERROR_CHARS]}
             self.document = before.with_failure(received_at)
             self._journal("failure", event.event_id, event.type, received_at, event, None, error)
             return {"event_id": event.event_id, "status": "failed", "error": error}, exc
         except BaseException:
-            self._undo(before, journaled)
+            self._undo(before, journaled, emitted)
             raise
         return {
             "event_id": event.event_id,
@@ -174,10 +194,65 @@ class PerpetualAgent:
             "result": result,
         }, None
 
-    def _undo(self, document: ContextDocument, journaled: int) -> None:
+    def _undo(self, document: ContextDocument, journaled: int, emitted: int) -> None:
         self.document = document
         if self.journal is not None:
             del self.journal[journaled:]
+        del self.effects[emitted:]
+
+    # ------------------------------------------------------------------------------ effects
+    def send(
+        self, agent_id: str, type: str, data: JsonValue = None, *, event_id: str | None = None
+    ) -> Event:
+        """Send an event to the agent ``agent_id``. Inside ``on_event`` it is part of the
+        operation: delivered once when the operation's batch ends, never if the handler raises.
+        Without ``event_id`` the id is derived from the event being handled, so a batch the host
+        runs again sends the same event, which delivery recognises."""
+        return self._emit("send", type, data, event_id, agent_id)
+
+    def publish(self, type: str, data: JsonValue = None, *, event_id: str | None = None) -> Event:
+        """Publish an event to every agent subscribed to ``type`` when it is delivered (see
+        ``send`` for when and how often)."""
+        return self._emit("publish", type, data, event_id, None)
+
+    def take_effects(self) -> list[Effect]:
+        """The sends and publishes made since the last call, oldest first, to be emitted."""
+        effects, self.effects = self.effects, []
+        return effects
+
+    def _emit(
+        self,
+        kind: EffectKind,
+        type_: str,
+        data: JsonValue,
+        event_id: str | None,
+        agent_id: str | None,
+    ) -> Event:
+        cause = self._cause
+        cause_id = cause.event_id if cause is not None else None
+        made = sum(1 for e in self.effects if e.cause_id == cause_id)
+        if made >= MAX_EFFECTS_PER_EVENT:
+            raise LimitExceededError(
+                f"an event may cause at most {MAX_EFFECTS_PER_EVENT} sends and publishes"
+            )
+        fields: dict[str, Any] = {
+            "type": type_,
+            "data": {} if data is None else data,
+            "source": self.agent_id,
+        }
+        if agent_id is not None:
+            fields["agent_id"] = agent_id
+        if event_id is not None:
+            fields["event_id"] = event_id
+        elif cause_id is not None:
+            fields["event_id"] = effect_event_id(cause_id, made)
+        if cause is not None:
+            fields["hops"] = cause.hops + 1
+            fields["correlation_id"] = cause.correlation_id or cause.event_id[:64]
+            fields["created_at"] = cause.created_at  # the same on every run of the batch
+        event = parse(Event, fields, what=f"{kind} event")
+        self.effects.append(Effect.make(kind, event, cause_id))
+        return event
 
     def take_journal(self) -> list[HistoryRecord]:
         """The records of the changes made since the last call, oldest first, for the archive."""
@@ -196,6 +271,8 @@ class PerpetualAgent:
         payload: dict[str, Any] | BaseModel,
         result: Any = None,
         error: dict[str, str] | None = None,
+        *,
+        effect: int = 0,
     ) -> None:
         """Record the change just made to ``self.document``; its sequence comes from the counters
         (see ``aos.domain.history``), so the same state always yields the same key."""
@@ -210,7 +287,7 @@ class PerpetualAgent:
         )
         record = HistoryRecord(
             raw["spec"]["agent_id"], raw["created_at"], sequence, kind, event_id, type_,
-            recorded_at, payload, result, error,
+            recorded_at, payload, result, error, effect,
         )  # fmt: skip
         self.journal.append(record)
 

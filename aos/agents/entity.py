@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from aos.agents import AgentKinds, PerpetualAgent, PurposeDrivenAgent
 from aos.domain.document import ContextDocument
+from aos.domain.effects import Effect
 from aos.domain.history import HistoryRecord
 from aos.domain.limits import Limits
 from aos.domain.models import (
@@ -75,9 +76,12 @@ class EntityBatch:
     ``journal`` collects the history records of the batch's successful operations (``None``:
     nothing archives them, so none are made); ``agent`` is the agent rebuilt for the batch, reused
     while the state is the one it produced; ``received_at`` is when the batch arrived (the receive
-    time of each of its events, formatted once)."""
+    time of each of its events, formatted once). ``effects`` collects the sends and publishes of
+    the batch's successful operations, emitted after the archive write (``None``: nothing would
+    emit them; they are dropped)."""
 
     journal: list[HistoryRecord] | None = None
+    effects: list[Effect] | None = None
     agent: PerpetualAgent | None = None
     received_at: str | None = field(default=None)
 
@@ -146,8 +150,18 @@ class AgentEntity:
             logger.exception("agent %s: %s failed", context.entity_key, name)
             raise
         self._finish(context, result)
-        if batch.journal is not None and batch.agent is not None:
-            batch.journal.extend(batch.agent.take_journal())
+        if batch.agent is not None:
+            if batch.journal is not None:
+                batch.journal.extend(batch.agent.take_journal())
+            effects = batch.agent.take_effects()
+            if batch.effects is not None:
+                batch.effects.extend(effects)
+            elif effects:
+                logger.warning(
+                    "agent %s: %d sends/publishes dropped: nothing emits effects here",
+                    context.entity_key,
+                    len(effects),
+                )
 
     # ------------------------------------------------------------------------------ plumbing
     @staticmethod

@@ -405,8 +405,8 @@ _HISTORY_QUERY = (
         constraints=(("pattern", f"^({_TYPE}(,{_TYPE}){{0,{MAX_HISTORY_TYPES - 1}}})?$"),),
     ),
     QueryParam(
-        "kind", "only 'event', 'decision' or 'failure' records",
-        constraints=(("enum", ["event", "decision", "failure"]),),
+        "kind", "only 'event', 'decision', 'failure', 'send' or 'publish' records",
+        constraints=(("enum", ["event", "decision", "failure", "send", "publish"]),),
     ),
     QueryParam(
         "since", "recorded at or after this time (ISO 8601); alias 'from'",

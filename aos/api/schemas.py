@@ -206,9 +206,10 @@ class HistoryItem(BaseModel):
     """One archived record: a handled event (``payload`` is the event, ``result`` what its
     handler returned), a decision (``payload`` is the decision; ``event_id`` is the decision id)
     or a failure (``payload`` is the event its handler raised on, ``error`` why; the event was
-    not applied and applies if sent again)."""
+    not applied and applies if sent again), or a send or publish (``payload`` is the event the
+    agent emitted, ``event_id`` the id of the event it was handling)."""
 
-    kind: Literal["event", "decision", "failure"]
+    kind: Literal["event", "decision", "failure", "send", "publish"]
     event_id: str
     type: str
     recorded_at: str
@@ -272,7 +273,7 @@ class HistoryFilter(BaseModel):
         description=f"only these types, at most {MAX_HISTORY_TYPES} (comma-separated; decisions "
         "have 'decision')",
     )
-    kind: Literal["event", "decision", "failure"] | None = None
+    kind: Literal["event", "decision", "failure", "send", "publish"] | None = None
     since: Timestamp | None = Field(
         default=None,
         validation_alias=AliasChoices("since", "from"),

@@ -49,7 +49,7 @@ from aos.errors import (
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
-RecordKind = Literal["event", "decision", "failure"]
+RecordKind = Literal["event", "decision", "failure", "send", "publish"]
 """History records: handled events, decisions, and events whose handler failed."""
 
 Body = BaseModel | Mapping[str, Any]

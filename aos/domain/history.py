@@ -9,7 +9,9 @@ Records are produced by the agent inside the entity's batch and written when the
 * the *generation* is the agent's ``created_at``: an agent deregistered and registered again under
   the same id starts a new generation, so its history never overwrites the old one's;
 * the *sequence* is ``events_handled + decisions_made + events_failed`` right after the record's
-  change, so it grows by one per record.
+  change, so it grows by one per record; the events an agent sent or published while handling an
+  event share that event's sequence and add ``|<effect number>`` (01, 02, ...), so they sort right
+  after it (older, in newest-first order) without a counter in the entity state.
 
 Both are inverted (subtracted from a maximum, zero-padded) so that ascending row keys, the only
 order Azure Tables returns, are newest first. A batch the host executes again (after a crash,
@@ -31,6 +33,7 @@ from pydantic import BaseModel
 from aos.domain.models import format_timestamp
 
 __all__ = [
+    "HISTORY_KINDS",
     "HISTORY_PREFIX",
     "HistoryArchive",
     "HistoryKind",
@@ -43,11 +46,14 @@ __all__ = [
 ]
 
 
-HistoryKind = Literal["event", "decision", "failure"]
+HistoryKind = Literal["event", "decision", "failure", "send", "publish"]
 
 
 """``event``: an applied event (with what its handler returned); ``decision``: a decision;
-``failure``: an event whose handler raised (with the error), not applied."""
+``failure``: an event whose handler raised (with the error), not applied; ``send`` and
+``publish``: an event the agent emitted (``payload``) while handling ``event_id``."""
+
+HISTORY_KINDS: tuple[HistoryKind, ...] = ("event", "decision", "failure", "send", "publish")
 
 
 HISTORY_PREFIX = "history|"
@@ -87,10 +93,13 @@ class HistoryRecord:
     payload: dict[str, Any] | BaseModel
     result: Any = None
     error: dict[str, str] | None = None
+    effect: int = 0
+    """For ``send`` and ``publish`` records: which of its event's effects (1, 2, ...)."""
 
     @property
     def row_key(self) -> str:
-        return history_row_key(self.generation, self.sequence)
+        key = history_row_key(self.generation, self.sequence)
+        return f"{key}|{self.effect:02d}" if self.effect else key
 
     def payload_dict(self) -> dict[str, Any]:
         if isinstance(self.payload, BaseModel):

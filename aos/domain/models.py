@@ -337,6 +337,13 @@ class Event(_Input):
     source: ShortText | None = None
     correlation_id: ShortText | None = None
     created_at: Timestamp = Field(default_factory=utc_now)
+    hops: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="how many agents passed this event on (0: sent by a client); delivery "
+        "dead-letters an event past AOS_MAX_HOPS",
+    )
 
 
 class EventSummary(_State):

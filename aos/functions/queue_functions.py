@@ -39,6 +39,7 @@ def queue_blueprint(runtime: AppRuntime) -> func.Blueprint:
             entities=DurableEntityClient(client),
             receipts=storage.receipts,
             letters=storage.letters,
+            max_hops=runtime.settings.max_hops,
         )
         await delivery.deliver(
             body=msg.get_body(), message_id=msg.id, dequeue_count=msg.dequeue_count

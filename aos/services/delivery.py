@@ -7,7 +7,9 @@ lists and replays it (``aos.services.letters``), and the trigger completes. An a
 answered 202 and is still ``registering`` is finished here (``aos.services.registration``), never retried
 into the poison queue. Anything that may succeed later (storage unavailable) raises, so the
 Functions host retries it and, after ``maxDequeueCount`` attempts, moves it to ``<queue>-poison``.
-Duplicates are harmless: a delivery receipt per (agent, event) catches redeliveries and repeated
+An event that agents have passed on more than ``max_hops`` times (``AOS_MAX_HOPS``) is
+dead-lettered with that reason: it stops agents that answer each other forever. Duplicates are
+harmless: a delivery receipt per (agent, event) catches redeliveries and repeated
 events however late they come (``aos.ports.receipts``), and the entity's own window of recent
 ids catches the rest.
 """
@@ -20,6 +22,7 @@ from uuid import uuid4
 
 from pydantic import ValidationError
 
+from aos.domain.effects import DEFAULT_MAX_HOPS
 from aos.domain.messages import QueueMessage
 from aos.domain.models import format_timestamp, utc_now
 from aos.errors import InvalidInputError
@@ -54,8 +57,10 @@ class EventDelivery:
         entities: EntityClient,
         receipts: DeliveryReceipts,
         letters: LetterStore | None = None,
+        max_hops: int = DEFAULT_MAX_HOPS,
     ) -> None:
         self.letters = letters
+        self.max_hops = max_hops
         self.index = index
         self.queue = queue
         self.entities = entities
@@ -81,6 +86,14 @@ class EventDelivery:
                 [e.as_dict() for e in InvalidInputError.from_pydantic(exc).errors],
             )
         event = message.event
+        if event.hops > self.max_hops:
+            return await self._dead_letter(
+                f"hop limit: the event was passed on by agents {event.hops} times; the limit is "
+                f"{self.max_hops} (AOS_MAX_HOPS)",
+                text,
+                message_id,
+                dequeue_count,
+            )
         if message.target == "agent":
             agent_id = str(event.agent_id)
             entry = await self.index.get(agent_id=agent_id)
