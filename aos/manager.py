@@ -17,6 +17,7 @@ function app, agents are registered over HTTP instead (``POST /api/agents``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from aos.adapters.memory import (
@@ -24,6 +25,7 @@ from aos.adapters.memory import (
     InMemoryDeliveryReceipts,
     InMemoryEntities,
     InMemoryEventQueue,
+    InMemoryReminderScheduler,
 )
 from aos.agents import AgentKinds, PerpetualAgent
 from aos.agents.entity import AgentEntity
@@ -32,7 +34,7 @@ from aos.domain.document import ContextDocument
 from aos.domain.effects import DEFAULT_MAX_HOPS
 from aos.domain.history import InMemoryHistoryArchive
 from aos.domain.limits import Limits
-from aos.domain.models import Event, new_id
+from aos.domain.models import Event, new_id, utc_now
 from aos.domain.validation import parse
 from aos.errors import AgentExistsError
 from aos.ports.index import IndexEntry, IndexStatus
@@ -73,6 +75,7 @@ class AgentManager:
         self.history = InMemoryHistoryArchive()
         self.index = InMemoryAgentIndex()
         self.queue = InMemoryEventQueue()
+        self.reminders = InMemoryReminderScheduler()
         receipts = InMemoryDeliveryReceipts()
         self.entities = InMemoryEntities(
             AgentEntity(self.kinds, self.limits),
@@ -91,6 +94,7 @@ class AgentManager:
             entities=self.entities,
             receipts=receipts,
             max_hops=max_hops,
+            reminders=self.reminders,
         )
         self._agents: dict[str, PerpetualAgent] = {}
 
@@ -148,6 +152,24 @@ class AgentManager:
         count = await self.service.publish_event(parse(Event, {**fields}, what="event"))
         await self._deliver()
         return count
+
+    async def fire_due_reminders(self, now: datetime | None = None) -> int:
+        """Play the reminder orchestrations' part up to ``now``: fire every reminder due by then
+        (each once, however many intervals passed) and deliver what follows. How many fired.
+        In the function app a durable timer does this on time; here the caller says when."""
+        now = now or utc_now()
+        fired = 0
+        for instance, fire in list(self.reminders.pending.items()):
+            if datetime.fromisoformat(fire["due"].replace("Z", "+00:00")) > now:
+                continue
+            del self.reminders.pending[instance]
+            answer = self.entities.run(fire["agent_id"], "fire_reminder", fire)
+            fired += bool(answer and answer.get("fired"))
+            upcoming = answer.get("next") if answer else None
+            if upcoming:  # continue as new: the same instance waits for the next time
+                self.reminders.pending[instance] = {**fire, **upcoming}
+        await self._deliver()
+        return fired
 
     async def _deliver(self) -> None:
         """Deliver what is queued, then what the agents sent and published in turn, until the

@@ -26,6 +26,7 @@ from aos.ports.index import AgentIndex, IndexEntry, Page, decode_token, encode_t
 from aos.ports.letters import LetterQueue, LetterStore, StoredLetter
 from aos.ports.queue import DeadLetter, EventQueue
 from aos.ports.receipts import Claim, DeliveryReceipts, claim_decision
+from aos.ports.reminders import ReminderScheduler
 
 __all__ = [
     "InMemoryAgentIndex",
@@ -33,6 +34,7 @@ __all__ = [
     "InMemoryEntities",
     "InMemoryEventQueue",
     "InMemoryLetterStore",
+    "InMemoryReminderScheduler",
 ]
 
 
@@ -256,6 +258,23 @@ class InMemoryEntities(EntityClient):
     @property
     def agent_ids(self) -> list[str]:
         return sorted(self._states)
+
+
+class InMemoryReminderScheduler(ReminderScheduler):
+    """Reminder orchestrations as a dict of waiting instances (``pending``: instance id ->
+    ``ReminderFire`` JSON); ``AgentManager.fire_due_reminders`` plays their part."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.started: set[str] = set()
+
+    async def start(self, *, instance_id: str, fire: dict[str, Any]) -> None:
+        if instance_id not in self.started:
+            self.started.add(instance_id)
+            self.pending[instance_id] = dict(fire)
+
+    async def stop(self, *, instance_id: str) -> None:
+        self.pending.pop(instance_id, None)
 
 
 class InMemoryLetterStore(LetterStore):

@@ -39,6 +39,7 @@ from aos.domain.models import (
     format_timestamp,
     utc_now,
 )
+from aos.domain.reminders import ReminderCancel, ReminderFire, ReminderSet
 from aos.domain.validation import parse
 from aos.errors import AgentNotFoundError, AOSError, InvalidInputError, UnknownOperationError
 
@@ -117,6 +118,9 @@ class AgentEntity:
             "decide": self._decide,
             "get": self._get,
             "deregister": self._deregister,
+            "set_reminder": self._set_reminder,
+            "cancel_reminder": self._cancel_reminder,
+            "fire_reminder": self._fire_reminder,
         }
 
     def for_batch(self, batch: EntityBatch) -> Callable[[EntityContext], None]:
@@ -310,6 +314,42 @@ class AgentEntity:
             return None
         return agent.document.raw  # never mutated afterwards: documents are copy-on-write
 
+    def _set_reminder(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
+        agent = self._existing(context, agent)
+        change = parse(ReminderSet, self._input(context), what="reminder")
+        created = agent.context.reminder(change.reminder_id) is None
+        reminder, effect = agent.schedule_reminder(
+            change.reminder_id, change.request, version=change.version, now=change.now,
+            cause_id=None,
+        )  # fmt: skip
+        agent.effects.append(effect)
+        self._commit(context, batch, agent)
+        return {"created": created, "reminder": reminder.model_dump(mode="json")}
+
+    def _cancel_reminder(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
+        agent = self._existing(context, agent)
+        change = parse(ReminderCancel, self._input(context), what="reminder")
+        effect = agent.drop_reminder(change.reminder_id, cause_id=None, version=change.version)
+        if effect is not None:
+            agent.effects.append(effect)
+            self._commit(context, batch, agent)
+        return {"reminder_id": change.reminder_id, "cancelled": effect is not None}
+
+    def _fire_reminder(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
+        fire = parse(ReminderFire, self._input(context), what="reminder")
+        if agent is None:  # deregistered: the orchestration ends
+            return {"fired": False, "next": None}
+        answer = agent.fire_reminder(fire, received_at=self._received_at(batch))
+        if answer["fired"]:
+            self._commit(context, batch, agent)
+        return answer
+
     def _deregister(
         self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
     ) -> Any:
@@ -328,4 +368,7 @@ OPERATIONS = (
     "decide",
     "get",
     "deregister",
+    "set_reminder",
+    "cancel_reminder",
+    "fire_reminder",
 )

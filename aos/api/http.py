@@ -51,6 +51,7 @@ from aos.api.schemas import (
     RegisterAgent,
     ReplaceAgent,
 )
+from aos.domain.history import HISTORY_KINDS
 from aos.domain.models import (
     EVENT_TYPE_PATTERN,
     AgentContext,
@@ -405,8 +406,8 @@ _HISTORY_QUERY = (
         constraints=(("pattern", f"^({_TYPE}(,{_TYPE}){{0,{MAX_HISTORY_TYPES - 1}}})?$"),),
     ),
     QueryParam(
-        "kind", "only 'event', 'decision', 'failure', 'send' or 'publish' records",
-        constraints=(("enum", ["event", "decision", "failure", "send", "publish"]),),
+        "kind", "only records of this kind",
+        constraints=(("enum", list(HISTORY_KINDS)),),
     ),
     QueryParam(
         "since", "recorded at or after this time (ISO 8601); alias 'from'",

@@ -209,7 +209,16 @@ class HistoryItem(BaseModel):
     not applied and applies if sent again), or a send or publish (``payload`` is the event the
     agent emitted, ``event_id`` the id of the event it was handling)."""
 
-    kind: Literal["event", "decision", "failure", "send", "publish"]
+    kind: Literal[
+        "event",
+        "decision",
+        "failure",
+        "send",
+        "publish",
+        "reminder_scheduled",
+        "reminder_cancelled",
+        "reminder_fired",
+    ]
     event_id: str
     type: str
     recorded_at: str
@@ -273,7 +282,19 @@ class HistoryFilter(BaseModel):
         description=f"only these types, at most {MAX_HISTORY_TYPES} (comma-separated; decisions "
         "have 'decision')",
     )
-    kind: Literal["event", "decision", "failure", "send", "publish"] | None = None
+    kind: (
+        Literal[
+            "event",
+            "decision",
+            "failure",
+            "send",
+            "publish",
+            "reminder_scheduled",
+            "reminder_cancelled",
+            "reminder_fired",
+        ]
+        | None
+    ) = None
     since: Timestamp | None = Field(
         default=None,
         validation_alias=AliasChoices("since", "from"),

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 from aos.domain.messages import QueueMessage, encode_message
 from aos.domain.models import Event
+from aos.domain.reminders import ReminderControl, ReminderMessage
 
 __all__ = [
     "DEFAULT_MAX_HOPS",
@@ -35,7 +36,7 @@ MAX_EFFECTS_PER_EVENT = 32
 DEFAULT_MAX_HOPS = 16
 """How many times an event may be passed on (``AOS_MAX_HOPS``) before delivery dead-letters it."""
 
-EffectKind = Literal["send", "publish"]
+EffectKind = Literal["send", "publish", "reminder_scheduled", "reminder_cancelled"]
 
 
 def effect_event_id(cause_id: str, index: int) -> str:
@@ -48,23 +49,33 @@ def effect_event_id(cause_id: str, index: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Effect:
-    """One send or publish, ready to travel: ``text`` is its queue message (checked for size
-    when the agent made it)."""
+    """One send, publish or reminder change, ready to travel: ``text`` is its queue message
+    (checked for size when the agent made it); ``type`` and ``payload`` are what its history
+    record shows (the event sent, or the reminder)."""
 
     kind: EffectKind
-    event: Event
+    type: str
+    payload: dict[str, Any]
     text: str
     cause_id: str | None
     """The id of the event whose handling made this effect (``None`` outside an event)."""
 
     @classmethod
-    def make(cls, kind: EffectKind, event: Event, cause_id: str | None) -> Effect:
+    def of_event(cls, kind: EffectKind, event: Event, cause_id: str | None) -> Effect:
         message = QueueMessage(target="agent" if kind == "send" else "subscribers", event=event)
-        return cls(kind, event, encode_message(message), cause_id)
+        payload = event.model_dump(mode="json", exclude_none=True)
+        return cls(kind, event.type, payload, encode_message(message), cause_id)
 
-    def history_payload(self) -> dict[str, Any]:
-        """What the history record of this effect shows: the event as sent."""
-        return self.event.model_dump(mode="json", exclude_none=True)
+    @classmethod
+    def of_reminder(
+        cls,
+        kind: EffectKind,
+        control: ReminderControl,
+        payload: dict[str, Any],
+        cause_id: str | None,
+    ) -> Effect:
+        text = ReminderMessage(reminder=control).model_dump_json(exclude_none=True)
+        return cls(kind, control.reminder_id, payload, text, cause_id)
 
 
 class EffectSender(Protocol):

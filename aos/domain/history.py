@@ -26,7 +26,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from pydantic import BaseModel
 
@@ -46,14 +46,26 @@ __all__ = [
 ]
 
 
-HistoryKind = Literal["event", "decision", "failure", "send", "publish"]
+HistoryKind = Literal[
+    "event",
+    "decision",
+    "failure",
+    "send",
+    "publish",
+    "reminder_scheduled",
+    "reminder_cancelled",
+    "reminder_fired",
+]
 
 
 """``event``: an applied event (with what its handler returned); ``decision``: a decision;
 ``failure``: an event whose handler raised (with the error), not applied; ``send`` and
-``publish``: an event the agent emitted (``payload``) while handling ``event_id``."""
+``publish``: an event the agent emitted (``payload``) while handling ``event_id``;
+``reminder_scheduled``, ``reminder_cancelled``: a reminder (``payload``) set or cancelled while
+handling ``event_id`` (or over the API: then ``event_id`` is the reminder's version);
+``reminder_fired``: a reminder that fired the event ``event_id``."""
 
-HISTORY_KINDS: tuple[HistoryKind, ...] = ("event", "decision", "failure", "send", "publish")
+HISTORY_KINDS: tuple[HistoryKind, ...] = get_args(HistoryKind)
 
 
 HISTORY_PREFIX = "history|"

@@ -17,6 +17,7 @@ ids catches the rest.
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from dataclasses import dataclass
 from uuid import uuid4
 
@@ -25,12 +26,14 @@ from pydantic import ValidationError
 from aos.domain.effects import DEFAULT_MAX_HOPS
 from aos.domain.messages import QueueMessage
 from aos.domain.models import format_timestamp, utc_now
+from aos.domain.reminders import ReminderControl, ReminderMessage, instance_id
 from aos.errors import InvalidInputError
 from aos.ports.entities import EntityClient
 from aos.ports.index import AgentIndex, IndexEntry, IndexStatus
 from aos.ports.letters import LetterStore, StoredLetter
 from aos.ports.queue import DeadLetter, EventQueue
 from aos.ports.receipts import DeliveryReceipts
+from aos.ports.reminders import ReminderScheduler
 from aos.services.registration import finish_registration
 
 __all__ = ["DeliveryOutcome", "EventDelivery"]
@@ -58,7 +61,9 @@ class EventDelivery:
         receipts: DeliveryReceipts,
         letters: LetterStore | None = None,
         max_hops: int = DEFAULT_MAX_HOPS,
+        reminders: ReminderScheduler | None = None,
     ) -> None:
+        self.reminders = reminders
         self.letters = letters
         self.max_hops = max_hops
         self.index = index
@@ -78,6 +83,10 @@ class EventDelivery:
         try:
             message = QueueMessage.model_validate_json(text)
         except ValidationError as exc:
+            if self.reminders is not None and '"reminder"' in text:
+                with suppress(ValidationError):
+                    control = ReminderMessage.model_validate_json(text).reminder
+                    return await self._control(control)
             return await self._dead_letter(
                 "the message is not a valid AOS event envelope",
                 text,
@@ -136,6 +145,22 @@ class EventDelivery:
             extra={"event_id": event.event_id, "correlation_id": event.correlation_id},
         )
         return DeliveryOutcome(event.event_id, tuple(signalled), tuple(duplicates))
+
+    async def _control(self, control: ReminderControl) -> DeliveryOutcome:
+        """A reminder set, replaced or cancelled by its agent: stop the old version's
+        orchestration, start the new one's. Both are idempotent, so a redelivered message is
+        harmless; the agent's state decides what fires in any case."""
+        assert self.reminders is not None
+        if control.stop is not None:
+            await self.reminders.stop(instance_id=control.stop)
+        if control.schedule is not None:
+            fire = control.schedule
+            await self.reminders.start(
+                instance_id=instance_id(fire.agent_id, fire.reminder_id, fire.version),
+                fire=fire.model_dump(mode="json"),
+            )
+        logger.info("reminder %s of %s: controlled", control.reminder_id, control.agent_id)
+        return DeliveryOutcome(None, (control.agent_id,))
 
     async def _recipients(self, message: QueueMessage) -> list[IndexEntry]:
         """A broadcast's recipients that are still registered and subscribed to its type: those

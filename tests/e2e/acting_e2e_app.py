@@ -45,7 +45,30 @@ class Echo(PerpetualAgent):
         return None
 
 
+class Sleeper(PerpetualAgent):
+    """Sets and cancels reminders as its events say; counts its wake-ups, and with ``data.stop``
+    on its reminder cancels it after that many."""
+
+    kind: ClassVar[str] = "sleeper"
+
+    def on_event(self, event: Event) -> JsonValue:
+        data = event.data if isinstance(event.data, dict) else {}
+        if event.type == "remind":
+            self.remind(
+                data["id"], type="wake", data={"id": data["id"], "stop": data.get("stop")},
+                after=data.get("after"), every=data.get("every"),
+            )  # fmt: skip
+        elif event.type == "cancel":
+            self.cancel_reminder(data["id"])
+        elif event.type == "wake":
+            wakes = int(self.get_state_value("wakes", 0)) + 1
+            self.set_state_value("wakes", wakes)
+            if data.get("stop") is not None and wakes >= int(data["stop"]):
+                self.cancel_reminder(data["id"])
+        return None
+
+
 kinds = AgentKinds.builtin()
-for agent_class in (DelegatingLeader, Herald, Echo):
+for agent_class in (DelegatingLeader, Herald, Echo, Sleeper):
     kinds.register(agent_class)
 app = create_app(kinds)

@@ -67,6 +67,7 @@ def test_entity_contract() -> None:
     assert OPERATIONS == (
         "configure", "handle_event", "add_goal", "update_goal", "remove_goal",
         "update_state", "delete_state", "decide", "get", "deregister",
+        "set_reminder", "cancel_reminder", "fire_reminder",
     )  # fmt: skip
 
 
@@ -108,4 +109,5 @@ def test_the_app_registers_these_functions() -> None:
         "record_poison": ("queueTrigger", "%AOS_EVENTS_QUEUE%-poison", ()),
         "purge_history": ("timerTrigger", None, ()),
         "mcp": ("httpTrigger", "mcp", ("DELETE", "GET", "POST")),
+        "aos_reminder": ("orchestrationTrigger", None, ()),
     }
