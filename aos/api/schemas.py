@@ -36,6 +36,7 @@ from aos.domain.models import (
     EventType,
     Goal,
     JsonData,
+    Reminder,
     ShortText,
     SpecChanges,
     SpecFields,
@@ -68,6 +69,7 @@ __all__ = [
     "LetterReplayed",
     "Problem",
     "RegisterAgent",
+    "ReminderList",
     "ReplaceAgent",
 ]
 
@@ -116,6 +118,13 @@ class AgentResource(AgentSpec):
 class AgentList(BaseModel):
     value: list[AgentResource]
     nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815
+
+
+class ReminderList(BaseModel):
+    """``GET /api/agents/{id}/reminders``: the active reminders, with their next due times."""
+
+    value: list[Reminder]
+    nextLink: str | None = None  # noqa: N815
 
 
 class GoalList(BaseModel):

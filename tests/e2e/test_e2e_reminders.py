@@ -117,3 +117,47 @@ def test_a_one_shot_reminder_survives_a_killed_host_and_fires_once(
             assert client.get("/api/agents/phoenix").json()["state"]["wakes"] == 1
     finally:
         host.stop()
+
+
+def test_reminders_over_http_are_the_agents_own(
+    host: HostProcess, host_env: dict[str, str]
+) -> None:
+    with httpx.Client(base_url=host.base_url, timeout=15.0) as client:
+        _register(client, "clock")
+        url = "/api/agents/clock/reminders"
+        far = {"type": "wake", "data": {"id": "later"}, "after_seconds": 3600}
+        created = client.put(f"{url}/later", json=far)
+        assert created.status_code == 201, created.text
+        assert created.headers["location"].endswith(f"{url}/later")
+        assert created.json()["reminder_id"] == "later"
+        replaced = client.put(f"{url}/later", json={**far, "every_seconds": 7200})
+        assert replaced.status_code == 200, replaced.text
+        assert replaced.json()["version"] != created.json()["version"]
+        soon = {"type": "wake", "data": {"id": "soon"}, "after_seconds": 1}
+        assert client.put(f"{url}/soon", json=soon).status_code == 201
+
+        listed = client.get(url)
+        assert listed.status_code == 200, listed.text
+        body = listed.json()
+        assert body["nextLink"] is None
+        assert sorted(r["reminder_id"] for r in body["value"]) == ["later", "soon"]
+
+        (fired,) = wait_for(lambda: _fired(client, "clock"), "the reminder set over HTTP")
+        assert fired["payload"]["reminder_id"] == "soon"
+        wait_for(lambda: len(client.get(url).json()["value"]) == 1, "the one-shot reminder gone")
+        assert client.delete(f"{url}/later").status_code == 204
+        missing = client.delete(f"{url}/later")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert client.get(url).json()["value"] == []
+        assert client.put(f"{url}/x", json={"type": "wake"}).status_code == 400  # no time
+        assert client.get("/api/agents/nobody/reminders").status_code == 404
+        kinds = [
+            r["kind"]
+            for r in client.get("/api/agents/clock/history", params={"limit": "100"}).json()[
+                "value"
+            ]
+        ]
+        assert kinds.count("reminder_scheduled") == 3
+        assert kinds.count("reminder_cancelled") == 1
+        wait_for_quiet(host_env, "clock")

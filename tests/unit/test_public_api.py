@@ -95,6 +95,12 @@ def test_the_app_registers_these_functions() -> None:
         ),
         "agent_events": ("httpTrigger", "agents/{agent_id}/events", ("POST",)),
         "agent_history": ("httpTrigger", "agents/{agent_id}/history", ("GET",)),
+        "agent_reminders": ("httpTrigger", "agents/{agent_id}/reminders", ("GET",)),
+        "agent_reminder": (
+            "httpTrigger",
+            "agents/{agent_id}/reminders/{reminder_id}",
+            ("DELETE", "PUT"),
+        ),
         "agent_alignment": ("httpTrigger", "agents/{agent_id}/alignment", ("POST",)),
         "events": ("httpTrigger", "events", ("POST",)),
         "deadletters": ("httpTrigger", "deadletters", ("GET",)),
