@@ -143,14 +143,14 @@ class AgentManager:
         sent = await self.service.send_event(
             parse(Event, {**fields, "agent_id": agent_id}, what="event")
         )
-        await self._deliver()
+        await self.deliver_queued()
         return sent
 
     async def publish_event(self, event: Event | Mapping[str, Any]) -> int:
         """Publish an event to every subscriber of its type and deliver it now; how many."""
         fields = event.model_dump(exclude_unset=True) if isinstance(event, Event) else event
         count = await self.service.publish_event(parse(Event, {**fields}, what="event"))
-        await self._deliver()
+        await self.deliver_queued()
         return count
 
     async def fire_due_reminders(self, now: datetime | None = None) -> int:
@@ -168,12 +168,14 @@ class AgentManager:
             upcoming = answer.get("next") if answer else None
             if upcoming:  # continue as new: the same instance waits for the next time
                 self.reminders.pending[instance] = {**fire, **upcoming}
-        await self._deliver()
+        await self.deliver_queued()
         return fired
 
-    async def _deliver(self) -> None:
-        """Deliver what is queued, then what the agents sent and published in turn, until the
-        queue is empty (every round adds a hop, so the hop limit ends it)."""
+    async def deliver_queued(self) -> None:
+        """Deliver every event waiting in the queue now, then what the agents sent and published
+        in turn, until the queue is empty (every round adds a hop, so the hop limit ends it).
+        Events this manager sends are delivered at once; this is also for events queued by other
+        callers of its service, such as MCP tools."""
         while texts := self.queue.take():
             for text in texts:
                 await self._delivery.deliver(body=text.encode(), message_id=new_id())

@@ -14,7 +14,8 @@ host.json) under `python -m devhost --no-azurite` as a child process, then measu
 * throughput: `--events` events POSTed to `/api/agents/{id}/events` by `--concurrency` concurrent
   clients (the same concurrency); events/s from the first POST until `GET /api/agents/{id}` shows
   `counters.events_handled == --events`, i.e. until every event is applied and persisted;
-* latency at a fixed offered rate (`--rate`, default 100 events/s, `--paced-events` events, to a
+* latency at an offered rate of half the throughput just measured (so that it measures the app,
+  not the machine; `--rate` fixes it instead), `--paced-events` events, to a
   second agent): per event, from just before its POST is sent to the first `GET` of the agent whose
   answer contains it (`recent_events`, by event id; an event that entered and left the 8-entry
   window between two reads is not timed), and by count (the k-th POST to the first read with
@@ -275,6 +276,7 @@ async def drive(
         await wait_up(client, process)
         await throughput(client, 50, args.concurrency)  # warm-up: imports, clients, tables
         events_per_s = await throughput(client, args.events, args.concurrency)
+        args.rate = args.rate or round(events_per_s / 2, 1)
         latency = await paced(client, args.rate, args.paced_events, args.read_interval_ms / 1000)
     return events_per_s, latency
 
@@ -325,7 +327,12 @@ def main() -> int:
     )
     parser.add_argument("--events", type=int, default=1000, help="events (and baseline messages)")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients, both runs")
-    parser.add_argument("--rate", type=float, default=100.0, help="offered events/s for latency")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="offered events/s for latency (default: half the measured throughput)",
+    )
     parser.add_argument("--paced-events", type=int, default=500)
     parser.add_argument(
         "--read-interval-ms", type=float, default=20.0, help="how often the state is read"

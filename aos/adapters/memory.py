@@ -21,7 +21,7 @@ from aos.agents.entity import AgentEntity, EntityBatch
 from aos.domain.history import HistoryWriter
 from aos.domain.models import format_timestamp, utc_now
 from aos.errors import AgentExistsError, ConflictError
-from aos.ports.entities import EntityClient
+from aos.ports.entity_client import EntityClient
 from aos.ports.index import AgentIndex, IndexEntry, Page, decode_token, encode_token
 from aos.ports.letters import LetterQueue, LetterStore, StoredLetter
 from aos.ports.queue import DeadLetter, EventQueue

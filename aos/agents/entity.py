@@ -1,7 +1,7 @@
 """The ``agent`` Durable entity: one perpetual agent per entity key.
 
 The durable SDK calls ``AgentEntity`` once per operation of a batch with the same
-``DurableEntityContext``. Rules this module follows (measured in FACTS.md):
+``DurableEntityContext``. Rules this module follows (measured, see docs/SDK_NOTES.md):
 
 * the SDK does not roll back on exceptions and ``get_state`` returns the live object, so every
   operation builds a new document and only then calls ``set_state``; the stored dict is never

@@ -11,21 +11,16 @@ This module is imported on the first request, not when the app is indexed (which
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
-from pydantic import BaseModel
 
-from aos.agents import AgentKinds
-from aos.api.paths import DEFAULT_PAGE, FUNCTIONS, MAX_HISTORY_PAGE, MAX_HISTORY_TYPES, MAX_PAGE
+from aos.api.operations import ApiOperation, Call, QueryParam, Services
+from aos.api.paths import DEFAULT_PAGE, MAX_HISTORY_PAGE, MAX_HISTORY_TYPES, MAX_PAGE
 from aos.api.problems import MethodNotAllowedError, problem_response
 from aos.api.requests import (
     correlation_id,
-    json_response,
     link,
     parse_body,
     path_id,
@@ -33,6 +28,7 @@ from aos.api.requests import (
     query_int,
 )
 from aos.api.schemas import (
+    AgentDetail,
     AgentList,
     AgentPatch,
     AgentResource,
@@ -46,6 +42,7 @@ from aos.api.schemas import (
     GoalList,
     Health,
     HistoryFilter,
+    HistoryItem,
     HistoryList,
     LetterReplayed,
     RegisterAgent,
@@ -55,7 +52,6 @@ from aos.api.schemas import (
 from aos.domain.history import HISTORY_KINDS
 from aos.domain.models import (
     EVENT_TYPE_PATTERN,
-    AgentContext,
     AgentSpec,
     Goal,
     GoalChanges,
@@ -67,49 +63,13 @@ from aos.domain.reminders import ReminderRequest
 from aos.errors import FieldError, InvalidInputError
 from aos.ports.index import IndexEntry
 from aos.ports.letters import LetterQueue, StoredLetter
-from aos.services.agents import AgentService, Change
-from aos.services.letters import DeadLetters, describe_original
+from aos.services.agents import Change
+from aos.services.letters import describe_original
 from aos.version import VERSION
 
 __all__ = ["OPERATIONS", "ApiOperation", "Call", "QueryParam", "Services", "dispatch"]
 
 logger = logging.getLogger("aos.http")
-
-
-class Services(Protocol):
-    """What the handlers need from the app (``aos.functions.container.AppRuntime`` provides it)."""
-
-    kinds: AgentKinds
-
-    def manager(self, durable_client: Any) -> AgentService: ...
-    def dead_letters(self) -> DeadLetters: ...
-    async def storage_health(self) -> dict[str, str]:
-        """``{"queues": "ok" | reason, "tables": "ok" | reason}``."""
-        ...
-
-
-@dataclass
-class Call:
-    """One request with what its handler needs."""
-
-    req: func.HttpRequest
-    runtime: Services
-    client: Any
-    correlation: str
-
-    @cached_property
-    def manager(self) -> AgentService:
-        return self.runtime.manager(self.client)
-
-    @cached_property
-    def letters(self) -> DeadLetters:
-        return self.runtime.dead_letters()
-
-    def respond(self, body: Any, status: int = 200, **headers: str) -> func.HttpResponse:
-        return json_response(body, status=status, correlation=self.correlation, headers=headers)
-
-
-Handler = Callable[[Call], Awaitable[func.HttpResponse]]
 
 
 # ------------------------------------------------------------------------------ agents
@@ -141,7 +101,7 @@ async def patch_agent(call: Call) -> func.HttpResponse:
 
 async def get_agent(call: Call) -> func.HttpResponse:
     agent_id = path_id(call.req, "agent_id")
-    return call.respond(await call.manager.get_context(agent_id))
+    return call.respond(AgentDetail.of(*await call.manager.get_agent(agent_id)))
 
 
 async def list_agents(call: Call) -> func.HttpResponse:
@@ -153,7 +113,7 @@ async def list_agents(call: Call) -> func.HttpResponse:
         if page.continuation
         else None
     )
-    items = [AgentResource.model_validate(e.as_resource()) for e in page.value]
+    items = [AgentResource.from_entry(e) for e in page.value]
     return call.respond(AgentList(value=items, nextLink=next_link))
 
 
@@ -177,7 +137,7 @@ async def list_history(call: Call) -> func.HttpResponse:
     if page.continuation is not None:
         next_page = params.next_page(page.continuation)
         next_link = link(call.req, f"agents/{agent_id}/history", **next_page)
-    items = [r.as_item() for r in page.records]
+    items = [HistoryItem.from_record(r) for r in page.records]
     return call.respond(HistoryList.model_validate({"value": items, "nextLink": next_link}))
 
 
@@ -291,7 +251,7 @@ async def openapi(call: Call) -> func.HttpResponse:
     from aos.api.openapi import openapi_document
 
     server = link(call.req, "").rstrip("/")
-    return call.respond(openapi_document(server=server, kinds=call.runtime.kinds))
+    return call.respond(openapi_document(OPERATIONS, server=server, kinds=call.runtime.kinds))
 
 
 # ------------------------------------------------------------------------------ letters
@@ -348,7 +308,7 @@ async def _replay_letter(call: Call, queue: LetterQueue) -> func.HttpResponse:
 def _agent_answer(call: Call, change: Change, status: int) -> func.HttpResponse:
     entry: IndexEntry = change.value
     location = link(call.req, f"agents/{entry.agent_id}")
-    body = AgentResource.model_validate(entry.as_resource())
+    body = AgentResource.from_entry(entry)
     return call.respond(body, status if change.settled else 202, Location=location)
 
 
@@ -371,42 +331,6 @@ def _letter_item(letter: StoredLetter) -> DeadLetterItem:
 
 def _path(req: func.HttpRequest) -> str:
     return str(urlsplit(req.url).path)
-
-
-# ---------------------------------------------------------------------------------- the table
-@dataclass(frozen=True, slots=True)
-class QueryParam:
-    name: str
-    description: str
-    type: str = "string"
-    constraints: tuple[tuple[str, Any], ...] = ()
-    """JSON Schema keywords beyond ``type`` (bounds, enum, pattern), so that the OpenAPI document
-    says exactly what the handler accepts."""
-
-    @property
-    def schema(self) -> dict[str, Any]:
-        return {"type": self.type, **dict(self.constraints)}
-
-
-@dataclass(frozen=True, slots=True)
-class ApiOperation:
-    function: str
-    """The Azure Function that serves the route (``aos.api.paths.FUNCTIONS``)."""
-    method: str
-    handler: Handler
-    summary: str
-    status: int
-    response: type[BaseModel] | None = None
-    request: type[BaseModel] | None = None
-    errors: tuple[int, ...] = (400,)
-    query: tuple[QueryParam, ...] = ()
-    also: tuple[int, ...] = ()
-    """Other success statuses, answered with the same model: 202 when the entity has not applied
-    the change within the settle time, 201 when a PUT created the agent."""
-
-    @property
-    def route(self) -> str:
-        return FUNCTIONS[self.function].route
 
 
 _TYPE = EVENT_TYPE_PATTERN[1:-1]
@@ -460,7 +384,8 @@ OPERATIONS: tuple[ApiOperation, ...] = (
         query=_PAGING,
     ),
     ApiOperation(
-        "agent_item", "GET", get_agent, "The agent's persisted context", 200, AgentContext,
+        "agent_item", "GET", get_agent,
+        "The agent: its spec and status, as listed, with its persisted context", 200, AgentDetail,
         errors=(400, 404),
     ),
     ApiOperation(

@@ -1,6 +1,6 @@
 """The app's MCP server: every agent's context and history as resources, and six tools.
 
-    resources   aos://agents/{agent_id}/context    the persisted context (the entity state)
+    resources   aos://agents/{agent_id}/context    the agent and its context (as GET /api/agents/{id})
                 aos://agents/{agent_id}/history    the newest history records
     tools       send_event, add_goal, update_goal, evaluate_alignment, schedule_reminder,
                 cancel_reminder
@@ -35,11 +35,13 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aos.api.schemas import (
+    AgentDetail,
     AlignmentRequest,
     AlignmentResponse,
     EventAccepted,
     EventIn,
     HistoryFilter,
+    HistoryItem,
 )
 from aos.domain.models import (
     AGENT_ID_PATTERN,
@@ -242,7 +244,7 @@ class AgentTools:
         counters."""
         if query:
             raise InvalidInputError("The context resource takes no query")
-        return await self.manager.get_context(agent_id)
+        return AgentDetail.of(*await self.manager.get_agent(agent_id)).model_dump(mode="json")
 
     async def read_history(self, agent_id: str, query: str) -> dict[str, Any]:
         """An agent's history, newest first: every event it handled and every decision it made,
@@ -257,7 +259,7 @@ class AgentTools:
             next_page = params.next_page(page.continuation)
             continuation = next_page["continuation"]
             next_uri = f"{history_uri(agent_id)}?{urlencode(next_page)}"
-        items = [r.as_item() for r in page.records]
+        items = [HistoryItem.from_record(r).model_dump(mode="json") for r in page.records]
         return {"value": items, "continuation": continuation, "next": next_uri}
 
 

@@ -1,16 +1,17 @@
-"""The OpenAPI 3.1 document of the HTTP API, generated from ``OPERATIONS`` and the API models."""
+"""The OpenAPI 3.1 document of the HTTP API, generated from its table of operations
+(``aos.api.http.OPERATIONS``) and the API models."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from aos.agents.registry import AgentKinds
-from aos.api.http import OPERATIONS
+from aos.api.operations import ApiOperation
 from aos.api.paths import PATH_PARAMETERS
 from aos.api.schemas import Problem, RegisterAgent, ReplaceAgent
 from aos.version import VERSION
@@ -34,11 +35,13 @@ _STATUS_TEXT = {
 }
 
 
-def openapi_document(server: str = "/api", kinds: Iterable[str] | None = None) -> dict[str, Any]:
+def openapi_document(
+    operations: Sequence[ApiOperation], server: str = "/api", kinds: Iterable[str] | None = None
+) -> dict[str, Any]:
     """The document; ``kinds`` are the agent kinds the app registers (the built-in ones unless
     given), listed as the ``kind`` field's enum so that clients (and fuzzers) see which exist."""
     keys: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Problem, "serialization")]
-    for op in OPERATIONS:
+    for op in operations:
         if op.request is not None:
             keys.append((op.request, "validation"))
         if op.response is not None:
@@ -52,7 +55,7 @@ def openapi_document(server: str = "/api", kinds: Iterable[str] | None = None) -
     problem_ref = refs[(Problem, "serialization")]
 
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
+    for op in operations:
         route = op.route
         item = paths.setdefault(f"/{route}", {})
         operation: dict[str, Any] = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -26,13 +26,16 @@ from pydantic import (
 )
 
 from aos.api.paths import DEFAULT_PAGE, MAX_HISTORY_PAGE, MAX_HISTORY_TYPES
-from aos.domain.history import HISTORY_PREFIX, HistoryQuery
+from aos.domain.history import HISTORY_PREFIX, HistoryQuery, HistoryRecord
 from aos.domain.models import (
     AGENT_ID_PATTERN,
     EVENT_TYPE_PATTERN,
     AgentSpec,
+    Counters,
+    DecisionSummary,
     Event,
     EventId,
+    EventSummary,
     EventType,
     Goal,
     JsonData,
@@ -47,9 +50,10 @@ from aos.domain.models import (
 )
 from aos.domain.validation import parse
 from aos.errors import InvalidInputError
-from aos.ports.index import decode_token, encode_token, invalid_token
+from aos.ports.index import IndexEntry, decode_token, encode_token, invalid_token
 
 __all__ = [
+    "AgentDetail",
     "AgentList",
     "AgentPatch",
     "AgentResource",
@@ -113,6 +117,44 @@ class AgentResource(AgentSpec):
     status: Literal["registering", "active", "deregistering"]
     registered_at: Timestamp
     updated_at: Timestamp
+
+    @classmethod
+    def from_entry(cls, entry: IndexEntry) -> Self:
+        return cls.model_validate(
+            {
+                **entry.spec.model_dump(),
+                "status": entry.status.value,
+                "registered_at": entry.registered_at,
+                "updated_at": entry.updated_at,
+            }
+        )
+
+
+class AgentDetail(AgentResource):
+    """``GET /api/agents/{agent_id}``: the agent as listed and registered (``AgentResource``) and
+    its context: goals, key/value state, the last and recent events and decisions, counters."""
+
+    goals: list[Goal]
+    state: dict[str, JsonValue]
+    last_event: EventSummary | None
+    recent_events: list[EventSummary]
+    recent_decisions: list[DecisionSummary]
+    counters: Counters
+    created_at: Timestamp = Field(description="when this registration's context was created")
+    last_active_at: Timestamp = Field(description="when the context last changed")
+
+    @classmethod
+    def of(cls, entry: IndexEntry, context: dict[str, Any]) -> Self:
+        """The answer for an agent's index entry and its stored context (not its bookkeeping:
+        the de-duplication window, the schema version)."""
+        shown = {name: context[name] for name in _CONTEXT_FIELDS}
+        resource = AgentResource.from_entry(entry).model_dump()
+        return cls.model_validate({**resource, **shown, "last_active_at": context["updated_at"]})
+
+
+_CONTEXT_FIELDS = (
+    "goals", "state", "last_event", "recent_events", "recent_decisions", "counters", "created_at",
+)  # fmt: skip
 
 
 class AgentList(BaseModel):
@@ -237,6 +279,21 @@ class HistoryItem(BaseModel):
     error: dict[str, str] | None = Field(
         default=None, description="a failure's error: its type and message"
     )
+
+    @classmethod
+    def from_record(cls, record: HistoryRecord) -> Self:
+        return cls.model_validate(
+            {
+                "kind": record.kind,
+                "event_id": record.event_id,
+                "type": record.type,
+                "recorded_at": record.recorded_at,
+                "sequence": record.sequence,
+                "payload": record.payload_dict(),
+                "result": record.result,
+                "error": record.error,
+            }
+        )
 
 
 class HistoryList(BaseModel):

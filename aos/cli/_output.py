@@ -12,9 +12,9 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from aos.api.schemas import AgentResource, HistoryItem
+from aos.api.schemas import AgentDetail, AgentResource, HistoryItem
 from aos.client import DeadLetterItem
-from aos.domain.models import AgentContext, Goal
+from aos.domain.models import Goal
 
 
 class Output(StrEnum):
@@ -111,25 +111,26 @@ class Printer:
         )
         return None
 
-    def context(self, context: AgentContext) -> None:
+    def context(self, context: AgentDetail) -> None:
         if self.output is Output.json:
             return self.json(context)
-        spec = context.spec
         self.record(
             {
-                "agent_id": spec.agent_id,
-                "kind": spec.kind,
-                "purpose": spec.purpose,
-                "purpose_scope": spec.purpose_scope,
-                "success_criteria": list(spec.success_criteria),
-                "subscriptions": list(spec.subscriptions),
+                "agent_id": context.agent_id,
+                "kind": context.kind,
+                "status": context.status,
+                "purpose": context.purpose,
+                "purpose_scope": context.purpose_scope,
+                "success_criteria": list(context.success_criteria),
+                "subscriptions": list(context.subscriptions),
                 "events_handled": context.counters.events_handled,
+                "events_failed": context.counters.events_failed,
                 "decisions_made": context.counters.decisions_made,
                 "last_event": context.last_event.event_id if context.last_event else None,
                 "state": context.state,
-                "updated_at": context.updated_at,
+                "last_active_at": context.last_active_at,
             },
-            title=f"Agent {spec.agent_id}",
+            title=f"Agent {context.agent_id}",
         )
         if context.goals:
             self.goals(context.goals)

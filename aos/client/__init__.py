@@ -47,6 +47,7 @@ Importing this package imports neither the Azure Functions SDKs nor any Azure St
 """
 
 from aos.api.schemas import (
+    AgentDetail,
     AgentPatch,
     AgentResource,
     AlignmentResponse,
@@ -62,7 +63,7 @@ from aos.client._async import AsyncAosClient
 from aos.client._calls import PROBLEM_TYPES, Retry
 from aos.client._models import DeadLetterItem, DeadLetterReplayed
 from aos.client._sync import AosClient
-from aos.domain.models import AgentContext, Goal, GoalChanges, GoalCreate
+from aos.domain.models import Goal, GoalChanges, GoalCreate
 from aos.errors import (
     AOSError,
     ConflictError,
@@ -79,7 +80,7 @@ from aos.errors import (
 __all__ = [
     "PROBLEM_TYPES",
     "AOSError",
-    "AgentContext",
+    "AgentDetail",
     "AgentPatch",
     "AgentResource",
     "AlignmentResponse",

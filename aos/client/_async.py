@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import httpx
 
 from aos.api.schemas import (
+    AgentDetail,
     AgentResource,
     AlignmentResponse,
     BroadcastAccepted,
@@ -23,7 +24,7 @@ from aos.client import _calls as calls
 from aos.client._calls import Body, Call, Page, RecordKind, Retry
 from aos.client._config import DEFAULT_TIMEOUT, headers, resolve_url
 from aos.client._models import DeadLetterItem, DeadLetterReplayed
-from aos.domain.models import AgentContext, Goal
+from aos.domain.models import Goal
 
 __all__ = ["AsyncAosClient"]
 
@@ -107,8 +108,8 @@ class AsyncAosClient:
         """Create or replace the agent (idempotent); fields left out take their defaults."""
         return await self._send(calls.put_agent(agent_id, agent))
 
-    async def get_agent(self, agent_id: str) -> AgentContext:
-        """The agent's persisted context: spec, goals, state, recent events and decisions."""
+    async def get_agent(self, agent_id: str) -> AgentDetail:
+        """The agent: its spec and status (as listed) with goals, state, recent events and decisions."""
         return await self._send(calls.get_agent(agent_id))
 
     def list_agents(self, *, page_size: int | None = None) -> AsyncIterator[AgentResource]:

@@ -16,6 +16,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from aos.api.schemas import (
+    AgentDetail,
     AgentList,
     AgentPatch,
     AgentResource,
@@ -32,7 +33,7 @@ from aos.api.schemas import (
     ReplaceAgent,
 )
 from aos.client._models import DeadLetterItem, DeadLetterList, DeadLetterReplayed
-from aos.domain.models import AgentContext, Goal, GoalChanges, GoalCreate, new_id
+from aos.domain.models import Goal, GoalChanges, GoalCreate, new_id
 from aos.errors import (
     AOSError,
     ConflictError,
@@ -282,8 +283,8 @@ def put_agent(agent_id: str, agent: Body) -> Call[AgentResource]:
     return Call("PUT", url, _model(AgentResource), json=_body(ReplaceAgent, agent))
 
 
-def get_agent(agent_id: str) -> Call[AgentContext]:
-    return Call("GET", f"/api/agents/{_segment(agent_id)}", _model(AgentContext))
+def get_agent(agent_id: str) -> Call[AgentDetail]:
+    return Call("GET", f"/api/agents/{_segment(agent_id)}", _model(AgentDetail))
 
 
 def list_agents(page_size: int | None) -> Call[Page[AgentResource]]:

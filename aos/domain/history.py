@@ -118,19 +118,6 @@ class HistoryRecord:
             return self.payload.model_dump(mode="json")
         return self.payload
 
-    def as_item(self) -> dict[str, Any]:
-        """The record as ``GET /api/agents/{id}/history`` and MCP show it."""
-        return {
-            "kind": self.kind,
-            "event_id": self.event_id,
-            "type": self.type,
-            "recorded_at": self.recorded_at,
-            "sequence": self.sequence,
-            "payload": self.payload_dict(),
-            "result": self.result,
-            "error": self.error,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class HistoryQuery:

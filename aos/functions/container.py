@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from aos.agents import AgentKinds
 from aos.agents.entity import AgentEntity
+from aos.errors import AOSError
 from aos.settings import Settings
 
 if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold start)
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold s
 __all__ = ["AppRuntime", "Storage"]
 
 logger = logging.getLogger("aos.runtime")
+HEALTH_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +163,26 @@ class AppRuntime:
         return DeadLetters(store=storage.letters, queue=storage.queue)
 
     async def storage_health(self) -> dict[str, str]:
-        """Storage reachability for ``GET /api/health`` (``aos.functions.health``)."""
-        from aos.functions.health import check_storage
+        """Storage reachability for ``GET /api/health``: one cheap call per service, bounded in
+        time; ``{"queues": "ok" | reason, "tables": "ok" | reason}``."""
+        try:
+            storage = self.storage()
+        except AOSError as exc:  # configuration: say which setting
+            return {"queues": str(exc), "tables": str(exc)}
 
-        return await check_storage(self)
+        async def probe(name: str, call: Awaitable[None]) -> tuple[str, str]:
+            try:
+                await asyncio.wait_for(call, HEALTH_TIMEOUT_SECONDS)
+            except TimeoutError:
+                return name, f"no answer within {HEALTH_TIMEOUT_SECONDS:.0f} s"
+            except Exception as exc:
+                return name, f"unreachable: {type(exc).__name__}"
+            return name, "ok"
+
+        results = await asyncio.gather(
+            probe("queues", storage.queue.ping()), probe("tables", storage.index.ping())
+        )
+        return dict(results)
 
     async def aclose(self) -> None:
         """Close the storage clients of the current loop (tests and local hosts call this)."""

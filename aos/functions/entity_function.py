@@ -35,7 +35,7 @@ def entity_blueprint(runtime: AppRuntime) -> func.Blueprint:
     @bp.function_name(ENTITY_NAME)
     @bp.generic_trigger(arg_name="context", type="entityTrigger", entityName=ENTITY_NAME)
     def agent(context: func.EntityContext) -> str:
-        """One perpetual agent per entity key; operations as in DESIGN.md section 2."""
+        """One perpetual agent per entity key; operations in ``aos.agents.entity``."""
         # Without an archive (no storage configured) records are not even collected.
         batch = EntityBatch(
             journal=[] if runtime.history_writer is not None else None,

@@ -71,15 +71,6 @@ class IndexEntry:
     def with_status(self, status: IndexStatus) -> IndexEntry:
         return replace(self, status=status, updated_at=utc_now())
 
-    def as_resource(self) -> dict[str, Any]:
-        """The entry as the HTTP API shows it in lists and registration answers."""
-        return {
-            **self.spec.model_dump(mode="json"),
-            "status": self.status.value,
-            "registered_at": format_timestamp(self.registered_at),
-            "updated_at": format_timestamp(self.updated_at),
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):

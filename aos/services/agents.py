@@ -44,7 +44,7 @@ from aos.errors import (
     StorageError,
     UnknownOperationError,
 )
-from aos.ports.entities import EntityClient
+from aos.ports.entity_client import EntityClient
 from aos.ports.index import AgentIndex, IndexEntry, IndexStatus, Page
 from aos.ports.queue import EventQueue
 from aos.ports.receipts import DeliveryReceipts
@@ -144,6 +144,15 @@ class AgentService:
 
     async def list_agents(self, *, limit: int, continuation: str | None) -> Page[IndexEntry]:
         return await self.index.page(limit=limit, continuation=continuation)
+
+    async def get_agent(self, agent_id: str) -> tuple[IndexEntry, dict[str, Any]]:
+        """The agent's index entry and its persisted context (``AgentNotFoundError`` unless it
+        has both): what ``GET /api/agents/{agent_id}`` and the MCP context resource show."""
+        entry = await self.index.get(agent_id=agent_id)
+        context = await self.contexts.load(agent_id=agent_id)
+        if entry is None or context is None:
+            raise AgentNotFoundError(agent_id)
+        return entry, context
 
     async def get_context(self, agent_id: str) -> dict[str, Any]:
         """The agent's persisted context (the entity state)."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from aos.errors import HostManagedStateError
 
 if TYPE_CHECKING:
-    from aos.ports.entities import EntityClient
+    from aos.ports.entity_client import EntityClient
 from aos.domain.contexts import ContextServer
 
 __all__ = ["EntityContextServer"]

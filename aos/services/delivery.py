@@ -16,19 +16,22 @@ ids catches the rest.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from uuid import uuid4
 
 from pydantic import ValidationError
 
 from aos.domain.effects import DEFAULT_MAX_HOPS
 from aos.domain.messages import QueueMessage
-from aos.domain.models import format_timestamp, utc_now
+from aos.domain.models import Event, format_timestamp, utc_now
 from aos.domain.reminders import ReminderControl, ReminderMessage, instance_id
 from aos.errors import InvalidInputError
-from aos.ports.entities import EntityClient
+from aos.ports.entity_client import EntityClient
 from aos.ports.index import AgentIndex, IndexEntry, IndexStatus
 from aos.ports.letters import LetterStore, StoredLetter
 from aos.ports.queue import DeadLetter, EventQueue
@@ -38,6 +41,8 @@ from aos.services.registration import finish_registration
 
 __all__ = ["DeliveryOutcome", "EventDelivery"]
 
+T = TypeVar("T")
+R = TypeVar("R")
 logger = logging.getLogger("aos.services.delivery")
 
 
@@ -62,6 +67,7 @@ class EventDelivery:
         letters: LetterStore | None = None,
         max_hops: int = DEFAULT_MAX_HOPS,
         reminders: ReminderScheduler | None = None,
+        concurrency: int = 16,
     ) -> None:
         self.reminders = reminders
         self.letters = letters
@@ -70,6 +76,8 @@ class EventDelivery:
         self.queue = queue
         self.entities = entities
         self.receipts = receipts
+        self.concurrency = concurrency
+        """How many recipients of one broadcast are looked up and signalled at once."""
 
     async def deliver(
         self, *, body: bytes, message_id: str | None = None, dequeue_count: int | None = None
@@ -115,27 +123,13 @@ class EventDelivery:
             recipients = await self._recipients(message)
 
         payload = event.model_dump(mode="json")
-        signalled: list[str] = []
-        duplicates: list[str] = []
-        for entry in recipients:
-            agent_id = entry.agent_id
-            if entry.status is IndexStatus.REGISTERING:  # a registration that answered 202
-                entry = await finish_registration(self.index, self.entities, entry)
-            # Without a message id (never from the Functions host) every delivery is new.
-            claim = await self.receipts.claim(
-                agent_id=agent_id,
-                event_id=event.event_id,
-                message_id=message_id or uuid4().hex,
-                generation=entry.generation,
-            )
-            if not claim.should_signal:
-                duplicates.append(agent_id)
-                continue
-            await self.entities.signal(
-                agent_id=agent_id, operation="handle_event", value={**payload, "agent_id": agent_id}
-            )
-            await self.receipts.mark_signalled(agent_id=agent_id, event_id=event.event_id)
-            signalled.append(agent_id)
+        # Without a message id (never from the Functions host) every delivery is new.
+        message_id = message_id or uuid4().hex
+        delivered = await self._each(
+            recipients, lambda entry: self._deliver_to(entry, event, payload, message_id)
+        )
+        signalled = [e.agent_id for e, done in zip(recipients, delivered, strict=True) if done]
+        duplicates = [e.agent_id for e, done in zip(recipients, delivered, strict=True) if not done]
         logger.info(
             "event %s (%s): signalled %s, already delivered to %s",
             event.event_id,
@@ -162,6 +156,45 @@ class EventDelivery:
         logger.info("reminder %s of %s: controlled", control.reminder_id, control.agent_id)
         return DeliveryOutcome(None, (control.agent_id,))
 
+    async def _deliver_to(
+        self, entry: IndexEntry, event: Event, payload: dict[str, Any], message_id: str
+    ) -> bool:
+        """Claim, signal and confirm one recipient; ``False`` if it had the event already."""
+        agent_id = entry.agent_id
+        if entry.status is IndexStatus.REGISTERING:  # a registration that answered 202
+            entry = await finish_registration(self.index, self.entities, entry)
+        claim = await self.receipts.claim(
+            agent_id=agent_id,
+            event_id=event.event_id,
+            message_id=message_id,
+            generation=entry.generation,
+        )
+        if not claim.should_signal:
+            return False
+        await self.entities.signal(
+            agent_id=agent_id, operation="handle_event", value={**payload, "agent_id": agent_id}
+        )
+        await self.receipts.mark_signalled(agent_id=agent_id, event_id=event.event_id)
+        return True
+
+    async def _each(self, items: Sequence[T], work: Callable[[T], Awaitable[R]]) -> list[R]:
+        """``work`` on every item, at most ``concurrency`` at a time (a broadcast's recipients).
+        If any fails, the others still finish, then the first error is raised: the message is
+        retried and the recipients done already are skipped by their receipts."""
+        if len(items) == 1:
+            return [await work(items[0])]
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def bounded(item: T) -> R:
+            async with gate:
+                return await work(item)
+
+        results = await asyncio.gather(*(bounded(i) for i in items), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results  # type: ignore[return-value]
+
     async def _recipients(self, message: QueueMessage) -> list[IndexEntry]:
         """A broadcast's recipients that are still registered and subscribed to its type: those
         it names (the subscribers when it was published), or, for a broadcast that names none
@@ -171,16 +204,16 @@ class EventDelivery:
         names = message.recipients
         if names is None:
             names = await self.index.subscribers(event_type=event_type)
-        entries: list[IndexEntry] = []
-        for agent_id in dict.fromkeys(names):
-            entry = await self.index.get(agent_id=agent_id)
-            if (
-                entry is not None
-                and entry.status is not IndexStatus.DEREGISTERING
-                and entry.subscribes_to(event_type)
-            ):
-                entries.append(entry)
-        return entries
+        found = await self._each(
+            list(dict.fromkeys(names)), lambda agent_id: self.index.get(agent_id=agent_id)
+        )
+        return [
+            entry
+            for entry in found
+            if entry is not None
+            and entry.status is not IndexStatus.DEREGISTERING
+            and entry.subscribes_to(event_type)
+        ]
 
     async def _dead_letter(
         self,

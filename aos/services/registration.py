@@ -14,7 +14,7 @@ from typing import Any
 
 from aos.domain.models import AgentSpec
 from aos.errors import ConflictError
-from aos.ports.entities import EntityClient
+from aos.ports.entity_client import EntityClient
 from aos.ports.index import AgentIndex, IndexEntry, IndexStatus
 
 __all__ = ["activate", "configure_signal", "finish_registration"]

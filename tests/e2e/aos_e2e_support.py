@@ -76,7 +76,7 @@ def wait_for_events(client: httpx.Client, agent_id: str, handled: int) -> dict[s
 
 
 def queue_client(connection_string: str, name: str) -> QueueClient:
-    """A sync queue client that fails fast instead of retrying for ~80 s (see FACTS.md)."""
+    """A sync queue client that fails fast instead of retrying for ~80 s (see docs/SDK_NOTES.md)."""
     client = QueueClient.from_connection_string(
         connection_string, name, retry_total=2, retry_backoff_factor=0.2
     )

@@ -116,7 +116,7 @@ def test_agents_commands(host: HostProcess, tmp_path: Path) -> None:
     assert updated["purpose"] == "Resolve tickets politely"
     assert updated["subscriptions"] == ["ticket.opened", "ticket.closed"]  # left as they were
     shown = ok(host, "agents", "show", support)
-    assert shown["spec"]["purpose"] == "Resolve tickets politely"
+    assert shown["purpose"] == "Resolve tickets politely"
 
     table = aos(host, "-o", "table", "agents", "list")
     assert table.returncode == 0

@@ -21,7 +21,7 @@ from client_support import (
 from process_host import HostProcess
 
 from aos.client import (
-    AgentContext,
+    AgentDetail,
     AgentResource,
     AosClient,
     AsyncAosClient,
@@ -92,8 +92,8 @@ def test_agents_register_put_get_list_update_delete(client: AosClient) -> None:
     assert (changed.purpose, changed.purpose_scope) == ("Grow the company", "Budgets")
 
     context = client.get_agent(cfo)
-    assert isinstance(context, AgentContext)
-    assert context.spec.purpose_scope == "Budgets"
+    assert isinstance(context, AgentDetail)
+    assert context.purpose_scope == "Budgets"
 
     client.delete_agent(cfo, purge=True)
     with pytest.raises(NotFoundError) as missing:
@@ -252,7 +252,7 @@ def test_the_async_client(host: HostProcess) -> None:
             assert (await aos.health()).status == "ok"
             assert "paths" in await aos.openapi()
             context = await aos.get_agent(ceo)
-            assert context.spec.subscriptions == ("market.update",)
+            assert context.subscriptions == ("market.update",)
             await aos.delete_agent(ceo)
             with pytest.raises(NotFoundError):
                 await aos.get_agent(ceo)

@@ -154,7 +154,7 @@ async def test_resources_and_tools(host: HostProcess) -> None:
         ]
 
         context = await read_json(session, "aos://agents/cfo/context")
-        assert context["spec"]["purpose"] == PURPOSE
+        assert context["purpose"] == PURPOSE
         assert context["counters"]["events_handled"] == 0
         assert await read_json(session, "aos://agents/cfo/history") == {
             "value": [],
@@ -330,7 +330,7 @@ async def test_errors_are_mcp_errors(host: HostProcess) -> None:
         with pytest.raises(MCPError) as bad_cursor:
             await session.list_resources(params=types.PaginatedRequestParams(cursor="not-a-cursor"))
         assert bad_cursor.value.code == types.INVALID_PARAMS
-        assert (await read_json(session, "aos://agents/cfo/context"))["spec"]["agent_id"] == "cfo"
+        assert (await read_json(session, "aos://agents/cfo/context"))["agent_id"] == "cfo"
 
 
 async def test_other_paths_protocols_and_methods(host: HostProcess) -> None:
@@ -340,7 +340,7 @@ async def test_other_paths_protocols_and_methods(host: HostProcess) -> None:
     async with mcp_session(f"{host.base_url}/runtime/webhooks/mcp") as session:
         assert {tool.name for tool in (await session.list_tools()).tools} == TOOLS
         context = await read_json(session, "aos://agents/cfo/context")
-        assert context["spec"]["agent_id"] == "cfo"
+        assert context["agent_id"] == "cfo"
 
     async with mcp_session(f"{host.base_url}/api/mcp", modern=True) as session:
         assert session.protocol_version in MODERN_PROTOCOL_VERSIONS
@@ -383,5 +383,5 @@ async def test_the_readme_python_client_runs(host: HostProcess) -> None:
     assert client.returncode == 0, err.decode()
     tools, context, scored = out.decode().splitlines()
     assert set(json.loads(tools.replace("'", '"'))) == TOOLS
-    assert json.loads(context)["spec"]["agent_id"] == "cfo"
+    assert json.loads(context)["agent_id"] == "cfo"
     assert "'score'" in scored

@@ -95,7 +95,7 @@ def test_readme_examples_run_in_order(host_env: dict[str, str], tmp_path: Path) 
         assert "Grow revenue in new markets" in [g["description"] for g in ceo["goals"]]
         assert "evt-1" in [e["event_id"] for e in ceo["recent_events"]]
         cfo = contexts["cfo"]
-        assert cfo["spec"]["purpose"] == "Keep the company financially healthy and growing"
+        assert cfo["purpose"] == "Keep the company financially healthy and growing"
         assert cfo["goals"] == []  # added, changed, then removed
         assert cfo["counters"]["decisions_made"] == 1
         paid = next(e for e in cfo["recent_events"] if e["event_id"] == "inv-1001")

@@ -220,4 +220,4 @@ async def test_a_spec_that_fits_alone_but_not_with_the_goals_is_refused_up_front
     for method in ("PUT", "PATCH"):
         response = await aos.call(method, "agents/a1", big)
         assert_problem(response, 422)
-    assert (await aos.call("GET", "agents/a1")).json["spec"]["purpose"] != big["purpose"]
+    assert (await aos.call("GET", "agents/a1")).json["purpose"] != big["purpose"]

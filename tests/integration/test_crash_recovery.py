@@ -3,13 +3,13 @@ never an agent that is listed but unreachable for good, or reachable but unliste
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 from harness import Aos, running_aos
 
+from aos.api.schemas import AgentResource
 from aos.domain.models import AgentSpec
 from aos.errors import ConflictError
 from aos.ports.index import IndexEntry, IndexStatus
@@ -96,4 +96,4 @@ async def test_concurrent_changes_to_one_agent_do_not_interleave(aos: Aos) -> No
     entry = await index.get(agent_id="a1")
     assert entry is not None
     assert (entry.status, entry.spec.purpose) == (IndexStatus.ACTIVE, "Newer")
-    assert json.loads(json.dumps(entry.as_resource()))["purpose"] == "Newer"
+    assert AgentResource.from_entry(entry).model_dump(mode="json")["purpose"] == "Newer"

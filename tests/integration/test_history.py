@@ -33,13 +33,13 @@ async def aos(azurite: Azurite, unique_name: UniqueName) -> AsyncIterator[Aos]:
         yield running
 
 
-def table_writer(aos: Aos, *, batched: bool = True) -> TableHistoryWriter:
+def table_writer(aos: Aos) -> TableHistoryWriter:
     def client() -> SyncTableClient:
         return SyncTableClient.from_connection_string(
             aos.connection_string, aos.settings.history_table
         )
 
-    return TableHistoryWriter(client, batched=batched)
+    return TableHistoryWriter(client)
 
 
 async def history(aos: Aos, agent_id: str, **params: str) -> list[dict[str, Any]]:
@@ -95,7 +95,7 @@ async def test_paging_and_filters_return_every_matching_row_exactly_once(aos: Ao
         agent.receive({"event_id": f"e{i}", "type": kind, "data": {"i": i}}, received_at=received)
     journal: list[HistoryRecord] = agent.take_journal()
     table_writer(aos).write(journal)
-    table_writer(aos, batched=False).write(journal[:10])  # writing again is harmless
+    table_writer(aos).write(journal[:10])  # writing again is harmless
     newest_first = [f"e{i}" for i in reversed(range(120))]
     for limit in ("1", "7", "50", "120", "1000"):
         assert [i["event_id"] for i in await history(aos, "a1", limit=limit)] == newest_first

@@ -11,6 +11,7 @@ import pytest_asyncio
 from harness import Aos, running_aos
 
 from aos import Limits
+from aos.api.http import OPERATIONS
 from aos.api.openapi import openapi_document
 from aos.api.paths import FUNCTIONS
 from devhost import Azurite
@@ -53,7 +54,14 @@ async def test_register_then_read_the_persisted_context(aos: Aos) -> None:
     assert response.json["kind"] == "leadership"
 
     context = (await aos.call("GET", "agents/ceo")).json
-    assert context["spec"]["purpose"] == "Strategic oversight and company growth"
+    assert context["purpose"] == "Strategic oversight and company growth"
+    # One resource shape: GET answers what registering and listing answer, and the context.
+    (listed,) = (await aos.call("GET", "agents")).json["value"]
+    assert {k: context[k] for k in listed} == listed == response.json
+    assert set(context) - set(listed) == {
+        "goals", "state", "last_event", "recent_events", "recent_decisions", "counters",
+        "created_at", "last_active_at",
+    }  # fmt: skip
     assert context["counters"] == {
         "events_handled": 0,
         "duplicates_ignored": 0,
@@ -68,7 +76,7 @@ async def test_register_twice_is_a_conflict(aos: Aos) -> None:
     assert again.status == 409
     assert again.content_type == "application/problem+json"
     assert again.json["type"] == "urn:aos:problem:conflict"
-    assert (await aos.call("GET", "agents/a1")).json["spec"]["purpose"] != "Other"
+    assert (await aos.call("GET", "agents/a1")).json["purpose"] != "Other"
 
 
 @pytest.mark.parametrize(
@@ -132,7 +140,7 @@ async def test_put_creates_then_replaces(aos: Aos) -> None:
     replaced = await aos.call("PUT", "agents/a1", {"purpose": "Second"})
     assert replaced.status == 200
     context = (await aos.call("GET", "agents/a1")).json
-    assert (context["spec"]["purpose"], context["spec"]["purpose_scope"]) == ("Second", "")
+    assert (context["purpose"], context["purpose_scope"]) == ("Second", "")
     mismatch = await aos.call("PUT", "agents/a1", {"agent_id": "a2", "purpose": "x"})
     assert mismatch.status == 400
     assert "body/agent_id" in fields(mismatch.json)
@@ -145,8 +153,8 @@ async def test_patch_changes_only_the_given_fields(aos: Aos) -> None:
     patched = await aos.call("PATCH", "agents/a1", {"purpose": "Delight customers"})
     assert patched.status == 200
     context = (await aos.call("GET", "agents/a1")).json
-    assert context["spec"]["purpose"] == "Delight customers"
-    assert context["spec"]["purpose_scope"] == "Sales"
+    assert context["purpose"] == "Delight customers"
+    assert context["purpose_scope"] == "Sales"
     assert context["counters"]["events_handled"] == 1  # the rest of the context is kept
     assert (await aos.call("PATCH", "agents/a1", {})).status == 400
     assert (await aos.call("PATCH", "agents/a1", {"purpose": None})).status == 400
@@ -376,7 +384,9 @@ async def test_health(aos: Aos) -> None:
 
 async def test_openapi_lists_every_http_route_and_method_of_the_app(aos: Aos) -> None:
     document = (await aos.call("GET", "openapi.json")).json
-    assert document == json.loads(json.dumps(openapi_document(server="http://localhost:7071/api")))
+    assert document == json.loads(
+        json.dumps(openapi_document(OPERATIONS, server="http://localhost:7071/api"))
+    )
     served = set()
     for function in aos.host.functions:
         # The MCP endpoint speaks JSON-RPC (MCP), described by MCP's own discovery, not OpenAPI.

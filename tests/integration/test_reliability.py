@@ -157,7 +157,7 @@ async def test_a_patch_over_the_budget_with_current_goals_changes_neither_index_
         assert response.json["type"] == "urn:aos:problem:limit-exceeded"
     (listed,) = (await aos.call("GET", "agents")).json["value"]
     assert listed["subscriptions"] == ["old"]
-    assert (await context(aos, "a1"))["spec"]["subscriptions"] == ["old"]
+    assert (await context(aos, "a1"))["subscriptions"] == ["old"]
     published = await aos.call("POST", "events", {"type": "new"})
     assert published.json["subscribers"] == 0
 

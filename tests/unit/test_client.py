@@ -62,7 +62,7 @@ def test_importing_the_client_and_cli_imports_no_azure_sdk() -> None:
 
 def test_public_names_are_pinned() -> None:
     assert set(aos.client.__all__) == {
-        "PROBLEM_TYPES", "AOSError", "AgentContext", "AgentPatch", "AgentResource",
+        "PROBLEM_TYPES", "AOSError", "AgentDetail", "AgentPatch", "AgentResource",
         "AlignmentResponse", "AosClient", "AsyncAosClient", "BroadcastAccepted", "ConflictError",
         "DeadLetterItem", "DeadLetterReplayed", "EventAccepted", "EventIn", "FieldError", "Goal",
         "GoalChanges", "GoalCreate", "Health", "HistoryItem", "InvalidInputError",

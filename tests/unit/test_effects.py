@@ -13,6 +13,7 @@ from pydantic import JsonValue
 from aos import AgentKinds, AgentManager, LeadershipAgent, PerpetualAgent
 from aos.adapters.memory import InMemoryEntities, InMemoryEventQueue
 from aos.agents.entity import AgentEntity, EntityBatch
+from aos.api.schemas import HistoryItem
 from aos.domain.effects import MAX_EFFECTS_PER_EVENT, effect_event_id
 from aos.domain.history import HistoryQuery
 from aos.domain.limits import Limits
@@ -66,7 +67,7 @@ class Echo(PerpetualAgent):
 
 async def _history(manager: AgentManager, agent_id: str, **query: Any) -> list[dict[str, Any]]:
     page = await manager.history.page(agent_id=agent_id, query=HistoryQuery(limit=200, **query))
-    return [r.as_item() for r in page.records]
+    return [HistoryItem.from_record(r).model_dump(mode="json") for r in page.records]
 
 
 async def test_a_leader_delegates_a_goal_by_send_once_with_a_derived_id_and_a_hop() -> None:

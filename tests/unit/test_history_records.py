@@ -14,6 +14,7 @@ import pytest
 from entity_driver import EntityDriver, entity_handle, event, make_app, operation
 
 from aos import ContextMCPServer, GenericPurposeDrivenAgent
+from aos.api.schemas import HistoryItem
 from aos.domain.history import HistoryQuery, HistoryRecord, InMemoryHistoryArchive, history_row_key
 from aos.domain.models import format_timestamp, utc_now
 
@@ -54,10 +55,10 @@ def test_every_applied_event_and_decision_is_archived_newest_first(
         (2, "decision", "e2"),  # decided while handling e2, before e2 itself was recorded
         (1, "event", "e1"),
     ]
-    oldest = found[-1].as_item()
+    oldest = HistoryItem.from_record(found[-1]).model_dump(mode="json")
     assert oldest["payload"]["data"] == {"big": "x" * 5_000}  # the whole event, not the preview
     assert oldest["type"] == "order.created"
-    assert found[0].as_item()["payload"]["chosen_index"] == 1
+    assert HistoryItem.from_record(found[0]).payload["chosen_index"] == 1
     state = driver.run(operation("get")).result(0)
     assert state["counters"] == {
         "events_handled": 2,

@@ -21,7 +21,7 @@ from aos.agents.entity import AgentEntity
 from aos.domain.contexts import ContextMCPServer
 from aos.domain.history import HistoryQuery, InMemoryHistoryArchive
 from aos.domain.models import AgentSpec, GoalCreate
-from aos.errors import AgentExistsError, LimitExceededError
+from aos.errors import AgentExistsError, LimitExceededError, StorageError
 from aos.ports.index import IndexEntry, IndexStatus
 from aos.services.agents import AgentService
 from aos.services.contexts import EntityContextServer
@@ -134,3 +134,32 @@ async def test_undeliverable_messages_are_dead_lettered(services: Services) -> N
     text = json.dumps({"version": 1, "target": "agent", "event": event})
     await services.delivery.deliver(body=text.encode(), message_id="m2")
     assert "not registered" in services.queue.dead_letters[-1].reason
+
+
+async def test_a_broadcast_failing_for_one_recipient_is_retried_for_it_alone(
+    services: Services,
+) -> None:
+    for i in range(40):
+        await services.manager.register_agent(
+            AgentSpec(agent_id=f"s{i}", purpose="Grow", subscriptions=("tick",))
+        )
+    real_signal = services.entities.signal
+    down: set[str] = {"s7"}
+
+    async def signal(*, agent_id: str, operation: str, value: object = None) -> None:
+        if agent_id in down:
+            raise StorageError("the durable webhook is down")
+        await real_signal(agent_id=agent_id, operation=operation, value=value)
+
+    services.entities.signal = signal  # type: ignore[method-assign]
+    assert await services.manager.publish_event(Event(event_id="b1", type="tick")) == 40
+    (text,) = services.queue.take()
+    with pytest.raises(StorageError):
+        await services.delivery.deliver(body=text.encode(), message_id="m1")
+    down.clear()  # the host retries the same message
+    outcome = await services.delivery.deliver(body=text.encode(), message_id="m1")
+    assert outcome.agents == ("s7",)
+    assert len(outcome.duplicates) == 39
+    for i in range(40):
+        context = await services.manager.get_context(f"s{i}")
+        assert context["counters"]["events_handled"] == 1

@@ -10,7 +10,7 @@ import pytest
 from aos import AgentKinds, Event, Limits, StorageError
 from aos.api.problems import problem_response
 from aos.errors import PartialPublishError
-from aos.ports.entities import EntityClient
+from aos.ports.entity_client import EntityClient
 from aos.ports.index import AgentIndex, IndexEntry, Page
 from aos.ports.queue import DeadLetter, EventQueue
 from aos.services.agents import AgentService

@@ -10,12 +10,19 @@ from typing import Any
 from aos.agents.entity import ENTITY_NAME
 from aos.domain.reminders import REMINDER_ORCHESTRATOR
 from aos.errors import StorageError
-from aos.ports.entities import EntityClient
+from aos.ports.entity_client import EntityClient
 from aos.ports.reminders import ReminderScheduler
 
 __all__ = ["DurableEntityClient", "DurableReminderScheduler"]
 
-logger = logging.getLogger("aos.adapters.durable")
+logger = logging.getLogger("aos.durable")
+
+
+def durable_error(exc: Exception, what: str) -> StorageError:
+    """The AOS error for a failed durable client call: the SDK raises a bare ``Exception`` with the
+    webhook's URL and answer in its message, which is logged, never shown to callers."""
+    logger.warning("%s failed: %s", what, exc)
+    return StorageError(f"{what} failed: the durable client failed ({type(exc).__name__})")
 
 
 class DurableEntityClient(EntityClient):
@@ -28,7 +35,7 @@ class DurableEntityClient(EntityClient):
         try:
             await self._client.signal_entity(df.EntityId(ENTITY_NAME, agent_id), operation, value)
         except Exception as exc:  # the SDK raises bare Exception for unexpected statuses
-            raise StorageError(f"Could not signal agent {agent_id!r}: {exc}") from exc
+            raise durable_error(exc, f"Signalling agent {agent_id!r}") from exc
 
     async def read(self, *, agent_id: str) -> dict[str, Any] | None:
         import azure.durable_functions as df
@@ -36,7 +43,7 @@ class DurableEntityClient(EntityClient):
         try:
             response = await self._client.read_entity_state(df.EntityId(ENTITY_NAME, agent_id))
         except Exception as exc:
-            raise StorageError(f"Could not read agent {agent_id!r}: {exc}") from exc
+            raise durable_error(exc, f"Reading agent {agent_id!r}") from exc
         if not response.entity_exists:
             return None
         state = response.entity_state
@@ -58,21 +65,21 @@ class DurableReminderScheduler(ReminderScheduler):
         except Exception as exc:
             if await self._exists(instance_id):  # started by a concurrent delivery: fine
                 return
-            raise StorageError(f"Could not start reminder {instance_id!r}: {exc}") from exc
+            raise durable_error(exc, f"Starting reminder {instance_id!r}") from exc
 
     async def stop(self, *, instance_id: str) -> None:
         try:
             await self._client.raise_event(instance_id, "cancel", None)
         except Exception as exc:
             if await self._running(instance_id):
-                raise StorageError(f"Could not stop reminder {instance_id!r}: {exc}") from exc
+                raise durable_error(exc, f"Stopping reminder {instance_id!r}") from exc
             logger.info("reminder %s was not running", instance_id)
 
     async def _status(self, instance_id: str) -> Any:
         try:
             return await self._client.get_status(instance_id)
         except Exception as exc:
-            raise StorageError(f"Could not read reminder {instance_id!r}: {exc}") from exc
+            raise durable_error(exc, f"Reading reminder {instance_id!r}") from exc
 
     async def _exists(self, instance_id: str) -> bool:
         status = await self._status(instance_id)

@@ -183,15 +183,11 @@ class TableHistoryWriter:
     """Writes a batch's records: upserts (replace), one transaction per group of rows (single
     upserts for a group of up to ``SMALL_GROUP`` rows). Either way the rows are replaced, so a
     write that failed half-way is completed by the batch's next execution.
-
-    ``batched=False`` writes row by row instead; it exists to measure what batching saves
-    (``bench/archive_cost.py``).
     """
 
-    def __init__(self, make_client: Any, *, batched: bool = True) -> None:
+    def __init__(self, make_client: Any) -> None:
         self._make_client = make_client
         self._local = threading.local()
-        self.batched = batched
 
     def write(self, records: Sequence[HistoryRecord]) -> None:
         if not records:
@@ -199,21 +195,21 @@ class TableHistoryWriter:
         operations = batch_operations(records)
         client = self._client()
         try:
-            if self.batched:
-                for group in transactions(operations):
-                    if len(group) <= SMALL_GROUP:
-                        for row, mode in group:
-                            client.upsert_entity(row, mode=mode)
-                    else:
-                        client.submit_transaction(upserts(group))
-            else:
-                for row, mode in operations:
-                    client.upsert_entity(row, mode=mode)
+            self._upsert(client, operations)
         except ResourceNotFoundError as exc:  # the table was deleted: create it on the retry
             self._local.client = None
             raise storage_error(exc, "Archiving history records (table missing)") from exc
         except (AzureError, TableTransactionError) as exc:
             raise storage_error(exc, f"Archiving {len(records)} history records") from exc
+
+    @staticmethod
+    def _upsert(client: SyncTableClient, operations: list[Operation]) -> None:
+        for group in transactions(operations):
+            if len(group) <= SMALL_GROUP:
+                for row, mode in group:
+                    client.upsert_entity(row, mode=mode)
+            else:
+                client.submit_transaction(upserts(group))
 
     def close(self) -> None:
         client = getattr(self._local, "client", None)

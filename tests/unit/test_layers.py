@@ -1,0 +1,19 @@
+"""No import cycles among AOS's modules (the layer contracts in pyproject.toml, run by
+`lint-imports` in scripts/check, keep imports pointing down; this keeps each layer acyclic)."""
+
+from __future__ import annotations
+
+import grimp
+
+
+def test_no_module_imports_itself_back() -> None:
+    graph = grimp.build_graph("aos")
+    cycles = sorted(
+        {
+            tuple(sorted((module, imported)))
+            for module in graph.modules
+            for imported in graph.find_modules_directly_imported_by(module)
+            if graph.find_shortest_chain(importer=imported, imported=module)
+        }
+    )
+    assert cycles == []
