@@ -240,8 +240,8 @@ class AgentTools:
 
     async def read_context(self, agent_id: str, query: str) -> dict[str, Any]:
         """An agent's persisted context: its spec (purpose, scope, success criteria,
-        subscriptions), goals, key/value state, last event, recent events and decisions, and
-        counters."""
+        subscriptions), goals, key/value state, last event, recent events and decisions,
+        counters, and active reminders with their next due times."""
         if query:
             raise InvalidInputError("The context resource takes no query")
         return AgentDetail.of(*await self.manager.get_agent(agent_id)).model_dump(mode="json")

@@ -132,7 +132,8 @@ class AgentResource(AgentSpec):
 
 class AgentDetail(AgentResource):
     """``GET /api/agents/{agent_id}``: the agent as listed and registered (``AgentResource``) and
-    its context: goals, key/value state, the last and recent events and decisions, counters."""
+    its context: goals, key/value state, the last and recent events and decisions, counters,
+    active reminders."""
 
     goals: list[Goal]
     state: dict[str, JsonValue]
@@ -140,6 +141,9 @@ class AgentDetail(AgentResource):
     recent_events: list[EventSummary]
     recent_decisions: list[DecisionSummary]
     counters: Counters
+    reminders: list[Reminder] = Field(
+        default_factory=list, description="active reminders, with their next due times"
+    )
     created_at: Timestamp = Field(description="when this registration's context was created")
     last_active_at: Timestamp = Field(description="when the context last changed")
 
@@ -148,6 +152,7 @@ class AgentDetail(AgentResource):
         """The answer for an agent's index entry and its stored context (not its bookkeeping:
         the de-duplication window, the schema version)."""
         shown = {name: context[name] for name in _CONTEXT_FIELDS}
+        shown["reminders"] = context.get("reminders", [])  # absent from older state
         resource = AgentResource.from_entry(entry).model_dump()
         return cls.model_validate({**resource, **shown, "last_active_at": context["updated_at"]})
 

@@ -81,8 +81,16 @@ def test_a_reminder_every_2_seconds_fires_n_times_then_never_again(
 def test_a_cancelled_reminder_never_fires(host: HostProcess, host_env: dict[str, str]) -> None:
     with httpx.Client(base_url=host.base_url, timeout=15.0) as client:
         _register(client, "sleeper")
+
+        def reminder_ids() -> list[str]:
+            listed = client.get("/api/agents/sleeper/reminders").json()["value"]
+            return [r["reminder_id"] for r in listed]
+
+        # Queued events may be delivered in any order: each step waits for the one before.
         _post(client, "sleeper", "remind", id="nap", after=3)
+        wait_for(lambda: reminder_ids() == ["nap"], "the reminder set")
         _post(client, "sleeper", "cancel", id="nap")
+        wait_for(lambda: reminder_ids() == [], "the reminder cancelled")
         _post(client, "sleeper", "remind", id="witness", after=5)  # fires after `nap` would
         wait_for(lambda: _fired(client, "sleeper"), "the witness reminder", limit=60)
         wait_for_quiet(host_env, "sleeper")
