@@ -1,11 +1,13 @@
 # Two commands do everything on a fresh machine:
-#   make run    start Azurite and the app on http://localhost:7071 (Ctrl-C stops both)
+#   make run    start Azurite and the app on http://localhost:7071 (Ctrl-C stops both); storage
+#               persists in .azurite/ (git-ignored) across runs: `make fresh run` starts empty
 #   make test   set up .venv and node_modules, then run ruff, mypy and the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
+AZURITE_DATA ?= .azurite
 PY     := $(VENV)/bin/python
 
-.PHONY: run test check setup bench clean
+.PHONY: run fresh test check setup bench clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -22,7 +24,11 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 run: setup
-	$(PY) -m devhost
+	$(PY) -m devhost --azurite-location $(AZURITE_DATA)
+
+# Delete the local storage (agents, history, queues, reminders) that `make run` keeps.
+fresh:
+	rm -rf $(AZURITE_DATA)
 
 test: setup
 	scripts/check

@@ -17,6 +17,7 @@ function app, agents are registered over HTTP instead (``POST /api/agents``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from aos.adapters.memory import (
@@ -24,14 +25,16 @@ from aos.adapters.memory import (
     InMemoryDeliveryReceipts,
     InMemoryEntities,
     InMemoryEventQueue,
+    InMemoryReminderScheduler,
 )
 from aos.agents import AgentKinds, PerpetualAgent
 from aos.agents.entity import AgentEntity
 from aos.domain.contexts import ContextServer, ContextStore
 from aos.domain.document import ContextDocument
+from aos.domain.effects import DEFAULT_MAX_HOPS
 from aos.domain.history import InMemoryHistoryArchive
 from aos.domain.limits import Limits
-from aos.domain.models import Event, new_id
+from aos.domain.models import Event, new_id, utc_now
 from aos.domain.validation import parse
 from aos.errors import AgentExistsError
 from aos.ports.index import IndexEntry, IndexStatus
@@ -60,15 +63,25 @@ class _EntityStates(ContextServer):
 class AgentManager:
     """Registers agent objects, finds them again, and delivers events to them, in process."""
 
-    def __init__(self, *, kinds: AgentKinds | None = None, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        kinds: AgentKinds | None = None,
+        limits: Limits | None = None,
+        max_hops: int = DEFAULT_MAX_HOPS,
+    ) -> None:
         self.kinds = kinds if kinds is not None else AgentKinds.builtin()
         self.limits = limits if limits is not None else Limits()
         self.history = InMemoryHistoryArchive()
         self.index = InMemoryAgentIndex()
         self.queue = InMemoryEventQueue()
+        self.reminders = InMemoryReminderScheduler()
         receipts = InMemoryDeliveryReceipts()
         self.entities = InMemoryEntities(
-            AgentEntity(self.kinds, self.limits), history=self.history, receipts=receipts
+            AgentEntity(self.kinds, self.limits),
+            history=self.history,
+            receipts=receipts,
+            effects=self.queue,
         )
         self.contexts = ContextStore(states=_EntityStates(self.entities), archive=self.history)
         self.service = AgentService(
@@ -76,7 +89,12 @@ class AgentManager:
             limits=self.limits, receipts=receipts, settle_timeout=0.0, contexts=self.contexts,
         )  # fmt: skip
         self._delivery = EventDelivery(
-            index=self.index, queue=self.queue, entities=self.entities, receipts=receipts
+            index=self.index,
+            queue=self.queue,
+            entities=self.entities,
+            receipts=receipts,
+            max_hops=max_hops,
+            reminders=self.reminders,
         )
         self._agents: dict[str, PerpetualAgent] = {}
 
@@ -135,8 +153,29 @@ class AgentManager:
         await self.deliver_queued()
         return count
 
+    async def fire_due_reminders(self, now: datetime | None = None) -> int:
+        """Play the reminder orchestrations' part up to ``now``: fire every reminder due by then
+        (each once, however many intervals passed) and deliver what follows. How many fired.
+        In the function app a durable timer does this on time; here the caller says when."""
+        now = now or utc_now()
+        fired = 0
+        for instance, fire in list(self.reminders.pending.items()):
+            if datetime.fromisoformat(fire["due"].replace("Z", "+00:00")) > now:
+                continue
+            del self.reminders.pending[instance]
+            answer = self.entities.run(fire["agent_id"], "fire_reminder", fire)
+            fired += bool(answer and answer.get("fired"))
+            upcoming = answer.get("next") if answer else None
+            if upcoming:  # continue as new: the same instance waits for the next time
+                self.reminders.pending[instance] = {**fire, **upcoming}
+        await self.deliver_queued()
+        return fired
+
     async def deliver_queued(self) -> None:
-        """Deliver every event waiting in the queue now (those this manager sends are delivered
-        at once; this is for events queued by other callers of its service, such as MCP tools)."""
-        for text in self.queue.take():
-            await self._delivery.deliver(body=text.encode(), message_id=new_id())
+        """Deliver every event waiting in the queue now, then what the agents sent and published
+        in turn, until the queue is empty (every round adds a hop, so the hop limit ends it).
+        Events this manager sends are delivered at once; this is also for events queued by other
+        callers of its service, such as MCP tools."""
+        while texts := self.queue.take():
+            for text in texts:
+                await self._delivery.deliver(body=text.encode(), message_id=new_id())

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from aos.domain.document import worst_case_state_bytes
+from aos.domain.effects import DEFAULT_MAX_HOPS
 from aos.domain.limits import Limits
 from aos.errors import ConfigurationError
 
@@ -66,6 +67,10 @@ SETTINGS_REFERENCE: dict[str, tuple[str, str]] = {
         }.items()
     },
     "AOS_HISTORY_RETENTION_DAYS": ("365", "archived history older than this is deleted"),
+    "AOS_MAX_HOPS": (
+        str(DEFAULT_MAX_HOPS),
+        "an event passed on by agents more often than this is dead-lettered",
+    ),
 }
 
 _LIMIT_SETTINGS = {
@@ -153,6 +158,7 @@ class Settings:
     history_table: str = SETTINGS_REFERENCE["AOS_HISTORY_TABLE"][0]
     deadletter_table: str = SETTINGS_REFERENCE["AOS_DEADLETTER_TABLE"][0]
     history_retention_days: int = int(SETTINGS_REFERENCE["AOS_HISTORY_RETENTION_DAYS"][0])
+    max_hops: int = DEFAULT_MAX_HOPS
     limits: Limits = field(default_factory=Limits)
     in_azure: bool = False
     local_allowed_hosts: tuple[str, ...] = ()
@@ -191,6 +197,9 @@ class Settings:
         retention = get("AOS_HISTORY_RETENTION_DAYS")
         if not retention.isdigit() or int(retention) < 1:
             raise ConfigurationError("AOS_HISTORY_RETENTION_DAYS must be a whole number >= 1")
+        max_hops = get("AOS_MAX_HOPS")
+        if not max_hops.isdigit() or not 1 <= int(max_hops) <= 1000:
+            raise ConfigurationError("AOS_MAX_HOPS must be a whole number from 1 to 1000")
         return cls(
             storage=StorageConnection.from_environ(env),
             task_hub=get("AOS_TASK_HUB"),
@@ -200,6 +209,7 @@ class Settings:
             history_table=get("AOS_HISTORY_TABLE"),
             deadletter_table=get("AOS_DEADLETTER_TABLE"),
             history_retention_days=int(retention),
+            max_hops=int(max_hops),
             limits=limits,
             in_azure=bool(env.get("WEBSITE_INSTANCE_ID", "").strip()),
             local_allowed_hosts=tuple(

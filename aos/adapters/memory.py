@@ -26,6 +26,7 @@ from aos.ports.index import AgentIndex, IndexEntry, Page, decode_token, encode_t
 from aos.ports.letters import LetterQueue, LetterStore, StoredLetter
 from aos.ports.queue import DeadLetter, EventQueue
 from aos.ports.receipts import Claim, DeliveryReceipts, claim_decision
+from aos.ports.reminders import ReminderScheduler
 
 __all__ = [
     "InMemoryAgentIndex",
@@ -33,6 +34,7 @@ __all__ = [
     "InMemoryEntities",
     "InMemoryEventQueue",
     "InMemoryLetterStore",
+    "InMemoryReminderScheduler",
 ]
 
 
@@ -190,7 +192,9 @@ class InMemoryEntities(EntityClient):
     """``agent`` entities in a dict, each operation run at once by the real ``AgentEntity`` (so a
     signal is applied before ``signal`` returns). The state is round-tripped through JSON, as the
     host stores it; a failing operation changes nothing and is logged, as a signal's would be.
-    Journaled history records go to ``history`` and failure records release their receipt."""
+    Journaled history records go to ``history`` and failure records release their receipt; the
+    agents' sends and publishes go to ``effects`` (the events queue) after that, as the entity
+    function does."""
 
     def __init__(
         self,
@@ -198,10 +202,12 @@ class InMemoryEntities(EntityClient):
         *,
         history: HistoryWriter | None = None,
         receipts: InMemoryDeliveryReceipts | None = None,
+        effects: InMemoryEventQueue | None = None,
     ) -> None:
         self.entity = entity
         self.history = history
         self.receipts = receipts
+        self.effects = effects
         self._states: dict[str, str] = {}
 
     async def signal(self, *, agent_id: str, operation: str, value: Any = None) -> None:
@@ -214,7 +220,10 @@ class InMemoryEntities(EntityClient):
         """Run one operation now and return its result (``AOSError`` if it is refused)."""
         stored = self._states.get(agent_id)
         context = _Operation(agent_id, operation, value, json.loads(stored) if stored else None)
-        batch = EntityBatch(journal=[] if self.history is not None else None)
+        batch = EntityBatch(
+            journal=[] if self.history is not None else None,
+            effects=[] if self.effects is not None else None,
+        )
         self.entity.run(context, batch)
         journal = batch.journal
         if context.destructed or context.state is None:
@@ -227,6 +236,8 @@ class InMemoryEntities(EntityClient):
             for record in journal:
                 if record.kind == "failure" and self.receipts is not None:
                     self.receipts.release(agent_id=agent_id, event_id=record.event_id)
+        if batch.effects and self.effects is not None:
+            self.effects.messages.extend(effect.text for effect in batch.effects)
         return context.result
 
     async def read(self, *, agent_id: str) -> dict[str, Any] | None:
@@ -247,6 +258,23 @@ class InMemoryEntities(EntityClient):
     @property
     def agent_ids(self) -> list[str]:
         return sorted(self._states)
+
+
+class InMemoryReminderScheduler(ReminderScheduler):
+    """Reminder orchestrations as a dict of waiting instances (``pending``: instance id ->
+    ``ReminderFire`` JSON); ``AgentManager.fire_due_reminders`` plays their part."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.started: set[str] = set()
+
+    async def start(self, *, instance_id: str, fire: dict[str, Any]) -> None:
+        if instance_id not in self.started:
+            self.started.add(instance_id)
+            self.pending[instance_id] = dict(fire)
+
+    async def stop(self, *, instance_id: str) -> None:
+        self.pending.pop(instance_id, None)
 
 
 class InMemoryLetterStore(LetterStore):

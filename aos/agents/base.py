@@ -18,18 +18,38 @@ event or use an orchestration), as the Durable Functions guidance for entities a
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, JsonValue, ValidationError
 
 from aos.domain.contexts import ContextServer, ContextStore
 from aos.domain.document import STRICT_JSON, ContextDocument, id_digest, summarize_event
+from aos.domain.effects import MAX_EFFECTS_PER_EVENT, Effect, EffectKind, effect_event_id
 from aos.domain.history import HistoryKind, HistoryRecord
 from aos.domain.limits import Limits
-from aos.domain.models import AgentContext, AgentSpec, Event, SpecUpdate, format_timestamp, utc_now
+from aos.domain.models import (
+    AgentContext,
+    AgentSpec,
+    Event,
+    Reminder,
+    SpecUpdate,
+    format_timestamp,
+    new_id,
+    utc_now,
+)
+from aos.domain.reminders import (
+    ReminderControl,
+    ReminderFire,
+    ReminderRequest,
+    fire_event_id,
+    instance_id,
+    next_due,
+)
 from aos.domain.validation import parse
-from aos.errors import AOSError, InvalidInputError
+from aos.errors import AOSError, InvalidInputError, LimitExceededError
 
 __all__ = ["RESERVED_STATE_KEYS", "PerpetualAgent"]
 
@@ -52,6 +72,10 @@ class PerpetualAgent:
     journal: list[HistoryRecord] | None
     """History records of changes not yet archived (see ``aos.domain.history``; ``take_journal``), or
     ``None`` while nothing would archive them (the entity without an archive), so none are made."""
+    effects: list[Effect]
+    """Events sent and published (``send``, ``publish``) not yet handed on (``take_effects``)."""
+    _cause: Event | None
+    """The event being handled, while ``on_event`` runs."""
 
     def __init__(
         self,
@@ -82,6 +106,8 @@ class PerpetualAgent:
         self.document = ContextDocument.create(spec, self.limits)
         self.context_server = context_server
         self.journal = []
+        self.effects = []
+        self._cause = None
 
     @classmethod
     def from_document(cls, document: ContextDocument, *, limits: Limits) -> Self:
@@ -91,6 +117,8 @@ class PerpetualAgent:
         agent.limits = limits
         agent.context_server = None
         agent.journal = []
+        agent.effects = []
+        agent._cause = None
         return agent
 
     # ------------------------------------------------------------------------------ reading
@@ -145,12 +173,18 @@ class PerpetualAgent:
         if self.document.has_processed(digest):
             self.document = self.document.with_duplicate()
             return {"event_id": event.event_id, "status": "duplicate"}, None
-        # on_event may decide or change goals and state: undo all of it if the event fails
+        # on_event may decide, change goals and state, send and publish: undo all of it if the
+        # event fails
         before, journaled = self.document, len(self.journal) if self.journal is not None else 0
+        emitted = len(self.effects)
         received_at = received_at or format_timestamp(utc_now())
         try:
             sequence = self.document.events_handled + 1
-            result = self.on_event(event)
+            self._cause = event
+            try:
+                result = self.on_event(event)
+            finally:
+                self._cause = None
             if result is not None:
                 _ensure_json(result, what=f"{type(self).__name__}.on_event result", error=AOSError)
             summary = summarize_event(
@@ -158,14 +192,19 @@ class PerpetualAgent:
             )
             self.document = self.document.with_event(summary, digest, self.limits)
             self._journal("event", event.event_id, event.type, received_at, event, result)
+            for number, effect in enumerate(self.effects[emitted:], start=1):
+                self._journal(
+                    effect.kind, event.event_id, effect.type, received_at, effect.payload,
+                    effect=number,
+                )  # fmt: skip
         except Exception as exc:
-            self._undo(before, journaled)
+            self._undo(before, journaled, emitted)
             error = {"type": type(exc).__name__, "message": str(exc)[:_ERROR_CHARS]}
             self.document = before.with_failure(received_at)
             self._journal("failure", event.event_id, event.type, received_at, event, None, error)
             return {"event_id": event.event_id, "status": "failed", "error": error}, exc
         except BaseException:
-            self._undo(before, journaled)
+            self._undo(before, journaled, emitted)
             raise
         return {
             "event_id": event.event_id,
@@ -174,10 +213,227 @@ class PerpetualAgent:
             "result": result,
         }, None
 
-    def _undo(self, document: ContextDocument, journaled: int) -> None:
+    def _undo(self, document: ContextDocument, journaled: int, emitted: int) -> None:
         self.document = document
         if self.journal is not None:
             del self.journal[journaled:]
+        del self.effects[emitted:]
+
+    # ------------------------------------------------------------------------------ effects
+    def send(
+        self, agent_id: str, type: str, data: JsonValue = None, *, event_id: str | None = None
+    ) -> Event:
+        """Send an event to the agent ``agent_id``. Inside ``on_event`` it is part of the
+        operation: delivered once when the operation's batch ends, never if the handler raises.
+        Without ``event_id`` the id is derived from the event being handled, so a batch the host
+        runs again sends the same event, which delivery recognises."""
+        return self._emit("send", type, data, event_id, agent_id)
+
+    def publish(self, type: str, data: JsonValue = None, *, event_id: str | None = None) -> Event:
+        """Publish an event to every agent subscribed to ``type`` when it is delivered (see
+        ``send`` for when and how often)."""
+        return self._emit("publish", type, data, event_id, None)
+
+    def remind(
+        self,
+        reminder_id: str,
+        *,
+        type: str,
+        data: JsonValue = None,
+        at: datetime | None = None,
+        after: float | timedelta | None = None,
+        every: float | timedelta | None = None,
+    ) -> Reminder:
+        """Wake this agent with the event ``type``/``data`` at ``at``, or ``after`` a delay, and
+        with ``every`` again at that interval (the first time one interval from now if neither
+        is given). The same ``reminder_id`` again replaces the reminder. Inside ``on_event`` a
+        delay counts from the causing event's ``created_at`` (the same on every run of the batch),
+        and the change is part of the operation like ``send``."""
+        request = parse(
+            ReminderRequest,
+            {
+                "type": type, "data": data, "at": at,
+                "after_seconds": _seconds(after), "every_seconds": _seconds(every),
+            },
+            what="reminder",
+        )  # fmt: skip
+        cause = self._cause
+        cause_id = cause.event_id if cause is not None else None
+        made = sum(1 for e in self.effects if e.cause_id == cause_id)
+        self._check_effects(made)
+        version = effect_event_id(cause_id, made) if cause_id is not None else new_id()
+        now = cause.created_at if cause is not None else utc_now()
+        reminder, effect = self.schedule_reminder(
+            reminder_id, request, version=version, now=now, cause_id=cause_id
+        )
+        self.effects.append(effect)
+        return reminder
+
+    def cancel_reminder(self, reminder_id: str) -> bool:
+        """Cancel a reminder: it never fires again. ``False`` if there was none."""
+        cause = self._cause
+        cause_id = cause.event_id if cause is not None else None
+        self._check_effects(sum(1 for e in self.effects if e.cause_id == cause_id))
+        effect = self.drop_reminder(reminder_id, cause_id=cause_id)
+        if effect is None:
+            return False
+        self.effects.append(effect)
+        return True
+
+    def schedule_reminder(
+        self,
+        reminder_id: str,
+        request: ReminderRequest,
+        *,
+        version: str,
+        now: datetime,
+        cause_id: str | None,
+    ) -> tuple[Reminder, Effect]:
+        """Record (or replace) a reminder in the state; returns it and the effect that starts its
+        orchestration (and stops the replaced one's). Refuses more than ``max_reminders`` and
+        data beyond the user budget."""
+        current = self.context.reminders
+        previous = self.context.reminder(reminder_id)
+        reminder = parse(
+            Reminder,
+            {
+                "reminder_id": reminder_id, "type": request.type, "data": request.data,
+                "due": request.first_due(now), "every_seconds": request.every_seconds,
+                "version": version,
+            },
+            what="reminder",
+        )  # fmt: skip
+        _ensure_json(reminder.data, what="reminder data", error=InvalidInputError)
+        if previous is None and len(current) >= self.limits.max_reminders:
+            raise LimitExceededError(
+                f"an agent has at most {self.limits.max_reminders} active reminders"
+            )
+        others = tuple(r for r in current if r.reminder_id != reminder_id)
+        self.document = self.document.replace(self.limits, reminders=(*others, reminder))
+        control = ReminderControl(
+            agent_id=self.agent_id,
+            reminder_id=reminder_id,
+            schedule=ReminderFire(
+                agent_id=self.agent_id, reminder_id=reminder_id, version=version,
+                due=reminder.due,
+            ),
+            stop=_instance(self.agent_id, previous),
+        )  # fmt: skip
+        payload = reminder.model_dump(mode="json")
+        if cause_id is None:  # over the API or from plain Python: recorded now, by its version
+            self._journal_change("reminder_scheduled", version, request.type, payload)
+        return reminder, Effect.of_reminder("reminder_scheduled", control, payload, cause_id)
+
+    def drop_reminder(
+        self, reminder_id: str, *, cause_id: str | None, version: str | None = None
+    ) -> Effect | None:
+        """Remove a reminder from the state; the effect that stops its orchestration, or
+        ``None`` if there was no such reminder. ``version`` names the change in history when
+        there is no causing event."""
+        previous = self.context.reminder(reminder_id)
+        if previous is None:
+            return None
+        others = tuple(r for r in self.context.reminders if r.reminder_id != reminder_id)
+        self.document = self.document.replace(self.limits, reminders=others)
+        control = ReminderControl(
+            agent_id=self.agent_id,
+            reminder_id=reminder_id,
+            stop=_instance(self.agent_id, previous),
+        )
+        payload = previous.model_dump(mode="json")
+        if cause_id is None:
+            self._journal_change("reminder_cancelled", version or new_id(), previous.type, payload)
+        return Effect.of_reminder("reminder_cancelled", control, payload, cause_id)
+
+    def _journal_change(
+        self, kind: HistoryKind, change_id: str, type_: str, payload: dict[str, Any]
+    ) -> None:
+        """A change made outside an event shares the last record's sequence; a number derived
+        from its id sets it apart (below 2**31, past the 01..32 of an event's effects)."""
+        digest = hashlib.blake2b(change_id.encode(), digest_size=4).digest()
+        number = 100 + int.from_bytes(digest) % (2**31 - 100)
+        self._journal(kind, change_id, type_, format_timestamp(utc_now()), payload, effect=number)
+
+    def fire_reminder(self, fire: ReminderFire, *, received_at: str) -> dict[str, Any]:
+        """A reminder's orchestration says its time has come: if that version is still active
+        and due then, advance it (or remove a one-shot one) and apply its event; answer whether
+        it fired and the version and time to wait for next (``None``: the orchestration ends)."""
+        reminder = self.context.reminder(fire.reminder_id)
+        if reminder is None or reminder.version != fire.version or reminder.due != fire.due:
+            return {"fired": False, "next": None}
+        now = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
+        following = next_due(reminder, now)
+        others = tuple(r for r in self.context.reminders if r.reminder_id != reminder.reminder_id)
+        if following is None:
+            kept: tuple[Reminder, ...] = others
+        else:
+            kept = (*others, reminder.model_copy(update={"due": following}))
+        self.document = self.document.replace(self.limits, reminders=kept)
+        event = Event.model_validate(
+            {
+                "event_id": fire_event_id(reminder), "agent_id": self.agent_id,
+                "type": reminder.type, "data": {} if reminder.data is None else reminder.data,
+                "source": "reminder", "correlation_id": reminder.reminder_id,
+                "created_at": reminder.due,
+            }
+        )  # fmt: skip
+        journaled = len(self.journal) if self.journal is not None else 0
+        outcome = self.receive(event, received_at=received_at)
+        if self.journal is not None and outcome["status"] != "duplicate":
+            number = len(self.journal) - journaled
+            self._journal(
+                "reminder_fired", event.event_id, reminder.type, received_at,
+                reminder.model_dump(mode="json"), effect=number,
+            )  # fmt: skip
+        after = self.context.reminder(reminder.reminder_id)
+        upcoming = None
+        if after is not None and after.version == reminder.version:
+            upcoming = {"version": after.version, "due": format_timestamp(after.due)}
+        return {"fired": True, "event_id": event.event_id, "next": upcoming}
+
+    def take_effects(self) -> list[Effect]:
+        """The sends and publishes made since the last call, oldest first, to be emitted."""
+        effects, self.effects = self.effects, []
+        return effects
+
+    def _emit(
+        self,
+        kind: EffectKind,
+        type_: str,
+        data: JsonValue,
+        event_id: str | None,
+        agent_id: str | None,
+    ) -> Event:
+        cause = self._cause
+        cause_id = cause.event_id if cause is not None else None
+        made = sum(1 for e in self.effects if e.cause_id == cause_id)
+        self._check_effects(made)
+        fields: dict[str, Any] = {
+            "type": type_,
+            "data": {} if data is None else data,
+            "source": self.agent_id,
+        }
+        if agent_id is not None:
+            fields["agent_id"] = agent_id
+        if event_id is not None:
+            fields["event_id"] = event_id
+        elif cause_id is not None:
+            fields["event_id"] = effect_event_id(cause_id, made)
+        if cause is not None:
+            fields["hops"] = cause.hops + 1
+            fields["correlation_id"] = cause.correlation_id or cause.event_id[:64]
+            fields["created_at"] = cause.created_at  # the same on every run of the batch
+        event = parse(Event, fields, what=f"{kind} event")
+        self.effects.append(Effect.of_event(kind, event, cause_id))
+        return event
+
+    @staticmethod
+    def _check_effects(made: int) -> None:
+        if made >= MAX_EFFECTS_PER_EVENT:
+            raise LimitExceededError(
+                f"an event may cause at most {MAX_EFFECTS_PER_EVENT} sends, publishes and "
+                "reminder changes"
+            )
 
     def take_journal(self) -> list[HistoryRecord]:
         """The records of the changes made since the last call, oldest first, for the archive."""
@@ -196,6 +452,8 @@ class PerpetualAgent:
         payload: dict[str, Any] | BaseModel,
         result: Any = None,
         error: dict[str, str] | None = None,
+        *,
+        effect: int = 0,
     ) -> None:
         """Record the change just made to ``self.document``; its sequence comes from the counters
         (see ``aos.domain.history``), so the same state always yields the same key."""
@@ -210,7 +468,7 @@ class PerpetualAgent:
         )
         record = HistoryRecord(
             raw["spec"]["agent_id"], raw["created_at"], sequence, kind, event_id, type_,
-            recorded_at, payload, result, error,
+            recorded_at, payload, result, error, effect,
         )  # fmt: skip
         self.journal.append(record)
 
@@ -319,6 +577,16 @@ class PerpetualAgent:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(agent_id={self.agent_id!r}, kind={self.document.kind!r})"
+
+
+def _seconds(value: float | timedelta | None) -> float | None:
+    return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+def _instance(agent_id: str, reminder: Reminder | None) -> str | None:
+    if reminder is None:
+        return None
+    return instance_id(agent_id, reminder.reminder_id, reminder.version)
 
 
 def _parse_event(value: Any) -> Event:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from aos.agents import AgentKinds, PerpetualAgent, PurposeDrivenAgent
 from aos.domain.document import ContextDocument
+from aos.domain.effects import Effect
 from aos.domain.history import HistoryRecord
 from aos.domain.limits import Limits
 from aos.domain.models import (
@@ -38,6 +39,7 @@ from aos.domain.models import (
     format_timestamp,
     utc_now,
 )
+from aos.domain.reminders import ReminderCancel, ReminderFire, ReminderSet
 from aos.domain.validation import parse
 from aos.errors import AgentNotFoundError, AOSError, InvalidInputError, UnknownOperationError
 
@@ -75,9 +77,12 @@ class EntityBatch:
     ``journal`` collects the history records of the batch's successful operations (``None``:
     nothing archives them, so none are made); ``agent`` is the agent rebuilt for the batch, reused
     while the state is the one it produced; ``received_at`` is when the batch arrived (the receive
-    time of each of its events, formatted once)."""
+    time of each of its events, formatted once). ``effects`` collects the sends and publishes of
+    the batch's successful operations, emitted after the archive write (``None``: nothing would
+    emit them; they are dropped)."""
 
     journal: list[HistoryRecord] | None = None
+    effects: list[Effect] | None = None
     agent: PerpetualAgent | None = None
     received_at: str | None = field(default=None)
 
@@ -113,6 +118,9 @@ class AgentEntity:
             "decide": self._decide,
             "get": self._get,
             "deregister": self._deregister,
+            "set_reminder": self._set_reminder,
+            "cancel_reminder": self._cancel_reminder,
+            "fire_reminder": self._fire_reminder,
         }
 
     def for_batch(self, batch: EntityBatch) -> Callable[[EntityContext], None]:
@@ -146,8 +154,18 @@ class AgentEntity:
             logger.exception("agent %s: %s failed", context.entity_key, name)
             raise
         self._finish(context, result)
-        if batch.journal is not None and batch.agent is not None:
-            batch.journal.extend(batch.agent.take_journal())
+        if batch.agent is not None:
+            if batch.journal is not None:
+                batch.journal.extend(batch.agent.take_journal())
+            effects = batch.agent.take_effects()
+            if batch.effects is not None:
+                batch.effects.extend(effects)
+            elif effects:
+                logger.warning(
+                    "agent %s: %d sends/publishes dropped: nothing emits effects here",
+                    context.entity_key,
+                    len(effects),
+                )
 
     # ------------------------------------------------------------------------------ plumbing
     @staticmethod
@@ -296,6 +314,42 @@ class AgentEntity:
             return None
         return agent.document.raw  # never mutated afterwards: documents are copy-on-write
 
+    def _set_reminder(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
+        agent = self._existing(context, agent)
+        change = parse(ReminderSet, self._input(context), what="reminder")
+        created = agent.context.reminder(change.reminder_id) is None
+        reminder, effect = agent.schedule_reminder(
+            change.reminder_id, change.request, version=change.version, now=change.now,
+            cause_id=None,
+        )  # fmt: skip
+        agent.effects.append(effect)
+        self._commit(context, batch, agent)
+        return {"created": created, "reminder": reminder.model_dump(mode="json")}
+
+    def _cancel_reminder(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
+        agent = self._existing(context, agent)
+        change = parse(ReminderCancel, self._input(context), what="reminder")
+        effect = agent.drop_reminder(change.reminder_id, cause_id=None, version=change.version)
+        if effect is not None:
+            agent.effects.append(effect)
+            self._commit(context, batch, agent)
+        return {"reminder_id": change.reminder_id, "cancelled": effect is not None}
+
+    def _fire_reminder(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
+        fire = parse(ReminderFire, self._input(context), what="reminder")
+        if agent is None:  # deregistered: the orchestration ends
+            return {"fired": False, "next": None}
+        answer = agent.fire_reminder(fire, received_at=self._received_at(batch))
+        if answer["fired"]:
+            self._commit(context, batch, agent)
+        return answer
+
     def _deregister(
         self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
     ) -> Any:
@@ -314,4 +368,7 @@ OPERATIONS = (
     "decide",
     "get",
     "deregister",
+    "set_reminder",
+    "cancel_reminder",
+    "fire_reminder",
 )

@@ -46,8 +46,10 @@ from aos.api.schemas import (
     HistoryList,
     LetterReplayed,
     RegisterAgent,
+    ReminderList,
     ReplaceAgent,
 )
+from aos.domain.history import HISTORY_KINDS
 from aos.domain.models import (
     EVENT_TYPE_PATTERN,
     AgentSpec,
@@ -55,7 +57,9 @@ from aos.domain.models import (
     GoalChanges,
     GoalCreate,
     GoalUpdate,
+    Reminder,
 )
+from aos.domain.reminders import ReminderRequest
 from aos.errors import FieldError, InvalidInputError
 from aos.ports.index import IndexEntry
 from aos.ports.letters import LetterQueue, StoredLetter
@@ -169,6 +173,28 @@ async def patch_goal(call: Call) -> func.HttpResponse:
 async def delete_goal(call: Call) -> func.HttpResponse:
     agent_id, goal_id = path_id(call.req, "agent_id"), path_id(call.req, "goal_id")
     change = await call.manager.remove_goal(agent_id, goal_id)
+    return call.respond(None, 204) if change.settled else call.respond(change.value, 202)
+
+
+# ------------------------------------------------------------------------------ reminders
+async def list_reminders(call: Call) -> func.HttpResponse:
+    agent_id = path_id(call.req, "agent_id")
+    reminders = await call.manager.list_reminders(agent_id)
+    return call.respond(ReminderList(value=[Reminder.model_validate(r) for r in reminders]))
+
+
+async def put_reminder(call: Call) -> func.HttpResponse:
+    agent_id, reminder_id = path_id(call.req, "agent_id"), path_id(call.req, "reminder_id")
+    body = parse_body(call.req, ReminderRequest)
+    change = await call.manager.set_reminder(agent_id, reminder_id, body)
+    status = (201 if change.created else 200) if change.settled else 202
+    location = link(call.req, f"agents/{agent_id}/reminders/{reminder_id}")
+    return call.respond(Reminder.model_validate(change.value), status, Location=location)
+
+
+async def delete_reminder(call: Call) -> func.HttpResponse:
+    agent_id, reminder_id = path_id(call.req, "agent_id"), path_id(call.req, "reminder_id")
+    change = await call.manager.cancel_reminder(agent_id, reminder_id)
     return call.respond(None, 204) if change.settled else call.respond(change.value, 202)
 
 
@@ -329,8 +355,8 @@ _HISTORY_QUERY = (
         constraints=(("pattern", f"^({_TYPE}(,{_TYPE}){{0,{MAX_HISTORY_TYPES - 1}}})?$"),),
     ),
     QueryParam(
-        "kind", "only 'event', 'decision' or 'failure' records",
-        constraints=(("enum", ["event", "decision", "failure"]),),
+        "kind", "only records of this kind",
+        constraints=(("enum", list(HISTORY_KINDS)),),
     ),
     QueryParam(
         "since", "recorded at or after this time (ISO 8601); alias 'from'",
@@ -399,6 +425,21 @@ OPERATIONS: tuple[ApiOperation, ...] = (
         "agent_history", "GET", list_history,
         "Archived events and decisions, newest first (paged, filterable)", 200, HistoryList,
         errors=(400, 404), query=_HISTORY_QUERY,
+    ),
+    ApiOperation(
+        "agent_reminders", "GET", list_reminders,
+        "The agent's active reminders, with their next due times", 200, ReminderList,
+        errors=(400, 404),
+    ),
+    ApiOperation(
+        "agent_reminder", "PUT", put_reminder,
+        "Set a reminder: the agent receives the event at 'at' or after 'after_seconds', and "
+        "with 'every_seconds' again at that interval (201 created, 200 replaced)", 201,
+        Reminder, ReminderRequest, (400, 404, 413, 415, 422), also=(200, 202),
+    ),
+    ApiOperation(
+        "agent_reminder", "DELETE", delete_reminder, "Cancel a reminder: it never fires again",
+        204, errors=(400, 404), also=(202,),
     ),
     ApiOperation(
         "agent_alignment", "POST", alignment,

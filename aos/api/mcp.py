@@ -1,8 +1,9 @@
-"""The app's MCP server: every agent's context and history as resources, and four tools.
+"""The app's MCP server: every agent's context and history as resources, and six tools.
 
     resources   aos://agents/{agent_id}/context    the agent and its context (as GET /api/agents/{id})
                 aos://agents/{agent_id}/history    the newest history records
-    tools       send_event, add_goal, update_goal, evaluate_alignment
+    tools       send_event, add_goal, update_goal, evaluate_alignment, schedule_reminder,
+                cancel_reminder
 
 It is built on the official ``mcp`` SDK's low-level ``Server`` over an ``AgentService``, which reads
 state and history through its ``ContextStore``, and served as stateless streamable HTTP with
@@ -50,9 +51,12 @@ from aos.domain.models import (
     GoalCreate,
     GoalId,
     GoalUpdate,
+    Reminder,
+    ReminderId,
     full_match,
     new_id,
 )
+from aos.domain.reminders import ReminderRequest
 from aos.domain.validation import parse
 from aos.errors import AOSError, InvalidInputError, NotFoundError
 from aos.ports.index import IndexStatus
@@ -117,6 +121,35 @@ class AlignmentArgs(AlignmentRequest, _Agent):
     pass
 
 
+class _AgentReminder(_Agent):
+    reminder_id: ReminderId = Field(description="the reminder's id; the same id replaces it")
+
+
+class ScheduleReminderArgs(ReminderRequest, _AgentReminder):
+    pass
+
+
+class CancelReminderArgs(_AgentReminder):
+    pass
+
+
+class ReminderResult(BaseModel):
+    agent_id: str
+    reminder: Reminder
+    created: bool = Field(description="true: a new reminder; false: it replaced one")
+    status: Literal["applied", "queued"] = Field(
+        description="applied: the agent shows the change; queued: it applies shortly"
+    )
+
+
+class ReminderCancelled(BaseModel):
+    agent_id: str
+    reminder_id: str
+    status: Literal["cancelled", "queued"] = Field(
+        description="cancelled: the agent shows it gone; queued: it is cancelled shortly"
+    )
+
+
 class GoalResult(BaseModel):
     agent_id: str
     goal: Goal
@@ -135,7 +168,9 @@ class AgentTools:
         self.correlation_id = correlation_id or new_id()
 
     async def send_event(self, args: SendEventArgs) -> EventAccepted:
-        """Send an event to an agent. The event is queued and the agent handles it moments later:
+        """Send an event to an agent (any registered agent: to speak for another agent, set
+        source to its id, so the recipient can answer it). The event is queued and the agent
+        handles it moments later:
         its context then shows it in last_event and recent_events, and its history lists it.
 
         type is the event type (such as "invoice.paid"); data is any JSON. An event whose data
@@ -150,6 +185,33 @@ class AgentTools:
             agent_id=args.agent_id,
             correlation_id=event.correlation_id,
             links={"context": context_uri(args.agent_id), "history": history_uri(args.agent_id)},
+        )
+
+    async def schedule_reminder(self, args: ScheduleReminderArgs) -> ReminderResult:
+        """Wake an agent later with an event: type and data as for send_event, at a time (at,
+        ISO 8601) or after a delay (after_seconds), and with every_seconds again at that
+        interval. A reminder due while the service was down fires once when it is back. The
+        same reminder_id again replaces the reminder. Answers the reminder with its next due
+        time."""
+        request = ReminderRequest.model_validate(
+            args.model_dump(exclude={"agent_id", "reminder_id"}, exclude_unset=True)
+        )
+        change = await self.manager.set_reminder(args.agent_id, args.reminder_id, request)
+        return ReminderResult(
+            agent_id=args.agent_id,
+            reminder=Reminder.model_validate(change.value),
+            created=change.created,
+            status="applied" if change.settled else "queued",
+        )
+
+    async def cancel_reminder(self, args: CancelReminderArgs) -> ReminderCancelled:
+        """Cancel one of an agent's reminders: it never fires again. An error if the agent has
+        no reminder of that id."""
+        change = await self.manager.cancel_reminder(args.agent_id, args.reminder_id)
+        return ReminderCancelled(
+            agent_id=args.agent_id,
+            reminder_id=args.reminder_id,
+            status="cancelled" if change.settled else "queued",
         )
 
     async def add_goal(self, args: AddGoalArgs) -> GoalResult:
@@ -178,8 +240,8 @@ class AgentTools:
 
     async def read_context(self, agent_id: str, query: str) -> dict[str, Any]:
         """An agent's persisted context: its spec (purpose, scope, success criteria,
-        subscriptions), goals, key/value state, last event, recent events and decisions, and
-        counters."""
+        subscriptions), goals, key/value state, last event, recent events and decisions,
+        counters, and active reminders with their next due times."""
         if query:
             raise InvalidInputError("The context resource takes no query")
         return AgentDetail.of(*await self.manager.get_agent(agent_id)).model_dump(mode="json")
@@ -227,6 +289,8 @@ TOOLS: dict[str, _Tool] = {
     "send_event": _Tool(SendEventArgs, EventAccepted, AgentTools.send_event),
     "add_goal": _Tool(AddGoalArgs, GoalResult, AgentTools.add_goal),
     "update_goal": _Tool(UpdateGoalArgs, GoalResult, AgentTools.update_goal),
+    "schedule_reminder": _Tool(ScheduleReminderArgs, ReminderResult, AgentTools.schedule_reminder),
+    "cancel_reminder": _Tool(CancelReminderArgs, ReminderCancelled, AgentTools.cancel_reminder),
     "evaluate_alignment": _Tool(
         AlignmentArgs, AlignmentResponse, AgentTools.evaluate_alignment, read_only=True
     ),

@@ -68,6 +68,8 @@ FUNCTIONS: dict[str, Path] = {
     ),
     "agent_events": Path("agents/{agent_id}/events", ("POST",)),
     "agent_history": Path("agents/{agent_id}/history", ("GET",)),
+    "agent_reminders": Path("agents/{agent_id}/reminders", ("GET",)),
+    "agent_reminder": Path("agents/{agent_id}/reminders/{reminder_id}", ("DELETE", "PUT")),
     "agent_alignment": Path("agents/{agent_id}/alignment", ("POST",)),
     "events": Path("events", ("POST",)),
     "deadletters": Path("deadletters", ("GET",)),
@@ -83,6 +85,7 @@ FUNCTIONS: dict[str, Path] = {
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "agent_id": {"type": "string", "pattern": AGENT_ID_PATTERN},
     "goal_id": {"type": "string", "pattern": AGENT_ID_PATTERN},
+    "reminder_id": {"type": "string", "pattern": AGENT_ID_PATTERN},
     "letter_id": {"type": "string", "pattern": r"^[0-9]{17}-[0-9a-f]{8}$"},
 }
 """The schema of each route parameter (``{agent_id}``): what ``path_id`` accepts."""

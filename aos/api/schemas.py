@@ -39,6 +39,7 @@ from aos.domain.models import (
     EventType,
     Goal,
     JsonData,
+    Reminder,
     ShortText,
     SpecChanges,
     SpecFields,
@@ -72,6 +73,7 @@ __all__ = [
     "LetterReplayed",
     "Problem",
     "RegisterAgent",
+    "ReminderList",
     "ReplaceAgent",
 ]
 
@@ -130,7 +132,8 @@ class AgentResource(AgentSpec):
 
 class AgentDetail(AgentResource):
     """``GET /api/agents/{agent_id}``: the agent as listed and registered (``AgentResource``) and
-    its context: goals, key/value state, the last and recent events and decisions, counters."""
+    its context: goals, key/value state, the last and recent events and decisions, counters,
+    active reminders."""
 
     goals: list[Goal]
     state: dict[str, JsonValue]
@@ -138,6 +141,9 @@ class AgentDetail(AgentResource):
     recent_events: list[EventSummary]
     recent_decisions: list[DecisionSummary]
     counters: Counters
+    reminders: list[Reminder] = Field(
+        default_factory=list, description="active reminders, with their next due times"
+    )
     created_at: Timestamp = Field(description="when this registration's context was created")
     last_active_at: Timestamp = Field(description="when the context last changed")
 
@@ -146,6 +152,7 @@ class AgentDetail(AgentResource):
         """The answer for an agent's index entry and its stored context (not its bookkeeping:
         the de-duplication window, the schema version)."""
         shown = {name: context[name] for name in _CONTEXT_FIELDS}
+        shown["reminders"] = context.get("reminders", [])  # absent from older state
         resource = AgentResource.from_entry(entry).model_dump()
         return cls.model_validate({**resource, **shown, "last_active_at": context["updated_at"]})
 
@@ -158,6 +165,13 @@ _CONTEXT_FIELDS = (
 class AgentList(BaseModel):
     value: list[AgentResource]
     nextLink: str | None = Field(description="URL of the next page, or null on the last")  # noqa: N815
+
+
+class ReminderList(BaseModel):
+    """``GET /api/agents/{id}/reminders``: the active reminders, with their next due times."""
+
+    value: list[Reminder]
+    nextLink: str | None = None  # noqa: N815
 
 
 class GoalList(BaseModel):
@@ -248,9 +262,19 @@ class HistoryItem(BaseModel):
     """One archived record: a handled event (``payload`` is the event, ``result`` what its
     handler returned), a decision (``payload`` is the decision; ``event_id`` is the decision id)
     or a failure (``payload`` is the event its handler raised on, ``error`` why; the event was
-    not applied and applies if sent again)."""
+    not applied and applies if sent again), or a send or publish (``payload`` is the event the
+    agent emitted, ``event_id`` the id of the event it was handling)."""
 
-    kind: Literal["event", "decision", "failure"]
+    kind: Literal[
+        "event",
+        "decision",
+        "failure",
+        "send",
+        "publish",
+        "reminder_scheduled",
+        "reminder_cancelled",
+        "reminder_fired",
+    ]
     event_id: str
     type: str
     recorded_at: str
@@ -329,7 +353,19 @@ class HistoryFilter(BaseModel):
         description=f"only these types, at most {MAX_HISTORY_TYPES} (comma-separated; decisions "
         "have 'decision')",
     )
-    kind: Literal["event", "decision", "failure"] | None = None
+    kind: (
+        Literal[
+            "event",
+            "decision",
+            "failure",
+            "send",
+            "publish",
+            "reminder_scheduled",
+            "reminder_cancelled",
+            "reminder_fired",
+        ]
+        | None
+    ) = None
     since: Timestamp | None = Field(
         default=None,
         validation_alias=AliasChoices("since", "from"),

@@ -50,7 +50,16 @@ from aos.errors import (
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
-RecordKind = Literal["event", "decision", "failure"]
+RecordKind = Literal[
+    "event",
+    "decision",
+    "failure",
+    "send",
+    "publish",
+    "reminder_scheduled",
+    "reminder_cancelled",
+    "reminder_fired",
+]
 """History records: handled events, decisions, and events whose handler failed."""
 
 Body = BaseModel | Mapping[str, Any]

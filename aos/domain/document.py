@@ -41,7 +41,7 @@ __all__ = [
     "worst_case_state_bytes",
 ]
 
-_USER_FIELDS = ("spec", "goals", "state")
+_USER_FIELDS = ("spec", "goals", "state", "reminders")
 STRICT_JSON = json.JSONEncoder(allow_nan=False)
 """Encodes only what every JSON parser accepts (no NaN/Infinity). An encoder made once: passing
 options to ``json.dumps`` builds a new encoder per call, which costs more than the encoding."""
@@ -193,7 +193,8 @@ class ContextDocument:
         return len(json.dumps(self.raw))
 
     def user_bytes(self) -> int:
-        return sum(len(json.dumps(self.raw[name])) for name in _USER_FIELDS)
+        # state written before reminders existed has no "reminders" key
+        return sum(len(json.dumps(self.raw.get(name, []))) for name in _USER_FIELDS)
 
     def _seen_digests(self) -> set[str]:
         if self._seen is None:

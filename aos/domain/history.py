@@ -9,7 +9,9 @@ Records are produced by the agent inside the entity's batch and written when the
 * the *generation* is the agent's ``created_at``: an agent deregistered and registered again under
   the same id starts a new generation, so its history never overwrites the old one's;
 * the *sequence* is ``events_handled + decisions_made + events_failed`` right after the record's
-  change, so it grows by one per record.
+  change, so it grows by one per record; the events an agent sent or published while handling an
+  event share that event's sequence and add ``|<effect number>`` (01, 02, ...), so they sort right
+  after it (older, in newest-first order) without a counter in the entity state.
 
 Both are inverted (subtracted from a maximum, zero-padded) so that ascending row keys, the only
 order Azure Tables returns, are newest first. A batch the host executes again (after a crash,
@@ -24,13 +26,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from pydantic import BaseModel
 
 from aos.domain.models import format_timestamp
 
 __all__ = [
+    "HISTORY_KINDS",
     "HISTORY_PREFIX",
     "HistoryArchive",
     "HistoryKind",
@@ -43,11 +46,26 @@ __all__ = [
 ]
 
 
-HistoryKind = Literal["event", "decision", "failure"]
+HistoryKind = Literal[
+    "event",
+    "decision",
+    "failure",
+    "send",
+    "publish",
+    "reminder_scheduled",
+    "reminder_cancelled",
+    "reminder_fired",
+]
 
 
 """``event``: an applied event (with what its handler returned); ``decision``: a decision;
-``failure``: an event whose handler raised (with the error), not applied."""
+``failure``: an event whose handler raised (with the error), not applied; ``send`` and
+``publish``: an event the agent emitted (``payload``) while handling ``event_id``;
+``reminder_scheduled``, ``reminder_cancelled``: a reminder (``payload``) set or cancelled while
+handling ``event_id`` (or over the API: then ``event_id`` is the reminder's version);
+``reminder_fired``: a reminder that fired the event ``event_id``."""
+
+HISTORY_KINDS: tuple[HistoryKind, ...] = get_args(HistoryKind)
 
 
 HISTORY_PREFIX = "history|"
@@ -87,10 +105,13 @@ class HistoryRecord:
     payload: dict[str, Any] | BaseModel
     result: Any = None
     error: dict[str, str] | None = None
+    effect: int = 0
+    """For ``send`` and ``publish`` records: which of its event's effects (1, 2, ...)."""
 
     @property
     def row_key(self) -> str:
-        return history_row_key(self.generation, self.sequence)
+        key = history_row_key(self.generation, self.sequence)
+        return f"{key}|{self.effect:02d}" if self.effect else key
 
     def payload_dict(self) -> dict[str, Any]:
         if isinstance(self.payload, BaseModel):

@@ -29,5 +29,7 @@ class Limits(BaseModel):
     user_state_bytes: int = Field(default=10_240, ge=1024, le=40_960)
     """Budget for spec + goals + key/value state together; writes beyond it are refused."""
     max_goals: int = Field(default=32, ge=1, le=256)
+    max_reminders: int = Field(default=16, ge=1, le=64)
+    """Active reminders per agent (they also count in ``user_state_bytes``)."""
     max_state_bytes: int = Field(default=32_768, ge=4096, le=46_080)
     """The promise: serialised entity state never exceeds this."""

@@ -38,6 +38,7 @@ from aos.errors import FieldError, InvalidInputError
 
 __all__ = [
     "AGENT_ID_PATTERN",
+    "MAX_INTERVAL_SECONDS",
     "AgentContext",
     "AgentId",
     "AgentSpec",
@@ -56,6 +57,8 @@ __all__ = [
     "GoalRef",
     "GoalStatus",
     "GoalUpdate",
+    "Reminder",
+    "ReminderId",
     "SpecUpdate",
     "StateDelete",
     "StateWrite",
@@ -337,6 +340,13 @@ class Event(_Input):
     source: ShortText | None = None
     correlation_id: ShortText | None = None
     created_at: Timestamp = Field(default_factory=utc_now)
+    hops: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="how many agents passed this event on (0: sent by a client); delivery "
+        "dead-letters an event past AOS_MAX_HOPS",
+    )
 
 
 class EventSummary(_State):
@@ -398,6 +408,22 @@ class Counters(_State):
     applied if the same ``event_id`` arrives again (after a fix)."""
 
 
+ReminderId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
+MAX_INTERVAL_SECONDS = 10 * 366 * 24 * 3600
+"""Ten years: a reminder's interval (and delay) longer than that is refused."""
+
+
+class Reminder(_State):
+    """An active reminder, as the entity state keeps it (and ``GET …/reminders`` lists it)."""
+
+    reminder_id: ReminderId
+    type: EventType
+    data: JsonData = None
+    due: Timestamp = Field(description="when it fires next")
+    every_seconds: int | None = Field(default=None, ge=1, le=MAX_INTERVAL_SECONDS)
+    version: EventId = Field(description="changes whenever the reminder is set again")
+
+
 class AgentContext(_State):
     """The Durable entity's state: everything an agent is and remembers, bounded in size.
 
@@ -414,12 +440,17 @@ class AgentContext(_State):
     recent_events: tuple[EventSummary, ...] = ()
     recent_decisions: tuple[DecisionSummary, ...] = ()
     counters: Counters = Counters()
+    reminders: tuple[Reminder, ...] = ()
+    """Active reminders (``aos.domain.reminders``), counted in the user budget."""
     recent_id_digests: Annotated[str, StringConstraints(pattern=r"^(?:[A-Za-z0-9_-]{8})*$")] = ""
     created_at: Timestamp
     updated_at: Timestamp
 
     def goal(self, goal_id: str) -> Goal | None:
         return next((g for g in self.goals if g.id == goal_id), None)
+
+    def reminder(self, reminder_id: str) -> Reminder | None:
+        return next((r for r in self.reminders if r.reminder_id == reminder_id), None)
 
 
 # --------------------------------------------------------------------------------------- state ops

@@ -10,6 +10,7 @@ from aos.functions.entity_function import entity_blueprint
 from aos.functions.http_functions import http_blueprint
 from aos.functions.mcp_function import mcp_blueprint
 from aos.functions.queue_functions import queue_blueprint
+from aos.functions.reminder_functions import reminder_blueprint
 from aos.functions.timer_functions import maintenance_blueprint
 
 __all__ = ["AosFunctionApp", "create_app"]
@@ -46,4 +47,5 @@ def create_app(
     app.register_functions(queue_blueprint(runtime))
     app.register_functions(maintenance_blueprint(runtime))
     app.register_functions(mcp_blueprint(runtime))
+    app.register_functions(reminder_blueprint())
     return app

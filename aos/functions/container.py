@@ -23,6 +23,7 @@ from aos.settings import Settings
 
 if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold start)
     from aos.domain.contexts import ContextStore
+    from aos.domain.effects import Effect, EffectSender
     from aos.domain.history import HistoryArchive, HistoryRecord, HistoryWriter
     from aos.ports.index import AgentIndex
     from aos.ports.letters import LetterStore
@@ -61,8 +62,10 @@ class AppRuntime:
         load_settings: Callable[[], Settings] = Settings.from_environ,
         settle_timeout: float = 10.0,
         history_writer: HistoryWriter | None = None,
+        effect_sender: EffectSender | None = None,
     ) -> None:
         self._history_writer = history_writer
+        self._effect_sender = effect_sender
         self.kinds = kinds if kinds is not None else AgentKinds.builtin()
         self._load_settings = load_settings
         self.settle_timeout = settle_timeout
@@ -98,6 +101,27 @@ class AppRuntime:
         writer = self.history_writer
         if records and writer is not None:
             writer.write(records)
+
+    @cached_property
+    def effect_sender(self) -> EffectSender | None:
+        """The entity batches' way to the events queue for sends and publishes; ``None`` when no
+        storage is configured (the entity function on its own), where they are dropped."""
+        if self._effect_sender is not None:
+            return self._effect_sender
+        settings = self.settings
+        if not settings.storage.configured:
+            return None
+        from aos.adapters.azure.clients import sync_queue_client
+        from aos.adapters.azure.queues import QueueEffectSender
+
+        return QueueEffectSender(lambda: sync_queue_client(settings.storage, settings.events_queue))
+
+    def emit_effects(self, effects: list[Effect]) -> None:
+        """Send one entity batch's effects, after its archive write and before its result goes
+        back to the host (a failure fails the batch, which runs again with the same ids)."""
+        sender = self.effect_sender
+        if effects and sender is not None:
+            sender.send([effect.text for effect in effects])
 
     def contexts(self, durable_client: Any) -> ContextStore:
         """Agents' state (through the durable client) and history (the table), in one seam."""

@@ -9,9 +9,13 @@ function returns the SDK's result JSON -- with the SDK's
 handle inside it, and the batch's history records are archived after the handle returns and before
 the result goes back to the host. Nothing of the SDK's execution path is replaced.
 
-If the archive cannot be written the invocation fails and the host receives no result for the
-batch, so no state is committed that the archive does not reflect; executed again, the batch
-rewrites the same rows (the keys come from the state it starts from).
+Then the batch's effects (events its agents sent or published, ``aos.domain.effects``) go to the
+events queue, with ids derived from the events that caused them.
+
+If the archive cannot be written (or the effects sent) the invocation fails and the host receives
+no result for the batch, so no state is committed that the archive does not reflect; executed again, the batch
+rewrites the same rows (the keys come from the state it starts from) and sends the same events
+again, which the delivery receipts drop.
 """
 
 from __future__ import annotations
@@ -33,11 +37,16 @@ def entity_blueprint(runtime: AppRuntime) -> func.Blueprint:
     def agent(context: func.EntityContext) -> str:
         """One perpetual agent per entity key; operations in ``aos.agents.entity``."""
         # Without an archive (no storage configured) records are not even collected.
-        batch = EntityBatch(journal=[] if runtime.history_writer is not None else None)
+        batch = EntityBatch(
+            journal=[] if runtime.history_writer is not None else None,
+            effects=[] if runtime.effect_sender is not None else None,
+        )
         handle = df.Entity.create(runtime.entity.for_batch(batch))
         result: str = handle(context)
         if batch.journal:
             runtime.archive_batch(batch.journal)
+        if batch.effects:
+            runtime.emit_effects(batch.effects)
         return result
 
     return bp

@@ -22,13 +22,24 @@ from aos.domain.document import ContextDocument
 from aos.domain.history import HistoryPage, HistoryQuery
 from aos.domain.limits import Limits
 from aos.domain.messages import QueueMessage, broadcast_messages, encode_message
-from aos.domain.models import AgentSpec, Event, Goal, GoalCreate, GoalUpdate, SpecUpdate, new_id
+from aos.domain.models import (
+    AgentSpec,
+    Event,
+    Goal,
+    GoalCreate,
+    GoalUpdate,
+    SpecUpdate,
+    new_id,
+    utc_now,
+)
+from aos.domain.reminders import ReminderCancel, ReminderRequest, ReminderSet
 from aos.domain.validation import parse
 from aos.errors import (
     AgentExistsError,
     AgentNotFoundError,
     ConflictError,
     GoalNotFoundError,
+    NotFoundError,
     PartialPublishError,
     StorageError,
     UnknownOperationError,
@@ -194,6 +205,57 @@ class AgentService:
         return await self._goal_change(
             agent_id, "remove_goal", {"id": goal_id}, removed, present=False
         )
+
+    # ------------------------------------------------------------------------------ reminders
+    async def list_reminders(self, agent_id: str) -> list[dict[str, Any]]:
+        """The agent's active reminders with their next due times."""
+        return list((await self.get_context(agent_id)).get("reminders", []))
+
+    async def set_reminder(
+        self, agent_id: str, reminder_id: str, request: ReminderRequest
+    ) -> Change:
+        """Create or replace a reminder: the same change an agent makes with ``remind`` (a dry
+        run first, so a refusal is the caller's answer), signalled as ``set_reminder`` with a new
+        version and the time now, then polled until the state shows it."""
+        agent = await self._agent(agent_id)
+        created = agent.context.reminder(reminder_id) is None
+        change = ReminderSet(
+            reminder_id=reminder_id, version=new_id(), now=utc_now(), request=request
+        )
+        planned, _ = agent.schedule_reminder(
+            reminder_id, request, version=change.version, now=change.now, cause_id=None
+        )
+        await self.entities.signal(
+            agent_id=agent_id, operation="set_reminder", value=change.model_dump(mode="json")
+        )
+
+        def applied(state: dict[str, Any] | None) -> bool:
+            reminders = (state or {}).get("reminders", [])
+            return any(r["version"] == change.version for r in reminders)
+
+        settled, _ = await self.entities.wait_for(
+            agent_id=agent_id, condition=applied, within=self.settle_timeout
+        )
+        return Change(planned.model_dump(mode="json"), settled, created)
+
+    async def cancel_reminder(self, agent_id: str, reminder_id: str) -> Change:
+        """Cancel a reminder (``NotFoundError`` if there is none): it never fires again."""
+        agent = await self._agent(agent_id)
+        if agent.context.reminder(reminder_id) is None:
+            raise NotFoundError(f"Agent {agent_id!r} has no reminder {reminder_id!r}")
+        change = ReminderCancel(reminder_id=reminder_id, version=new_id())
+        await self.entities.signal(
+            agent_id=agent_id, operation="cancel_reminder", value=change.model_dump(mode="json")
+        )
+
+        def applied(state: dict[str, Any] | None) -> bool:
+            reminders = (state or {}).get("reminders", [])
+            return all(r["reminder_id"] != reminder_id for r in reminders)
+
+        settled, _ = await self.entities.wait_for(
+            agent_id=agent_id, condition=applied, within=self.settle_timeout
+        )
+        return Change({"reminder_id": reminder_id, "status": "cancelling"}, settled)
 
     # ------------------------------------------------------------------------------ events
     async def send_event(self, event: Event) -> Event:

@@ -7,7 +7,9 @@ lists and replays it (``aos.services.letters``), and the trigger completes. An a
 answered 202 and is still ``registering`` is finished here (``aos.services.registration``), never retried
 into the poison queue. Anything that may succeed later (storage unavailable) raises, so the
 Functions host retries it and, after ``maxDequeueCount`` attempts, moves it to ``<queue>-poison``.
-Duplicates are harmless: a delivery receipt per (agent, event) catches redeliveries and repeated
+An event that agents have passed on more than ``max_hops`` times (``AOS_MAX_HOPS``) is
+dead-lettered with that reason: it stops agents that answer each other forever. Duplicates are
+harmless: a delivery receipt per (agent, event) catches redeliveries and repeated
 events however late they come (``aos.ports.receipts``), and the entity's own window of recent
 ids catches the rest.
 """
@@ -17,20 +19,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import uuid4
 
 from pydantic import ValidationError
 
+from aos.domain.effects import DEFAULT_MAX_HOPS
 from aos.domain.messages import QueueMessage
 from aos.domain.models import Event, format_timestamp, utc_now
+from aos.domain.reminders import ReminderControl, ReminderMessage, instance_id
 from aos.errors import InvalidInputError
 from aos.ports.entity_client import EntityClient
 from aos.ports.index import AgentIndex, IndexEntry, IndexStatus
 from aos.ports.letters import LetterStore, StoredLetter
 from aos.ports.queue import DeadLetter, EventQueue
 from aos.ports.receipts import DeliveryReceipts
+from aos.ports.reminders import ReminderScheduler
 from aos.services.registration import finish_registration
 
 __all__ = ["DeliveryOutcome", "EventDelivery"]
@@ -59,9 +65,13 @@ class EventDelivery:
         entities: EntityClient,
         receipts: DeliveryReceipts,
         letters: LetterStore | None = None,
+        max_hops: int = DEFAULT_MAX_HOPS,
+        reminders: ReminderScheduler | None = None,
         concurrency: int = 16,
     ) -> None:
+        self.reminders = reminders
         self.letters = letters
+        self.max_hops = max_hops
         self.index = index
         self.queue = queue
         self.entities = entities
@@ -81,6 +91,10 @@ class EventDelivery:
         try:
             message = QueueMessage.model_validate_json(text)
         except ValidationError as exc:
+            if self.reminders is not None and '"reminder"' in text:
+                with suppress(ValidationError):
+                    control = ReminderMessage.model_validate_json(text).reminder
+                    return await self._control(control)
             return await self._dead_letter(
                 "the message is not a valid AOS event envelope",
                 text,
@@ -89,6 +103,14 @@ class EventDelivery:
                 [e.as_dict() for e in InvalidInputError.from_pydantic(exc).errors],
             )
         event = message.event
+        if event.hops > self.max_hops:
+            return await self._dead_letter(
+                f"hop limit: the event was passed on by agents {event.hops} times; the limit is "
+                f"{self.max_hops} (AOS_MAX_HOPS)",
+                text,
+                message_id,
+                dequeue_count,
+            )
         if message.target == "agent":
             agent_id = str(event.agent_id)
             entry = await self.index.get(agent_id=agent_id)
@@ -117,6 +139,22 @@ class EventDelivery:
             extra={"event_id": event.event_id, "correlation_id": event.correlation_id},
         )
         return DeliveryOutcome(event.event_id, tuple(signalled), tuple(duplicates))
+
+    async def _control(self, control: ReminderControl) -> DeliveryOutcome:
+        """A reminder set, replaced or cancelled by its agent: stop the old version's
+        orchestration, start the new one's. Both are idempotent, so a redelivered message is
+        harmless; the agent's state decides what fires in any case."""
+        assert self.reminders is not None
+        if control.stop is not None:
+            await self.reminders.stop(instance_id=control.stop)
+        if control.schedule is not None:
+            fire = control.schedule
+            await self.reminders.start(
+                instance_id=instance_id(fire.agent_id, fire.reminder_id, fire.version),
+                fire=fire.model_dump(mode="json"),
+            )
+        logger.info("reminder %s of %s: controlled", control.reminder_id, control.agent_id)
+        return DeliveryOutcome(None, (control.agent_id,))
 
     async def _deliver_to(
         self, entry: IndexEntry, event: Event, payload: dict[str, Any], message_id: str

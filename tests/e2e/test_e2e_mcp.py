@@ -34,7 +34,14 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.e2e, pytest.mark.azurite]
 
 T = TypeVar("T")
 
-TOOLS = {"send_event", "add_goal", "update_goal", "evaluate_alignment"}
+TOOLS = {
+    "send_event",
+    "add_goal",
+    "update_goal",
+    "evaluate_alignment",
+    "schedule_reminder",
+    "cancel_reminder",
+}
 PURPOSE = "Keep the company financially healthy"
 CFO = {
     "agent_id": "cfo",
@@ -255,6 +262,31 @@ async def test_resources_and_tools(host: HostProcess) -> None:
             action={"type": "paint", "what": "a mural"},
         )
         assert 0.0 <= unrelated["score"] < aligned["score"]
+
+
+async def test_reminder_tools(host: HostProcess) -> None:
+    await register(host, {"agent_id": "planner", "purpose": "Plan the week"})
+    async with mcp_session(f"{host.base_url}/api/mcp") as session:
+        later = {"type": "review", "data": {"what": "budget"}, "after_seconds": 3600}
+        made = await call(
+            session, "schedule_reminder", agent_id="planner", reminder_id="weekly", **later
+        )
+        assert (made["created"], made["status"]) == (True, "applied")
+        assert made["reminder"]["reminder_id"] == "weekly"
+        again = await call(
+            session, "schedule_reminder", agent_id="planner", reminder_id="weekly",
+            **{**later, "every_seconds": 604800},
+        )  # fmt: skip
+        assert again["created"] is False
+        assert again["reminder"]["every_seconds"] == 604800
+        context = await read_json(session, "aos://agents/planner/context")
+        assert [r["reminder_id"] for r in context["reminders"]] == ["weekly"]
+        gone = await call(session, "cancel_reminder", agent_id="planner", reminder_id="weekly")
+        assert gone["status"] == "cancelled"
+        error = await call_error(
+            session, "cancel_reminder", agent_id="planner", reminder_id="weekly"
+        )
+        assert "no reminder" in error
 
 
 async def test_errors_are_mcp_errors(host: HostProcess) -> None:

@@ -37,7 +37,7 @@ def test_the_signatures_users_rely_on() -> None:
         "agent_id", "adapter_name", "purpose", "purpose_scope", "success_criteria",
         "subscriptions", "limits", "context_server",
     ]  # fmt: skip
-    assert parameters(aos.AgentManager.__init__) == ["kinds", "limits"]
+    assert parameters(aos.AgentManager.__init__) == ["kinds", "limits", "max_hops"]
     assert parameters(aos.AgentManager.register_agent) == ["agent"]
     assert parameters(aos.AgentManager.get_agent) == ["agent_id"]
     assert parameters(aos.AgentManager.list_agents) == []
@@ -67,6 +67,7 @@ def test_entity_contract() -> None:
     assert OPERATIONS == (
         "configure", "handle_event", "add_goal", "update_goal", "remove_goal",
         "update_state", "delete_state", "decide", "get", "deregister",
+        "set_reminder", "cancel_reminder", "fire_reminder",
     )  # fmt: skip
 
 
@@ -94,6 +95,12 @@ def test_the_app_registers_these_functions() -> None:
         ),
         "agent_events": ("httpTrigger", "agents/{agent_id}/events", ("POST",)),
         "agent_history": ("httpTrigger", "agents/{agent_id}/history", ("GET",)),
+        "agent_reminders": ("httpTrigger", "agents/{agent_id}/reminders", ("GET",)),
+        "agent_reminder": (
+            "httpTrigger",
+            "agents/{agent_id}/reminders/{reminder_id}",
+            ("DELETE", "PUT"),
+        ),
         "agent_alignment": ("httpTrigger", "agents/{agent_id}/alignment", ("POST",)),
         "events": ("httpTrigger", "events", ("POST",)),
         "deadletters": ("httpTrigger", "deadletters", ("GET",)),
@@ -108,4 +115,5 @@ def test_the_app_registers_these_functions() -> None:
         "record_poison": ("queueTrigger", "%AOS_EVENTS_QUEUE%-poison", ()),
         "purge_history": ("timerTrigger", None, ()),
         "mcp": ("httpTrigger", "mcp", ("DELETE", "GET", "POST")),
+        "aos_reminder": ("orchestrationTrigger", None, ()),
     }

@@ -15,9 +15,10 @@ from aos.settings import StorageConnection
 if TYPE_CHECKING:
     from azure.data.tables import TableClient as SyncTableClient
     from azure.data.tables.aio import TableClient
+    from azure.storage.queue import QueueClient as SyncQueueClient
     from azure.storage.queue.aio import QueueClient
 
-__all__ = ["queue_client", "sync_table_client", "table_client"]
+__all__ = ["queue_client", "sync_queue_client", "sync_table_client", "table_client"]
 
 OPTIONS: dict[str, Any] = {
     "retry_total": 3,
@@ -64,6 +65,16 @@ def sync_table_client(connection: StorageConnection, table_name: str) -> SyncTab
     return cast(
         "SyncTableClient",
         _client(SyncTableClient, connection, connection.table_endpoint, table_name, sync=True),
+    )
+
+
+def sync_queue_client(connection: StorageConnection, queue_name: str) -> SyncQueueClient:
+    """A synchronous queue client, for the entity function's effects (a worker thread)."""
+    from azure.storage.queue import QueueClient as SyncQueueClient
+
+    return cast(
+        "SyncQueueClient",
+        _client(SyncQueueClient, connection, connection.queue_endpoint, queue_name, sync=True),
     )
 
 

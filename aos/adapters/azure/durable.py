@@ -1,5 +1,6 @@
-"""``DurableEntityClient``: the ``EntityClient`` port on the durable SDK's
-``DurableOrchestrationClient`` (the ``durable_client_input`` binding)."""
+"""``DurableEntityClient`` and ``DurableReminderScheduler``: the ``EntityClient`` and
+``ReminderScheduler`` ports on the durable SDK's ``DurableOrchestrationClient`` (the
+``durable_client_input`` binding)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import logging
 from typing import Any
 
 from aos.agents.entity import ENTITY_NAME
+from aos.domain.reminders import REMINDER_ORCHESTRATOR
 from aos.errors import StorageError
 from aos.ports.entity_client import EntityClient
+from aos.ports.reminders import ReminderScheduler
 
-__all__ = ["DurableEntityClient"]
+__all__ = ["DurableEntityClient", "DurableReminderScheduler"]
 
 logger = logging.getLogger("aos.durable")
 
@@ -45,3 +48,48 @@ class DurableEntityClient(EntityClient):
             return None
         state = response.entity_state
         return state if isinstance(state, dict) else None
+
+
+class DurableReminderScheduler(ReminderScheduler):
+    """Reminder orchestrations through the durable client. The SDK raises bare ``Exception`` for
+    unexpected statuses; whether that matters is decided by reading the instance's status."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    async def start(self, *, instance_id: str, fire: dict[str, Any]) -> None:
+        if await self._exists(instance_id):
+            return
+        try:
+            await self._client.start_new(REMINDER_ORCHESTRATOR, instance_id, fire)
+        except Exception as exc:
+            if await self._exists(instance_id):  # started by a concurrent delivery: fine
+                return
+            raise durable_error(exc, f"Starting reminder {instance_id!r}") from exc
+
+    async def stop(self, *, instance_id: str) -> None:
+        try:
+            await self._client.raise_event(instance_id, "cancel", None)
+        except Exception as exc:
+            if await self._running(instance_id):
+                raise durable_error(exc, f"Stopping reminder {instance_id!r}") from exc
+            logger.info("reminder %s was not running", instance_id)
+
+    async def _status(self, instance_id: str) -> Any:
+        try:
+            return await self._client.get_status(instance_id)
+        except Exception as exc:
+            raise durable_error(exc, f"Reading reminder {instance_id!r}") from exc
+
+    async def _exists(self, instance_id: str) -> bool:
+        status = await self._status(instance_id)
+        return status is not None and status.runtime_status is not None
+
+    async def _running(self, instance_id: str) -> bool:
+        import azure.durable_functions as df
+
+        status = await self._status(instance_id)
+        return status is not None and status.runtime_status in (
+            df.OrchestrationRuntimeStatus.Pending,
+            df.OrchestrationRuntimeStatus.Running,
+        )

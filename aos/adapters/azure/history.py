@@ -86,6 +86,8 @@ def row_from_record(record: HistoryRecord) -> dict[str, Any]:
         row.update(_parts(result, "result"))
     if record.error is not None:
         row["error"] = json.dumps(record.error)
+    if record.effect:
+        row["effect"] = record.effect
     return row
 
 
@@ -104,6 +106,7 @@ def record_from_row(row: Any) -> HistoryRecord:
         payload=json.loads(text) if text else {},
         result=json.loads(result) if result else None,
         error=json.loads(error) if error else None,
+        effect=int(row.get("effect") or 0),
     )
 
 
