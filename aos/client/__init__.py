@@ -13,10 +13,10 @@
 Every route of the API has a method: agents (``register_agent``, ``put_agent``, ``get_agent``,
 ``list_agents``, ``update_agent``, ``delete_agent``), goals (``list_goals``, ``add_goal``,
 ``get_goal``, ``update_goal``, ``remove_goal``), events (``send_event``, ``publish_event``),
-history (``list_history``, ``follow_history``), ``evaluate_alignment``, ``health``, ``openapi``
-and dead letters (``list_dead_letters``, ``get_dead_letter``, ``replay_dead_letter``, with
-``poison=True`` for the poison queue). AOS has no reminder, message or turn routes, so neither
-has the client.
+history (``list_history``, ``follow_history``), reminders (``list_reminders``, ``set_reminder``,
+``cancel_reminder``), ``evaluate_alignment``, ``health``, ``openapi`` and dead letters
+(``list_dead_letters``, ``get_dead_letter``, ``replay_dead_letter``, with ``poison=True`` for the
+poison queue). AOS has no message or turn routes yet, so neither has the client.
 
 Bodies are the route's model (``RegisterAgent``, ``EventIn``, ``GoalCreate``…) or a mapping of
 its fields, checked against the model before anything is sent. Answers are the models the

@@ -30,10 +30,12 @@ from aos.api.schemas import (
     HistoryItem,
     HistoryList,
     RegisterAgent,
+    ReminderList,
     ReplaceAgent,
 )
 from aos.client._models import DeadLetterItem, DeadLetterList, DeadLetterReplayed
-from aos.domain.models import Goal, GoalChanges, GoalCreate, new_id
+from aos.domain.models import Goal, GoalChanges, GoalCreate, Reminder, new_id
+from aos.domain.reminders import ReminderRequest
 from aos.errors import (
     AOSError,
     ConflictError,
@@ -220,7 +222,11 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 
 def _page(
-    model: type[AgentList] | type[GoalList] | type[HistoryList] | type[DeadLetterList],
+    model: type[AgentList]
+    | type[GoalList]
+    | type[HistoryList]
+    | type[DeadLetterList]
+    | type[ReminderList],
 ) -> Callable[[httpx.Response], Page[Any]]:
     def read(response: httpx.Response) -> Page[Any]:
         page = model.model_validate_json(response.content)
@@ -321,6 +327,20 @@ def update_goal(agent_id: str, goal_id: str, changes: Body) -> Call[Goal]:
 
 def remove_goal(agent_id: str, goal_id: str) -> Call[None]:
     url = f"/api/agents/{_segment(agent_id)}/goals/{_segment(goal_id)}"
+    return Call("DELETE", url, _nothing)
+
+
+def list_reminders(agent_id: str) -> Call[Page[Reminder]]:
+    return Call("GET", f"/api/agents/{_segment(agent_id)}/reminders", _page(ReminderList))
+
+
+def set_reminder(agent_id: str, reminder_id: str, reminder: Body) -> Call[Reminder]:
+    url = f"/api/agents/{_segment(agent_id)}/reminders/{_segment(reminder_id)}"
+    return Call("PUT", url, _model(Reminder), json=_body(ReminderRequest, reminder))
+
+
+def cancel_reminder(agent_id: str, reminder_id: str) -> Call[None]:
+    url = f"/api/agents/{_segment(agent_id)}/reminders/{_segment(reminder_id)}"
     return Call("DELETE", url, _nothing)
 
 

@@ -23,7 +23,7 @@ from aos.client import _calls as calls
 from aos.client._calls import Body, Call, Page, RecordKind, Retry
 from aos.client._config import DEFAULT_TIMEOUT, headers, resolve_url
 from aos.client._models import DeadLetterItem, DeadLetterReplayed
-from aos.domain.models import Goal
+from aos.domain.models import Goal, Reminder
 
 __all__ = ["AosClient"]
 
@@ -139,6 +139,20 @@ class AosClient:
 
     def remove_goal(self, agent_id: str, goal_id: str) -> None:
         self._send(calls.remove_goal(agent_id, goal_id))
+
+    # ------------------------------------------------------------------------------ reminders
+    def list_reminders(self, agent_id: str) -> Iterator[Reminder]:
+        """The agent's active reminders, with their next due times."""
+        return self._items(calls.list_reminders(agent_id))
+
+    def set_reminder(self, agent_id: str, reminder_id: str, reminder: Body) -> Reminder:
+        """Set (or replace) a reminder: ``type``, ``data``, ``at`` or ``after_seconds``, and
+        ``every_seconds`` to repeat it."""
+        return self._send(calls.set_reminder(agent_id, reminder_id, reminder))
+
+    def cancel_reminder(self, agent_id: str, reminder_id: str) -> None:
+        """Cancel a reminder: it never fires again (``NotFoundError`` if there is none)."""
+        self._send(calls.cancel_reminder(agent_id, reminder_id))
 
     # ------------------------------------------------------------------------------ events
     def send_event(

@@ -185,6 +185,22 @@ def test_events_history_alignment_and_health(client: AosClient) -> None:
     assert client.openapi()["openapi"].startswith("3.1")
 
 
+def test_reminders_set_list_cancel(client: AosClient) -> None:
+    agent_id = new_id("rem")
+    client.register_agent(agent(agent_id))
+    reminder = client.set_reminder(
+        agent_id, "weekly", {"type": "review.due", "after_seconds": 3600, "every_seconds": 604800}
+    )
+    assert reminder.reminder_id == "weekly"
+    assert [r.reminder_id for r in client.list_reminders(agent_id)] == ["weekly"]
+    client.cancel_reminder(agent_id, "weekly")
+    assert list(client.list_reminders(agent_id)) == []
+    with pytest.raises(NotFoundError):
+        client.cancel_reminder(agent_id, "weekly")
+    with pytest.raises(InvalidInputError):
+        client.set_reminder(agent_id, "bad", {"type": "review.due"})  # no time given
+
+
 def test_an_unreachable_service_is_a_service_error() -> None:
     with AosClient(f"http://127.0.0.1:{free_port()}") as aos, pytest.raises(ServiceError) as caught:
         aos.health()
