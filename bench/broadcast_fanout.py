@@ -33,26 +33,14 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from e2e_throughput import RESULTS, wait_up  # noqa: E402
 
 from devhost.azurite import Azurite, free_port  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 READERS = 16
 POSTERS = 8
-
-
-async def wait_up(client: httpx.AsyncClient, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.perf_counter() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"devhost exited {process.returncode}; see {RESULTS}")
-        try:
-            await client.get("/api/health")
-            return
-        except httpx.TransportError:
-            if time.perf_counter() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 async def register(client: httpx.AsyncClient, ids: list[str], topic: str) -> None:
