@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from aos.api.paths import DEFAULT_PAGE, MAX_HISTORY_PAGE, MAX_HISTORY_TYPES
-from aos.domain.history import HISTORY_PREFIX, HistoryQuery, HistoryRecord
+from aos.domain.history import HISTORY_PREFIX, HistoryKind, HistoryQuery, HistoryRecord
 from aos.domain.models import (
     AGENT_ID_PATTERN,
     EVENT_TYPE_PATTERN,
@@ -265,16 +265,7 @@ class HistoryItem(BaseModel):
     not applied and applies if sent again), or a send or publish (``payload`` is the event the
     agent emitted, ``event_id`` the id of the event it was handling)."""
 
-    kind: Literal[
-        "event",
-        "decision",
-        "failure",
-        "send",
-        "publish",
-        "reminder_scheduled",
-        "reminder_cancelled",
-        "reminder_fired",
-    ]
+    kind: HistoryKind
     event_id: str
     type: str
     recorded_at: str
@@ -353,19 +344,7 @@ class HistoryFilter(BaseModel):
         description=f"only these types, at most {MAX_HISTORY_TYPES} (comma-separated; decisions "
         "have 'decision')",
     )
-    kind: (
-        Literal[
-            "event",
-            "decision",
-            "failure",
-            "send",
-            "publish",
-            "reminder_scheduled",
-            "reminder_cancelled",
-            "reminder_fired",
-        ]
-        | None
-    ) = None
+    kind: HistoryKind | None = None
     since: Timestamp | None = Field(
         default=None,
         validation_alias=AliasChoices("since", "from"),

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -34,6 +34,7 @@ from aos.api.schemas import (
     ReplaceAgent,
 )
 from aos.client._models import DeadLetterItem, DeadLetterList, DeadLetterReplayed
+from aos.domain.history import HistoryKind
 from aos.domain.models import Goal, GoalChanges, GoalCreate, Reminder, new_id
 from aos.domain.reminders import ReminderRequest
 from aos.errors import (
@@ -52,17 +53,8 @@ from aos.errors import (
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
-RecordKind = Literal[
-    "event",
-    "decision",
-    "failure",
-    "send",
-    "publish",
-    "reminder_scheduled",
-    "reminder_cancelled",
-    "reminder_fired",
-]
-"""History records: handled events, decisions, and events whose handler failed."""
+RecordKind = HistoryKind
+"""What a history record is (``aos.domain.history.HistoryKind``)."""
 
 Body = BaseModel | Mapping[str, Any]
 """A request body: the route's model, or a mapping validated with it before it is sent."""
