@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from aos.domain.document import worst_case_state_bytes
 from aos.domain.effects import DEFAULT_MAX_HOPS
 from aos.domain.limits import Limits
+from aos.domain.turns import TurnBudget
 from aos.errors import ConfigurationError
 
 __all__ = ["SETTINGS_REFERENCE", "Settings", "StorageConnection"]
@@ -64,6 +65,10 @@ SETTINGS_REFERENCE: dict[str, tuple[str, str]] = {
                 "budget for spec + goals + key/value state",
             ),
             "AOS_MAX_GOALS": ("max_goals", "goals per agent"),
+            "AOS_CONVERSATION_BYTES": (
+                "conversation_bytes",
+                "conversation window a thinking agent keeps in its state",
+            ),
         }.items()
     },
     "AOS_HISTORY_RETENTION_DAYS": ("365", "archived history older than this is deleted"),
@@ -71,6 +76,25 @@ SETTINGS_REFERENCE: dict[str, tuple[str, str]] = {
         str(DEFAULT_MAX_HOPS),
         "an event passed on by agents more often than this is dead-lettered",
     ),
+    **{
+        name: (str(TurnBudget.model_fields[attr].default), description)
+        for name, (attr, description) in {
+            "AOS_TURN_MAX_STEPS": ("max_steps", "model steps one turn may take"),
+            "AOS_TURN_MAX_TOKENS": ("max_tokens", "model tokens one turn may use"),
+            "AOS_TURN_TIMEOUT_SECONDS": ("max_seconds", "how long one turn may run"),
+            "AOS_APPROVAL_TIMEOUT_SECONDS": (
+                "approval_timeout_seconds",
+                "how long a tool call waits for approval before it is refused",
+            ),
+        }.items()
+    },
+}
+
+_TURN_SETTINGS = {
+    "AOS_TURN_MAX_STEPS": "max_steps",
+    "AOS_TURN_MAX_TOKENS": "max_tokens",
+    "AOS_TURN_TIMEOUT_SECONDS": "max_seconds",
+    "AOS_APPROVAL_TIMEOUT_SECONDS": "approval_timeout_seconds",
 }
 
 _LIMIT_SETTINGS = {
@@ -80,6 +104,7 @@ _LIMIT_SETTINGS = {
     "AOS_EVENT_PREVIEW_BYTES": "event_preview_bytes",
     "AOS_USER_STATE_BYTES": "user_state_bytes",
     "AOS_MAX_GOALS": "max_goals",
+    "AOS_CONVERSATION_BYTES": "conversation_bytes",
 }
 
 
@@ -160,6 +185,7 @@ class Settings:
     history_retention_days: int = int(SETTINGS_REFERENCE["AOS_HISTORY_RETENTION_DAYS"][0])
     max_hops: int = DEFAULT_MAX_HOPS
     limits: Limits = field(default_factory=Limits)
+    turn_budget: TurnBudget = field(default_factory=TurnBudget)
     in_azure: bool = False
     local_allowed_hosts: tuple[str, ...] = ()
 
@@ -200,8 +226,20 @@ class Settings:
         max_hops = get("AOS_MAX_HOPS")
         if not max_hops.isdigit() or not 1 <= int(max_hops) <= 1000:
             raise ConfigurationError("AOS_MAX_HOPS must be a whole number from 1 to 1000")
+        turn_values = {
+            attr: get(name) for name, attr in _TURN_SETTINGS.items() if env.get(name, "").strip()
+        }
+        try:
+            turn_budget = TurnBudget.model_validate(turn_values)
+        except ValidationError as exc:
+            names = {attr: name for name, attr in _TURN_SETTINGS.items()}
+            problems = "; ".join(
+                f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigurationError(f"Invalid turn budget: {problems}") from exc
         return cls(
             storage=StorageConnection.from_environ(env),
+            turn_budget=turn_budget,
             task_hub=get("AOS_TASK_HUB"),
             events_queue=get("AOS_EVENTS_QUEUE"),
             deadletter_queue=get("AOS_DEADLETTER_QUEUE"),

@@ -4,6 +4,7 @@ from aos.agents.base import PerpetualAgent
 from aos.agents.kinds import GenericPurposeDrivenAgent, LeadershipAgent
 from aos.agents.purpose import PurposeDrivenAgent
 from aos.agents.registry import AgentKinds
+from aos.agents.tools import ToolContext, tool
 
 __all__ = [
     "AgentKinds",
@@ -11,4 +12,6 @@ __all__ = [
     "LeadershipAgent",
     "PerpetualAgent",
     "PurposeDrivenAgent",
+    "ToolContext",
+    "tool",
 ]

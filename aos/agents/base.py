@@ -48,6 +48,17 @@ from aos.domain.reminders import (
     instance_id,
     next_due,
 )
+from aos.domain.turns import (
+    MAX_MESSAGE_CHARS,
+    MAX_QUEUED_TURNS,
+    MESSAGE_EVENT_TYPE,
+    TurnControl,
+    TurnSource,
+    TurnStart,
+    event_prompt,
+    message_content,
+    turn_id_for,
+)
 from aos.domain.validation import parse
 from aos.errors import AOSError, InvalidInputError, LimitExceededError
 
@@ -61,10 +72,14 @@ RESERVED_STATE_KEYS = frozenset({"last_event", "events_handled", "recent_events"
 
 
 class PerpetualAgent:
-    """The base agent: identity, key/value state, event handling, lifecycle."""
+    """The base agent: identity, key/value state, event handling, lifecycle, thinking (the
+    operations a turn calls on it are in ``aos.agents.thinking``)."""
 
     kind: ClassVar[str] = "perpetual"
     default_purpose: ClassVar[str] = "Respond to the events it receives and keep its context"
+    thinks_about: ClassVar[tuple[str, ...]] = ()
+    """Event types that make this agent think: after ``on_event`` has handled such an event, a
+    turn starts with the event as its prompt (``aos.domain.turns``). ``"*"`` is every type."""
 
     document: ContextDocument
     limits: Limits
@@ -182,7 +197,13 @@ class PerpetualAgent:
             sequence = self.document.events_handled + 1
             self._cause = event
             try:
-                result = self.on_event(event)
+                result: JsonValue
+                if event.type == MESSAGE_EVENT_TYPE:
+                    result = {"turn_id": self.request_turn(message_content(event), "message")}
+                else:
+                    result = self.on_event(event)
+                    if event.type in self.thinks_about or "*" in self.thinks_about:
+                        self.request_turn(event_prompt(event), "event")
             finally:
                 self._cause = None
             if result is not None:
@@ -390,6 +411,54 @@ class PerpetualAgent:
         if after is not None and after.version == reminder.version:
             upcoming = {"version": after.version, "due": format_timestamp(after.due)}
         return {"fired": True, "event_id": event.event_id, "next": upcoming}
+
+    # ------------------------------------------------------------------------------ thinking
+    def think(self, prompt: str) -> str:
+        """Inside ``on_event``: start a turn -- the agent's model answers ``prompt`` with the
+        agent's context, calling tools as it needs -- and return its id. Like ``send``, the turn
+        is part of the operation (requested once, never if the handler raises); it runs after
+        the batch, as an orchestration, one turn at a time per agent."""
+        return self.request_turn(prompt, "handler")
+
+    def request_turn(self, prompt: str, source: TurnSource) -> str:
+        """Ask for a turn while handling the current event: it runs now if no other turn does,
+        else it waits in the bounded queue (``MAX_QUEUED_TURNS``; one more is refused)."""
+        cause = self._cause
+        if cause is None:
+            raise InvalidInputError(
+                "think() starts a turn from a handler (on_event); from outside, send the agent "
+                "a message (POST /api/agents/{id}/messages)"
+            )
+        if not isinstance(prompt, str) or not 1 <= len(prompt) <= MAX_MESSAGE_CHARS:
+            raise InvalidInputError(f"a prompt is a string of 1 to {MAX_MESSAGE_CHARS} characters")
+        mine = [e for e in self.effects if e.cause_id == cause.event_id]
+        self._check_effects(len(mine))
+        index = sum(1 for e in mine if e.kind == "turn_requested")
+        turn_id = turn_id_for(self.agent_id, cause.event_id, index)
+        turns = self.context.turns
+        if turns.knows(turn_id):
+            return turn_id
+        go = turns.active is None
+        if go:
+            changed = turns.model_copy(
+                update={"active": turn_id, "active_since": format_timestamp(cause.created_at)}
+            )
+        elif len(turns.queued) >= MAX_QUEUED_TURNS:
+            raise LimitExceededError(
+                f"agent {self.agent_id!r} has {MAX_QUEUED_TURNS} turns waiting already; "
+                "try again when one has finished"
+            )
+        else:
+            changed = turns.model_copy(update={"queued": (*turns.queued, turn_id)})
+        self.document = self.document.replace(self.limits, turns=changed)
+        start = TurnStart(
+            agent_id=self.agent_id, turn_id=turn_id, prompt=prompt, source=source,
+            cause_id=cause.event_id, hops=cause.hops, go=go, requested_at=cause.created_at,
+        )  # fmt: skip
+        payload = {"turn_id": turn_id, "source": source, "prompt": prompt, "queued": not go}
+        control = TurnControl(agent_id=self.agent_id, turn_id=turn_id, start=start)
+        self.effects.append(Effect.of_turn("turn_requested", control, payload, cause.event_id))
+        return turn_id
 
     def take_effects(self) -> list[Effect]:
         """The sends and publishes made since the last call, oldest first, to be emitted."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from aos.agents import AgentKinds, PerpetualAgent, PurposeDrivenAgent
+from aos.agents import AgentKinds, PerpetualAgent, PurposeDrivenAgent, thinking
 from aos.domain.document import ContextDocument
 from aos.domain.effects import Effect
 from aos.domain.history import HistoryRecord
@@ -40,6 +40,7 @@ from aos.domain.models import (
     utc_now,
 )
 from aos.domain.reminders import ReminderCancel, ReminderFire, ReminderSet
+from aos.domain.turns import TurnEnd, TurnRef, TurnStep
 from aos.domain.validation import parse
 from aos.errors import AgentNotFoundError, AOSError, InvalidInputError, UnknownOperationError
 
@@ -121,6 +122,9 @@ class AgentEntity:
             "set_reminder": self._set_reminder,
             "cancel_reminder": self._cancel_reminder,
             "fire_reminder": self._fire_reminder,
+            "begin_turn": self._begin_turn,
+            "apply_turn_step": self._apply_turn_step,
+            "end_turn": self._end_turn,
         }
 
     def for_batch(self, batch: EntityBatch) -> Callable[[EntityContext], None]:
@@ -350,6 +354,37 @@ class AgentEntity:
             self._commit(context, batch, agent)
         return answer
 
+    def _begin_turn(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
+        raw = self._input(context)
+        ref = parse(TurnRef, {"turn_id": raw} if isinstance(raw, str) else raw, what="turn")
+        if agent is None:  # deregistered while the turn waited
+            return {"status": "gone"}
+        return thinking.begin_turn(agent, ref.turn_id)
+
+    def _apply_turn_step(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
+        step = parse(TurnStep, self._input(context), what="turn step")
+        if agent is None:
+            return {"applied": False, "results": []}
+        answer = thinking.apply_turn_step(agent, step)
+        if answer["applied"]:
+            self._commit(context, batch, agent)
+        return answer
+
+    def _end_turn(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
+        end = parse(TurnEnd, self._input(context), what="turn end")
+        if agent is None:
+            return {"ended": False, "next": None}
+        answer = thinking.end_turn(agent, end)
+        if answer["ended"]:
+            self._commit(context, batch, agent)
+        return answer
+
     def _deregister(
         self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
     ) -> Any:
@@ -371,4 +406,7 @@ OPERATIONS = (
     "set_reminder",
     "cancel_reminder",
     "fire_reminder",
+    "begin_turn",
+    "apply_turn_step",
+    "end_turn",
 )

@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from aos.domain.conversation import MAX_QUEUED_TURNS, Conversation, TurnState
+from aos.domain.escaping import truncate_escaped
 from aos.domain.limits import Limits
 from aos.domain.models import (
     AgentContext,
@@ -67,19 +69,6 @@ def _strict_json_length() -> Callable[[Any], int]:
 
 strict_json_length = _strict_json_length()
 DIGEST_LENGTH = 8
-
-
-def truncate_escaped(text: str, max_bytes: int) -> str:
-    """The longest prefix of ``text`` that takes at most ``max_bytes`` as stored JSON (non-ASCII
-    escaped: a character outside ASCII takes 6 or 12 bytes, not 1)."""
-    if text.isascii() and len(json.dumps(text)) - 2 <= max_bytes:
-        return text
-    size = 0
-    for i, char in enumerate(text):
-        size += len(json.dumps(char)) - 2
-        if size > max_bytes:
-            return text[:i]
-    return text
 
 
 class StateSchemaError(AOSError):
@@ -271,6 +260,11 @@ class ContextDocument:
         new_raw["updated_at"] = failed_at
         return ContextDocument(new_raw, seen=self._seen)
 
+    def remember(self, digest: str, limits: Limits) -> ContextDocument:
+        """Remember an id that is not an event's (a turn's step) in the de-duplication window."""
+        digests, _ = _roll(self.raw["recent_id_digests"], digest, limits.processed_ids)
+        return self.replace(limits, recent_id_digests=digests)
+
     def with_decision(
         self, summary: DecisionSummary, digest: str, limits: Limits
     ) -> ContextDocument:
@@ -331,9 +325,23 @@ def worst_case_state_bytes(limits: Limits) -> int:
         created_at=now,
         updated_at=now,
     )
+    turns = TurnState(
+        active=_LONGEST_TURN_ID,
+        active_since=format_timestamp(now),
+        queued=(_LONGEST_TURN_ID,) * MAX_QUEUED_TURNS,
+        completed=10**15,
+        failed=10**15,
+    )
+    context = context.model_copy(update={"turns": turns})
+    # the conversation window is trimmed to conversation_bytes as stored (Conversation)
+    empty_conversation = len(json.dumps(Conversation().model_dump(mode="json")))
     dynamic = len(json.dumps(context.model_dump(mode="json")))
+    dynamic += limits.conversation_bytes - empty_conversation
     empty_user = sum(len(json.dumps(_dump(getattr(context, n)))) for n in _USER_FIELDS)
     return dynamic - empty_user + limits.user_state_bytes
+
+
+_LONGEST_TURN_ID = "turn-" + "0" * 32
 
 
 def _dump(value: Any) -> Any:

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 from aos.domain.messages import QueueMessage, encode_message
 from aos.domain.models import Event
 from aos.domain.reminders import ReminderControl, ReminderMessage
+from aos.domain.turns import TurnControl, TurnMessage
 
 __all__ = [
     "DEFAULT_MAX_HOPS",
@@ -36,7 +37,10 @@ MAX_EFFECTS_PER_EVENT = 32
 DEFAULT_MAX_HOPS = 16
 """How many times an event may be passed on (``AOS_MAX_HOPS``) before delivery dead-letters it."""
 
-EffectKind = Literal["send", "publish", "reminder_scheduled", "reminder_cancelled"]
+EffectKind = Literal[
+    "send", "publish", "reminder_scheduled", "reminder_cancelled", "turn_requested"
+]
+"""``turn_requested`` starts a turn's orchestration, or wakes a queued one (``aos.domain.turns``)."""
 
 
 def effect_event_id(cause_id: str, index: int) -> str:
@@ -76,6 +80,13 @@ class Effect:
     ) -> Effect:
         text = ReminderMessage(reminder=control).model_dump_json(exclude_none=True)
         return cls(kind, control.reminder_id, payload, text, cause_id)
+
+    @classmethod
+    def of_turn(
+        cls, kind: EffectKind, control: TurnControl, payload: dict[str, Any], cause_id: str | None
+    ) -> Effect:
+        text = TurnMessage(turn=control).model_dump_json(exclude_none=True)
+        return cls(kind, "aos.turn", payload, text, cause_id)
 
 
 class EffectSender(Protocol):

@@ -55,6 +55,10 @@ HistoryKind = Literal[
     "reminder_scheduled",
     "reminder_cancelled",
     "reminder_fired",
+    "turn_requested",
+    "model_step",
+    "tool_call",
+    "turn",
 ]
 
 
@@ -63,7 +67,11 @@ HistoryKind = Literal[
 ``publish``: an event the agent emitted (``payload``) while handling ``event_id``;
 ``reminder_scheduled``, ``reminder_cancelled``: a reminder (``payload``) set or cancelled while
 handling ``event_id`` (or over the API: then ``event_id`` is the reminder's version);
-``reminder_fired``: a reminder that fired the event ``event_id``."""
+``reminder_fired``: a reminder that fired the event ``event_id``; ``turn_requested``: a turn
+(``payload``: its id, source and prompt) asked for while handling ``event_id``; ``model_step``:
+one model reply of a turn (text, tool calls, usage, latency, model); ``tool_call``: one tool call
+of a turn with its arguments and result or error; ``turn``: a turn's end (status, reply, usage).
+For the last three ``event_id`` is the turn's step key (``<turn_id>:<step>[:<call>]``)."""
 
 HISTORY_KINDS: tuple[HistoryKind, ...] = get_args(HistoryKind)
 

@@ -22,7 +22,7 @@ class Limits(BaseModel):
     """Events kept in the entity's window (the full history is in the archive table)."""
     recent_decisions: int = Field(default=8, ge=1, le=100)
     """Decisions kept in the entity's window."""
-    processed_ids: int = Field(default=1000, ge=16, le=4096)
+    processed_ids: int = Field(default=500, ge=16, le=4096)
     """Recent event and decision ids remembered for de-duplication."""
     event_preview_bytes: int = Field(default=256, ge=0, le=4096)
     """An event's data is kept in the window only if its JSON is at most this long."""
@@ -31,5 +31,8 @@ class Limits(BaseModel):
     max_goals: int = Field(default=32, ge=1, le=256)
     max_reminders: int = Field(default=16, ge=1, le=64)
     """Active reminders per agent (they also count in ``user_state_bytes``)."""
+    conversation_bytes: int = Field(default=3_072, ge=512, le=16_384)
+    """The conversation window a thinking agent keeps (summary + recent messages); the whole
+    transcript of every turn is in the history archive."""
     max_state_bytes: int = Field(default=32_768, ge=4096, le=46_080)
     """The promise: serialised entity state never exceeds this."""

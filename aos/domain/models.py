@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from aos.domain.conversation import TurnState
 from aos.errors import FieldError, InvalidInputError
 
 __all__ = [
@@ -442,6 +443,8 @@ class AgentContext(_State):
     counters: Counters = Counters()
     reminders: tuple[Reminder, ...] = ()
     """Active reminders (``aos.domain.reminders``), counted in the user budget."""
+    turns: TurnState = TurnState()
+    """The running and waiting turns and the recent conversation (``aos.domain.turns``)."""
     recent_id_digests: Annotated[str, StringConstraints(pattern=r"^(?:[A-Za-z0-9_-]{8})*$")] = ""
     created_at: Timestamp
     updated_at: Timestamp

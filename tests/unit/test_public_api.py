@@ -68,6 +68,7 @@ def test_entity_contract() -> None:
         "configure", "handle_event", "add_goal", "update_goal", "remove_goal",
         "update_state", "delete_state", "decide", "get", "deregister",
         "set_reminder", "cancel_reminder", "fire_reminder",
+        "begin_turn", "apply_turn_step", "end_turn",
     )  # fmt: skip
 
 

@@ -19,7 +19,7 @@ def test_defaults_with_a_connection_string() -> None:
     assert settings.storage.connection_string is not None
     assert "127.0.0.1:10001" in settings.storage.connection_string
     assert settings.limits.recent_events == 8
-    assert settings.limits.processed_ids == 1000
+    assert settings.limits.processed_ids == 500
 
 
 def test_identity_based_storage_as_in_azure() -> None:
