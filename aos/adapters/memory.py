@@ -20,13 +20,14 @@ from typing import Any
 from aos.agents.entity import AgentEntity, EntityBatch
 from aos.domain.history import HistoryWriter
 from aos.domain.models import format_timestamp, utc_now
-from aos.errors import AgentExistsError, ConflictError
+from aos.errors import AgentExistsError, ConflictError, StorageError
 from aos.ports.entity_client import EntityClient
 from aos.ports.index import AgentIndex, IndexEntry, Page, decode_token, encode_token
 from aos.ports.letters import LetterQueue, LetterStore, StoredLetter
 from aos.ports.queue import DeadLetter, EventQueue
 from aos.ports.receipts import Claim, DeliveryReceipts, claim_decision
 from aos.ports.reminders import ReminderScheduler
+from aos.ports.turns import TurnScheduler
 
 __all__ = [
     "InMemoryAgentIndex",
@@ -275,6 +276,23 @@ class InMemoryReminderScheduler(ReminderScheduler):
 
     async def stop(self, *, instance_id: str) -> None:
         self.pending.pop(instance_id, None)
+
+
+class InMemoryTurnScheduler(TurnScheduler):
+    """Turn orchestrations as data: ``started`` (instance id -> ``TurnStart`` JSON, in order) and
+    ``woken`` (instance ids told they may run); ``AgentManager.run_turns`` plays their part."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, dict[str, Any]] = {}
+        self.woken: list[str] = []
+
+    async def start(self, *, instance_id: str, start: dict[str, Any]) -> None:
+        self.started.setdefault(instance_id, dict(start))
+
+    async def wake(self, *, instance_id: str) -> None:
+        if instance_id not in self.started:
+            raise StorageError(f"turn {instance_id!r} has not started yet")
+        self.woken.append(instance_id)
 
 
 class InMemoryLetterStore(LetterStore):

@@ -32,6 +32,7 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, create_model
 
+from aos.domain.chat import ToolSpec
 from aos.domain.models import (
     MAX_INTERVAL_SECONDS,
     AgentId,
@@ -43,7 +44,6 @@ from aos.domain.models import (
     Timestamp,
 )
 from aos.errors import ConfigurationError, InvalidInputError
-from aos.ports.models import ToolSpec
 
 __all__ = [
     "BUILTIN_TOOLS",

@@ -12,6 +12,7 @@ from aos.functions.mcp_function import mcp_blueprint
 from aos.functions.queue_functions import queue_blueprint
 from aos.functions.reminder_functions import reminder_blueprint
 from aos.functions.timer_functions import maintenance_blueprint
+from aos.functions.turn_functions import turn_blueprint
 
 __all__ = ["AosFunctionApp", "create_app"]
 
@@ -48,4 +49,5 @@ def create_app(
     app.register_functions(maintenance_blueprint(runtime))
     app.register_functions(mcp_blueprint(runtime))
     app.register_functions(reminder_blueprint())
+    app.register_functions(turn_blueprint(runtime))
     return app

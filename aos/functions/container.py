@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold s
     from aos.domain.history import HistoryArchive, HistoryRecord, HistoryWriter
     from aos.ports.index import AgentIndex
     from aos.ports.letters import LetterStore
+    from aos.ports.models import ChatModel
     from aos.ports.queue import EventQueue
     from aos.ports.receipts import DeliveryReceipts
     from aos.services.agents import AgentService
@@ -70,6 +71,7 @@ class AppRuntime:
         self._load_settings = load_settings
         self.settle_timeout = settle_timeout
         self._storage: tuple[asyncio.AbstractEventLoop, Storage] | None = None
+        self._models: tuple[asyncio.AbstractEventLoop, dict[str, ChatModel]] | None = None
 
     @cached_property
     def settings(self) -> Settings:
@@ -122,6 +124,21 @@ class AppRuntime:
         sender = self.effect_sender
         if effects and sender is not None:
             sender.send([effect.text for effect in effects])
+
+    def chat_model(self, adapter_name: str) -> ChatModel:
+        """The model an agent's ``adapter_name`` thinks with: its ``AOS_MODELS__<adapter>__*``
+        profile (or the ``default`` one), else the offline model. One per profile and event
+        loop (its HTTP connections belong to the loop)."""
+        loop = asyncio.get_running_loop()
+        if self._models is None or self._models[0] is not loop:
+            self._models = (loop, {})
+        models = self._models[1]
+        model = models.get(adapter_name)
+        if model is None:
+            from aos.services.offline_model import OfflineModel
+
+            model = models[adapter_name] = OfflineModel()
+        return model
 
     def contexts(self, durable_client: Any) -> ContextStore:
         """Agents' state (through the durable client) and history (the table), in one seam."""

@@ -29,7 +29,11 @@ def queue_blueprint(runtime: AppRuntime) -> func.Blueprint:
     @bp.durable_client_input(client_name="client")
     async def deliver_events(msg: func.QueueMessage, client: df.DurableOrchestrationClient) -> None:
         """Validate a queued event and signal ``handle_event`` on each addressed agent."""
-        from aos.adapters.azure.durable import DurableEntityClient, DurableReminderScheduler
+        from aos.adapters.azure.durable import (
+            DurableEntityClient,
+            DurableReminderScheduler,
+            DurableTurnScheduler,
+        )
         from aos.services.delivery import EventDelivery
 
         storage = runtime.storage()
@@ -41,6 +45,7 @@ def queue_blueprint(runtime: AppRuntime) -> func.Blueprint:
             letters=storage.letters,
             max_hops=runtime.settings.max_hops,
             reminders=DurableReminderScheduler(client),
+            turns=DurableTurnScheduler(client),
         )
         await delivery.deliver(
             body=msg.get_body(), message_id=msg.id, dequeue_count=msg.dequeue_count

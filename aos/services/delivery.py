@@ -30,6 +30,7 @@ from aos.domain.effects import DEFAULT_MAX_HOPS
 from aos.domain.messages import QueueMessage
 from aos.domain.models import Event, format_timestamp, utc_now
 from aos.domain.reminders import ReminderControl, ReminderMessage, instance_id
+from aos.domain.turns import TurnControl, TurnMessage
 from aos.errors import InvalidInputError
 from aos.ports.entity_client import EntityClient
 from aos.ports.index import AgentIndex, IndexEntry, IndexStatus
@@ -37,6 +38,7 @@ from aos.ports.letters import LetterStore, StoredLetter
 from aos.ports.queue import DeadLetter, EventQueue
 from aos.ports.receipts import DeliveryReceipts
 from aos.ports.reminders import ReminderScheduler
+from aos.ports.turns import TurnScheduler
 from aos.services.registration import finish_registration
 
 __all__ = ["DeliveryOutcome", "EventDelivery"]
@@ -67,9 +69,11 @@ class EventDelivery:
         letters: LetterStore | None = None,
         max_hops: int = DEFAULT_MAX_HOPS,
         reminders: ReminderScheduler | None = None,
+        turns: TurnScheduler | None = None,
         concurrency: int = 16,
     ) -> None:
         self.reminders = reminders
+        self.turns = turns
         self.letters = letters
         self.max_hops = max_hops
         self.index = index
@@ -95,6 +99,10 @@ class EventDelivery:
                 with suppress(ValidationError):
                     control = ReminderMessage.model_validate_json(text).reminder
                     return await self._control(control)
+            if self.turns is not None and '"turn"' in text:
+                with suppress(ValidationError):
+                    turn = TurnMessage.model_validate_json(text).turn
+                    return await self._turn(turn)
             return await self._dead_letter(
                 "the message is not a valid AOS event envelope",
                 text,
@@ -154,6 +162,20 @@ class EventDelivery:
                 fire=fire.model_dump(mode="json"),
             )
         logger.info("reminder %s of %s: controlled", control.reminder_id, control.agent_id)
+        return DeliveryOutcome(None, (control.agent_id,))
+
+    async def _turn(self, control: TurnControl) -> DeliveryOutcome:
+        """A turn its agent asked for (start its orchestration) or let run (wake it). Starting
+        is idempotent and a second wake is ignored by the orchestration, so a redelivered
+        message is harmless; a wake for a turn not started yet raises, and comes back."""
+        assert self.turns is not None
+        if control.start is not None:
+            await self.turns.start(
+                instance_id=control.turn_id, start=control.start.model_dump(mode="json")
+            )
+        if control.wake:
+            await self.turns.wake(instance_id=control.turn_id)
+        logger.info("turn %s of %s: controlled", control.turn_id, control.agent_id)
         return DeliveryOutcome(None, (control.agent_id,))
 
     async def _deliver_to(

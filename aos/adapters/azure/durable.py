@@ -9,11 +9,13 @@ from typing import Any
 
 from aos.agents.entity import ENTITY_NAME
 from aos.domain.reminders import REMINDER_ORCHESTRATOR
+from aos.domain.turns import TURN_ORCHESTRATOR
 from aos.errors import StorageError
 from aos.ports.entity_client import EntityClient
 from aos.ports.reminders import ReminderScheduler
+from aos.ports.turns import TurnScheduler
 
-__all__ = ["DurableEntityClient", "DurableReminderScheduler"]
+__all__ = ["DurableEntityClient", "DurableReminderScheduler", "DurableTurnScheduler"]
 
 logger = logging.getLogger("aos.durable")
 
@@ -93,3 +95,35 @@ class DurableReminderScheduler(ReminderScheduler):
             df.OrchestrationRuntimeStatus.Pending,
             df.OrchestrationRuntimeStatus.Running,
         )
+
+
+class DurableTurnScheduler(TurnScheduler):
+    """Turn orchestrations through the durable client (instance id = turn id)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    async def start(self, *, instance_id: str, start: dict[str, Any]) -> None:
+        if await self._exists(instance_id):
+            return
+        try:
+            await self._client.start_new(TURN_ORCHESTRATOR, instance_id, start)
+        except Exception as exc:
+            if await self._exists(instance_id):  # started by a concurrent delivery: fine
+                return
+            raise durable_error(exc, f"Starting turn {instance_id!r}") from exc
+
+    async def wake(self, *, instance_id: str) -> None:
+        if not await self._exists(instance_id):
+            raise StorageError(f"turn {instance_id!r} has not started yet; delivered again later")
+        try:
+            await self._client.raise_event(instance_id, "wake", None)
+        except Exception as exc:
+            raise durable_error(exc, f"Waking turn {instance_id!r}") from exc
+
+    async def _exists(self, instance_id: str) -> bool:
+        try:
+            status = await self._client.get_status(instance_id)
+        except Exception as exc:
+            raise durable_error(exc, f"Reading turn {instance_id!r}") from exc
+        return status is not None and status.runtime_status is not None
