@@ -16,7 +16,7 @@ function app, agents are registered over HTTP instead (``POST /api/agents``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from aos.adapters.memory import (
     InMemoryEntities,
     InMemoryEventQueue,
     InMemoryReminderScheduler,
+    InMemoryTurnScheduler,
 )
 from aos.agents import AgentKinds, PerpetualAgent
 from aos.agents.entity import AgentEntity
@@ -35,11 +36,20 @@ from aos.domain.effects import DEFAULT_MAX_HOPS
 from aos.domain.history import InMemoryHistoryArchive
 from aos.domain.limits import Limits
 from aos.domain.models import Event, new_id, utc_now
+from aos.domain.turns import MESSAGE_EVENT_TYPE, TurnBudget, TurnStart, turn_id_for
 from aos.domain.validation import parse
 from aos.errors import AgentExistsError
 from aos.ports.index import IndexEntry, IndexStatus
+from aos.ports.models import ChatModel
 from aos.services.agents import AgentService
 from aos.services.delivery import EventDelivery
+from aos.services.offline_model import OfflineModel
+from aos.services.turn_steps import model_step, run_tool
+from aos.services.turns import drive_in_process, run_turn
+
+Approver = Callable[[dict[str, Any]], "dict[str, Any] | bool | None"]
+"""Answers a tool call waiting for approval (the turn's status: ``tool_call``, ``step``) with
+``True``/``False``, ``{"approve": ..., "reason": ...}``, or ``None`` (no answer: it times out)."""
 
 __all__ = ["AgentManager"]
 
@@ -69,7 +79,16 @@ class AgentManager:
         kinds: AgentKinds | None = None,
         limits: Limits | None = None,
         max_hops: int = DEFAULT_MAX_HOPS,
+        model: ChatModel | None = None,
+        approve: Approver | None = None,
+        turn_budget: TurnBudget | None = None,
     ) -> None:
+        self.model: ChatModel = model if model is not None else OfflineModel()
+        self.approve = approve
+        self.turn_budget = turn_budget if turn_budget is not None else TurnBudget()
+        self.turns = InMemoryTurnScheduler()
+        self.turn_results: dict[str, dict[str, Any]] = {}
+        """Every turn run here, by id: what the orchestration would return."""
         self.kinds = kinds if kinds is not None else AgentKinds.builtin()
         self.limits = limits if limits is not None else Limits()
         self.history = InMemoryHistoryArchive()
@@ -95,6 +114,7 @@ class AgentManager:
             receipts=receipts,
             max_hops=max_hops,
             reminders=self.reminders,
+            turns=self.turns,
         )
         self._agents: dict[str, PerpetualAgent] = {}
 
@@ -179,3 +199,63 @@ class AgentManager:
         while texts := self.queue.take():
             for text in texts:
                 await self._delivery.deliver(body=text.encode(), message_id=new_id())
+
+    # ------------------------------------------------------------------------------ thinking
+    async def send_message(
+        self, agent_id: str, content: str, *, message_id: str | None = None
+    ) -> dict[str, Any]:
+        """Say something to an agent and let it think (``POST …/messages``): the turn runs now,
+        with this manager's model (the offline model unless one was given), and its outcome
+        (status, reply, tool calls, usage) is returned. The same ``message_id`` twice is one
+        turn."""
+        event: dict[str, Any] = {"type": MESSAGE_EVENT_TYPE, "data": {"content": content}}
+        if message_id is not None:
+            event["event_id"] = message_id
+        sent = await self.send_event(agent_id, event)
+        turn_id = turn_id_for(agent_id, sent.event_id)
+        await self.run_turns()
+        return self.turn_results.get(turn_id) or {"turn_id": turn_id, "status": "queued"}
+
+    async def run_turns(self) -> list[dict[str, Any]]:
+        """Play the turn orchestrations' part: run every turn that may run (asked for, or woken
+        after the one before it ended), and deliver what they cause, until none is left. The
+        outcomes of the turns run, in order."""
+        outcomes: list[dict[str, Any]] = []
+        while True:
+            runnable = [
+                (turn_id, start)
+                for turn_id, start in self.turns.started.items()
+                if turn_id not in self.turn_results
+                and (start.get("go") or turn_id in self.turns.woken)
+            ]
+            if not runnable:
+                return outcomes
+            for turn_id, start in runnable:
+                outcome = await self._run_turn(TurnStart.model_validate(start))
+                self.turn_results[turn_id] = outcome
+                outcomes.append(outcome)
+                await self.deliver_queued()
+
+    async def _run_turn(self, start: TurnStart) -> dict[str, Any]:
+        async def call_entity(operation: str, payload: dict[str, Any]) -> Any:
+            return self.entities.run(start.agent_id, operation, payload)
+
+        async def call_model(payload: dict[str, Any]) -> dict[str, Any]:
+            return await model_step(payload, lambda _adapter: self.model)
+
+        async def call_tool(payload: dict[str, Any]) -> dict[str, Any]:
+            return await run_tool(payload, self.kinds)
+
+        status: dict[str, Any] = {}
+
+        async def wait_for_event(name: str, _timeout: float | None) -> Any:
+            if name != "approval" or self.approve is None:
+                return None
+            answer = self.approve(status)
+            return {"approve": answer} if isinstance(answer, bool) else answer
+
+        return await drive_in_process(
+            run_turn(start, self.turn_budget),
+            call_entity=call_entity, call_model=call_model, call_tool=call_tool,
+            wait_for_event=wait_for_event, now=utc_now, on_status=status.update,
+        )  # fmt: skip

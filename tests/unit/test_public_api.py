@@ -117,4 +117,7 @@ def test_the_app_registers_these_functions() -> None:
         "purge_history": ("timerTrigger", None, ()),
         "mcp": ("httpTrigger", "mcp", ("DELETE", "GET", "POST")),
         "aos_reminder": ("orchestrationTrigger", None, ()),
+        "aos_turn": ("orchestrationTrigger", None, ()),
+        "aos_model_step": ("activityTrigger", None, ()),
+        "aos_tool": ("activityTrigger", None, ()),
     }
