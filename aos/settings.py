@@ -357,8 +357,11 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     in_azure: bool = False
     local_allowed_hosts: tuple[str, ...] = ()
-    models: Mapping[str, ModelProfile] = field(default_factory=lambda: MappingProxyType({}))
-    """Model profiles by name (lower case, ``-`` and ``.`` as ``_``); see ``model_profile``."""
+    models: Mapping[str, ModelProfile] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    """Model profiles by name (lower case, ``-`` and ``.`` as ``_``); see ``model_profile``. Left
+    out of the hash (a mapping has none), so settings stay usable as a cache key."""
 
     def model_profile(self, adapter_name: str) -> ModelProfile | None:
         """The profile an agent with this ``adapter_name`` thinks with: its own, else

@@ -222,10 +222,12 @@ class OpenAIChatModel(ChatModel):
 
     async def close(self) -> None:
         """Close the SDK's HTTP client, and the credential if this model created it."""
-        await self._client.close()
-        if self._owned_credential is not None:
-            await self._owned_credential.close()
-            self._owned_credential = None
+        try:
+            await self._client.close()
+        finally:
+            if self._owned_credential is not None:
+                credential, self._owned_credential = self._owned_credential, None
+                await credential.close()
 
     async def __aenter__(self) -> OpenAIChatModel:
         return self

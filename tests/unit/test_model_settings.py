@@ -85,6 +85,7 @@ def test_an_agents_own_profile_wins_and_names_match_loosely() -> None:
     assert fallback is not None
     assert fallback.name == "default"
     assert set(config.models) == {"default", "cfo_agent", "ceo"}
+    assert hash(config) == hash(settings())  # still usable as a cache key
 
 
 def test_the_api_key_is_never_in_a_profiles_repr() -> None:

@@ -226,3 +226,14 @@ async def test_concurrent_turns_answered_by_content(server: ScriptedOpenAI) -> N
         )
     assert [r.content for r in replies] == [f"re: q{i}" for i in range(8)]
     assert all(server.count(f"q{i}") == 1 for i in range(8))
+
+
+async def test_without_a_key_or_credential_the_model_owns_a_default_credential(
+    server: ScriptedOpenAI,
+) -> None:
+    model = OpenAIChatModel(profile(server, api_key=None, client_id="0000-client"))
+    credential = model._owned_credential
+    assert type(credential).__name__ == "DefaultAzureCredential"
+    await model.close()  # closes the credential it made, without a network
+    assert model._owned_credential is None
+    assert server.count() == 0
