@@ -31,6 +31,14 @@ ASK = [
 CLOCK = ToolSpec("get_time", "The current time", {"type": "object", "properties": {}})
 
 
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The HTTP client honours proxy variables: loopback must not go through one."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
 @pytest.fixture
 def server() -> Iterator[ScriptedOpenAI]:
     with ScriptedOpenAI(key=lambda r: last_user_message(r.body)) as scripted:
