@@ -165,8 +165,9 @@ class ModelProfile:
     def from_settings(cls, name: str, values: Mapping[str, str]) -> ModelProfile:
         """A profile from its settings (``values``: field -> value, e.g. ``ENDPOINT``).
 
-        Every problem raises ``ConfigurationError`` naming the setting, so a typo in the portal
-        fails the first turn with the setting's name instead of silently using the offline model.
+        Every problem raises ``ConfigurationError`` naming the setting when settings load, as for
+        every other setting, so a typo in the portal is reported instead of an agent silently
+        thinking with the offline model.
         """
 
         def setting(field_name: str) -> str:
