@@ -133,11 +133,19 @@ class AppRuntime:
         if self._models is None or self._models[0] is not loop:
             self._models = (loop, {})
         models = self._models[1]
-        model = models.get(adapter_name)
+        profile = self.settings.model_profile(adapter_name)
+        key = profile.name if profile is not None else ""
+        model = models.get(key)
         if model is None:
-            from aos.services.offline_model import OfflineModel
+            if profile is None:
+                from aos.services.offline_model import OfflineModel
 
-            model = models[adapter_name] = OfflineModel()
+                model = OfflineModel()
+            else:
+                from aos.adapters.models import chat_model_for
+
+                model = chat_model_for(profile)
+            models[key] = model
         return model
 
     def contexts(self, durable_client: Any) -> ContextStore:

@@ -37,7 +37,14 @@ def test_the_signatures_users_rely_on() -> None:
         "agent_id", "adapter_name", "purpose", "purpose_scope", "success_criteria",
         "subscriptions", "limits", "context_server",
     ]  # fmt: skip
-    assert parameters(aos.AgentManager.__init__) == ["kinds", "limits", "max_hops"]
+    assert parameters(aos.AgentManager.__init__) == [
+        "kinds",
+        "limits",
+        "max_hops",
+        "model",
+        "approve",
+        "turn_budget",
+    ]
     assert parameters(aos.AgentManager.register_agent) == ["agent"]
     assert parameters(aos.AgentManager.get_agent) == ["agent_id"]
     assert parameters(aos.AgentManager.list_agents) == []
