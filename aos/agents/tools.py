@@ -89,7 +89,9 @@ class Tool:
             raise InvalidInputError.from_pydantic(
                 exc, message=f"Invalid arguments for {self.name}"
             ) from exc
-        result = self.function(context, **{k: getattr(values, k) for k in values.model_fields})
+        result = self.function(
+            context, **{k: getattr(values, k) for k in self.arguments.model_fields}
+        )
         if inspect.isawaitable(result):
             result = await result
         return result
