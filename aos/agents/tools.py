@@ -4,7 +4,7 @@ Built-in tools (``BUILTIN_TOOLS``) are what an agent can already do to itself an
 update its state, add and update goals, decide, send, publish, remind, cancel a reminder. They run
 inside the agent's entity, in order, through the same exactly-once path as a handler's effects.
 
-A kind adds its own with ``@tool`` on a function in its class body. The JSON schema the model sees
+A kind adds its own with ``@tool`` on a static function in its class body. The JSON schema the model sees
 comes from the type hints, the description from the docstring; the function runs as an activity
 (outside the entity, so it may do I/O) and receives a ``ToolContext`` first, whose
 ``idempotency_key`` is the same on every attempt of the same call: activities run at least once,
@@ -14,6 +14,7 @@ so a tool that pays or mails must use it (as a payment API's idempotency key, sa
         kind = "buyer"
 
         @tool(needs_approval=True)
+        @staticmethod
         def place_order(call: ToolContext, sku: str, quantity: int = 1) -> dict[str, Any]:
             \"\"\"Order stock from the supplier.\"\"\"
             return supplier.order(sku, quantity, idempotency_key=call.idempotency_key)
@@ -28,7 +29,7 @@ import inspect
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from typing import Any, TypeAlias, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, create_model
 
@@ -97,18 +98,32 @@ class Tool:
         return result
 
 
+ToolFunction: TypeAlias = "Callable[..., Any] | staticmethod[..., Any]"
+
+
+@overload
+def tool(function: ToolFunction, /) -> Tool: ...
+@overload
 def tool(
-    function: Callable[..., Any] | None = None,
+    *, name: str | None = None, description: str | None = None, needs_approval: bool = False
+) -> Callable[[ToolFunction], Tool]: ...
+
+
+def tool(
+    function: ToolFunction | None = None,
+    /,
     *,
     name: str | None = None,
     description: str | None = None,
     needs_approval: bool = False,
-) -> Any:
-    """Make a function in an agent class's body a tool its model may call (see the module
-    docstring). Usable bare (``@tool``) or with options (``@tool(needs_approval=True)``)."""
+) -> Tool | Callable[[ToolFunction], Tool]:
+    """Make a static function in an agent class's body a tool its model may call (see the
+    module docstring). Usable bare (``@tool``) or with options (``@tool(needs_approval=True)``),
+    above ``@staticmethod``."""
 
-    def wrap(fn: Callable[..., Any]) -> Tool:
-        return _make_tool(fn, name or fn.__name__, description, needs_approval)
+    def wrap(fn: ToolFunction) -> Tool:
+        plain = fn.__func__ if isinstance(fn, staticmethod) else fn
+        return _make_tool(plain, name or plain.__name__, description, needs_approval)
 
     return wrap if function is None else wrap(function)
 

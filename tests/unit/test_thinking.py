@@ -33,12 +33,14 @@ class Buyer(GenericPurposeDrivenAgent):
     thinks_about: ClassVar[tuple[str, ...]] = ("stock.low",)
 
     @tool(needs_approval=True)
+    @staticmethod
     def place_order(call: ToolContext, item: str, quantity: int = 1) -> dict[str, Any]:
         """Order stock from the supplier."""
         ORDERS.append({"item": item, "quantity": quantity, "key": call.idempotency_key})
         return {"ordered": item, "quantity": quantity}
 
     @tool
+    @staticmethod
     def price_of(call: ToolContext, item: str) -> float:
         """Look up the price of an item."""
         return {"widget": 2.5}.get(item, 1.0)
@@ -96,15 +98,19 @@ async def test_a_message_is_a_turn_that_uses_tools_and_answers() -> None:
 
     outcome = await manager.send_message("buyer-1", "Set your mood to calm", message_id="m-1")
 
-    assert outcome["status"] == "completed" and outcome["reply"] == "Done."
-    assert outcome["steps"] == 2 and outcome["usage"]["total_tokens"] == 30
+    assert outcome["status"] == "completed"
+    assert outcome["reply"] == "Done."
+    assert outcome["steps"] == 2
+    assert outcome["usage"]["total_tokens"] == 30
     assert outcome["tool_calls"] == [
         {"step": 1, "name": "update_state", "id": "c0", "result": {"key": "mood", "updated": True}}
     ]
     agent = manager.get_agent("buyer-1")
-    assert agent is not None and agent.context.state["mood"] == "calm"
+    assert agent is not None
+    assert agent.context.state["mood"] == "calm"
     turns = agent.context.turns
-    assert turns.active is None and turns.completed == 1
+    assert turns.active is None
+    assert turns.completed == 1
     assert [m.role for m in turns.conversation.messages] == ["user", "assistant"]
     # the model saw the purpose, then the tool's result in the second step
     system = model.asked[0][0]["content"]
@@ -121,7 +127,8 @@ async def test_the_same_message_id_is_one_turn() -> None:
     manager.register_agent(Buyer("b"))
     first = await manager.send_message("b", "hello", message_id="same")
     again = await manager.send_message("b", "hello", message_id="same")
-    assert first["turn_id"] == again["turn_id"] and len(manager.turn_results) == 1
+    assert first["turn_id"] == again["turn_id"]
+    assert len(manager.turn_results) == 1
 
 
 @pytest.mark.asyncio
@@ -132,7 +139,8 @@ async def test_turns_run_one_at_a_time_in_order() -> None:
         await manager.send_event("b", {"type": "aos.message", "data": {"content": f"m{n}"}})
     agent = manager.get_agent("b")
     assert agent is not None
-    assert agent.context.turns.active is not None and len(agent.context.turns.queued) == 2
+    assert agent.context.turns.active is not None
+    assert len(agent.context.turns.queued) == 2
     starts = [TurnMessage.model_validate_json(json.dumps({"turn": {
         "agent_id": "b", "turn_id": t, "start": s}})) for t, s in manager.turns.started.items()]  # fmt: skip
     assert [m.turn.start.go for m in starts if m.turn.start] == [True, False, False]
@@ -141,7 +149,8 @@ async def test_turns_run_one_at_a_time_in_order() -> None:
 
     assert [o["reply"] for o in outcomes] == ["first", "second", "third"]
     agent = manager.get_agent("b")
-    assert agent is not None and agent.context.turns.active is None
+    assert agent is not None
+    assert agent.context.turns.active is None
     assert agent.context.turns.completed == 3
 
 
@@ -153,7 +162,8 @@ async def test_the_queue_of_waiting_turns_is_bounded() -> None:
         await manager.send_event("b", {"type": "aos.message", "data": {"content": f"m{n}"}})
     rejected = await manager.send_event("b", {"type": "aos.message", "data": {"content": "x"}})
     agent = manager.get_agent("b")
-    assert agent is not None and agent.context.counters.events_failed == 1
+    assert agent is not None
+    assert agent.context.counters.events_failed == 1
     page = await manager.history.page(agent_id="b", query=HistoryQuery(limit=5, kind="failure"))
     assert page.records[0].event_id == rejected.event_id
     assert page.records[0].error is not None
@@ -188,11 +198,13 @@ async def test_a_refused_or_unanswered_approval_never_runs_the_tool() -> None:
         manager = AgentManager(model=model, approve=lambda status, a=answer: a)  # type: ignore[misc]
         manager.register_agent(Buyer("b"))
         outcome = await manager.send_message("b", "order a widget")
-        assert outcome["status"] == "completed" and ORDERS == []
+        assert outcome["status"] == "completed"
+        assert ORDERS == []
         error = outcome["tool_calls"][0]["error"]
         assert ("too many" in error) if answer else ("not approved within" in error)
         tool_message = model.asked[1][-1]
-        assert tool_message["role"] == "tool" and "error" in tool_message["content"]
+        assert tool_message["role"] == "tool"
+        assert "error" in tool_message["content"]
 
 
 @pytest.mark.asyncio
@@ -207,7 +219,8 @@ async def test_bad_tool_calls_are_answered_to_the_model_and_the_turn_goes_on() -
     manager = AgentManager(model=model)
     manager.register_agent(Buyer("b"))
     outcome = await manager.send_message("b", "price of a widget?")
-    assert outcome["status"] == "completed" and outcome["steps"] == 3
+    assert outcome["status"] == "completed"
+    assert outcome["steps"] == 3
     errors = [c.get("error") for c in outcome["tool_calls"][:3]]
     assert "not JSON" in str(errors[0])
     assert "no tool named 'nonexistent'" in str(errors[1])
@@ -224,7 +237,8 @@ async def test_a_turn_that_never_answers_fails_visibly_at_its_step_budget() -> N
     assert outcome["status"] == "failed"
     assert outcome["error"] == "no final answer within 3 steps"
     agent = manager.get_agent("b")
-    assert agent is not None and agent.context.turns.failed == 1
+    assert agent is not None
+    assert agent.context.turns.failed == 1
     assert agent.context.turns.active is None  # the next turn may run
     page = await manager.history.page(agent_id="b", query=HistoryQuery(limit=1, kind="turn"))
     assert page.records[0].payload_dict()["error"] == "no final answer within 3 steps"
@@ -238,7 +252,8 @@ async def test_a_model_that_cannot_answer_fails_the_turn_and_frees_the_agent() -
     manager = AgentManager(model=model)
     manager.register_agent(Buyer("b"))
     failed = await manager.send_message("b", "hello")
-    assert failed["status"] == "failed" and "401 Unauthorized" in failed["error"]
+    assert failed["status"] == "failed"
+    assert "401 Unauthorized" in failed["error"]
     assert (await manager.send_message("b", "hello again"))["reply"] == "back again"
 
 
@@ -253,7 +268,8 @@ async def test_built_in_effects_leave_once_with_ids_derived_from_the_step() -> N
     outcome = await manager.send_message("b", "tell peer")
     event_id = outcome["tool_calls"][0]["result"]["event_id"]
     peer = manager.get_agent("peer")
-    assert peer is not None and peer.context.last_event is not None
+    assert peer is not None
+    assert peer.context.last_event is not None
     assert peer.context.last_event.event_id == event_id
     # the step applied again (a repeated operation) changes nothing and emits nothing
     step = {"turn_id": outcome["turn_id"], "step": 1, "at": "2026-01-01T00:00:00Z",
@@ -281,7 +297,8 @@ async def test_the_offline_model_calls_named_tools_and_decides() -> None:
     manager = AgentManager()
     manager.register_agent(Buyer("b", purpose="Keep the shop stocked with widgets"))
     named = await manager.send_message("b", 'update_state key=mood value="ready"')
-    assert named["offline"] is True and named["model"] == "aos-offline"
+    assert named["offline"] is True
+    assert named["model"] == "aos-offline"
     assert named["tool_calls"][0]["result"] == {"key": "mood", "updated": True}
     decided = await manager.send_message(
         "b", "What next? options: stock more widgets, paint the walls"
@@ -289,7 +306,8 @@ async def test_the_offline_model_calls_named_tools_and_decides() -> None:
     assert decided["tool_calls"][0]["name"] == "decide"
     assert decided["tool_calls"][0]["result"]["chosen"] == "stock more widgets"
     plain = await manager.send_message("b", "widgets are selling out")
-    assert plain["tool_calls"] == [] and "alignment" in plain["reply"]
+    assert plain["tool_calls"] == []
+    assert "alignment" in plain["reply"]
 
 
 @pytest.mark.asyncio
@@ -304,7 +322,8 @@ async def test_the_conversation_window_stays_within_its_budget() -> None:
     conversation = agent.context.turns.conversation
     stored = len(json.dumps(conversation.model_dump(mode="json")))
     assert stored <= Limits().conversation_bytes
-    assert conversation.summary and conversation.messages[-1].role == "assistant"
+    assert conversation.summary
+    assert conversation.messages[-1].role == "assistant"
     assert agent.document.size_bytes() <= worst_case_state_bytes(Limits()) <= 32_768
 
 
@@ -317,12 +336,13 @@ def test_tools_get_their_schema_from_type_hints() -> None:
         "title": "Quantity",
         "type": "integer",
     }
-    assert tools["place_order"].needs_approval and not tools["price_of"].needs_approval
+    assert tools["place_order"].needs_approval
+    assert not tools["price_of"].needs_approval
     assert tools["price_of"].spec.description == "Look up the price of an item."
     with pytest.raises(ConfigurationError):
-        tool(lambda call: None, name="send")  # a built-in's name
+        tool(name="send")(lambda call: None)  # a built-in's name
     with pytest.raises(ConfigurationError):
-        tool(lambda: None, name="no_context")
+        tool(name="no_context")(lambda: None)
 
 
 def test_think_outside_a_handler_says_how_to_start_a_turn() -> None:
