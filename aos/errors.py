@@ -164,6 +164,12 @@ class LetterNotFoundError(NotFoundError):
         self.letter_id = letter_id
 
 
+class TurnNotFoundError(NotFoundError):
+    def __init__(self, agent_id: str, turn_id: str) -> None:
+        super().__init__(f"Agent {agent_id!r} has no turn {turn_id!r}")
+        self.turn_id = turn_id
+
+
 class ConflictError(AOSError):
     """The resource exists already, or changed under a conditional write."""
 
@@ -176,6 +182,11 @@ class AgentExistsError(ConflictError):
 
 class LimitExceededError(AOSError):
     """The change would break one of the bounds that keep entity state small."""
+
+
+class BusyError(AOSError):
+    """Accepting more now would exceed a bound that frees up by itself (an agent's queue of
+    waiting turns): try again later (a 429)."""
 
 
 class UnknownOperationError(AOSError):

@@ -285,9 +285,24 @@ class InMemoryTurnScheduler(TurnScheduler):
     def __init__(self) -> None:
         self.started: dict[str, dict[str, Any]] = {}
         self.woken: list[str] = []
+        self.statuses: dict[str, dict[str, Any]] = {}
+        """What each turn's orchestration would say of itself (kept by the one running it)."""
+        self.approvals: dict[str, dict[str, Any]] = {}
 
     async def start(self, *, instance_id: str, start: dict[str, Any]) -> None:
-        self.started.setdefault(instance_id, dict(start))
+        if instance_id not in self.started:
+            self.started[instance_id] = dict(start)
+            self.statuses[instance_id] = {
+                "runtime_status": "Pending", "custom_status": None, "input": dict(start),
+                "output": None, "created_time": start.get("requested_at"),
+                "last_updated_time": start.get("requested_at"),
+            }  # fmt: skip
+
+    async def status(self, *, instance_id: str) -> dict[str, Any] | None:
+        return self.statuses.get(instance_id)
+
+    async def approve(self, *, instance_id: str, answer: dict[str, Any]) -> None:
+        self.approvals[instance_id] = dict(answer)
 
     async def wake(self, *, instance_id: str) -> None:
         if instance_id not in self.started:

@@ -45,9 +45,11 @@ from aos.api.schemas import (
     HistoryItem,
     HistoryList,
     LetterReplayed,
+    MessageAccepted,
     RegisterAgent,
     ReminderList,
     ReplaceAgent,
+    TurnResource,
 )
 from aos.domain.history import HISTORY_KINDS
 from aos.domain.models import (
@@ -60,6 +62,7 @@ from aos.domain.models import (
     Reminder,
 )
 from aos.domain.reminders import ReminderRequest
+from aos.domain.turns import ApprovalRequest, MessageRequest
 from aos.errors import FieldError, InvalidInputError
 from aos.ports.index import IndexEntry
 from aos.ports.letters import LetterQueue, StoredLetter
@@ -237,6 +240,38 @@ async def alignment(call: Call) -> func.HttpResponse:
     body = parse_body(call.req, AlignmentRequest)
     result = await call.manager.evaluate_alignment(agent_id, body.action)
     return call.respond(AlignmentResponse(agent_id=agent_id, **result.as_dict()))
+
+
+# ------------------------------------------------------------------------------ thinking
+async def post_message(call: Call) -> func.HttpResponse:
+    agent_id = path_id(call.req, "agent_id")
+    body = parse_body(call.req, MessageRequest)
+    try:
+        message_id, turn_id = await call.messages.send_message(
+            agent_id, body, correlation_id=call.correlation
+        )
+    except InvalidInputError as exc:
+        raise exc.located("body") from exc
+    status_url = link(call.req, f"agents/{agent_id}/turns/{turn_id}")
+    accepted = MessageAccepted(
+        message_id=message_id, turn_id=turn_id, agent_id=agent_id, status_url=status_url
+    )
+    return call.respond(accepted, 202, Location=status_url)
+
+
+async def get_turn(call: Call) -> func.HttpResponse:
+    agent_id, turn_id = path_id(call.req, "agent_id"), path_id(call.req, "turn_id")
+    return call.respond(
+        TurnResource.model_validate(await call.messages.get_turn(agent_id, turn_id))
+    )
+
+
+async def approve_turn(call: Call) -> func.HttpResponse:
+    agent_id, turn_id = path_id(call.req, "agent_id"), path_id(call.req, "turn_id")
+    body = parse_body(call.req, ApprovalRequest)
+    view = await call.messages.approve(agent_id, turn_id, body)
+    status_url = link(call.req, f"agents/{agent_id}/turns/{turn_id}")
+    return call.respond(TurnResource.model_validate(view), 202, Location=status_url)
 
 
 # ------------------------------------------------------------------------------ service
@@ -445,6 +480,22 @@ OPERATIONS: tuple[ApiOperation, ...] = (
         "agent_alignment", "POST", alignment,
         "Score an action against the agent's purpose (0.0-1.0, with reasons)", 200,
         AlignmentResponse, AlignmentRequest, (400, 404, 413, 415),
+    ),
+    ApiOperation(
+        "agent_messages", "POST", post_message,
+        "Say something to the agent: it thinks (a turn: its model, its tools) and answers; "
+        "the same message_id twice is one turn", 202, MessageAccepted, MessageRequest,
+        (400, 404, 413, 415, 429),
+    ),
+    ApiOperation(
+        "agent_turn", "GET", get_turn,
+        "A turn: its status, reply, tool calls and usage, or the tool call it waits to have "
+        "approved", 200, TurnResource, errors=(400, 404),
+    ),
+    ApiOperation(
+        "agent_turn_approval", "POST", approve_turn,
+        "Approve or refuse the tool call a turn waits on", 202, TurnResource, ApprovalRequest,
+        (400, 404, 409, 415),
     ),
     ApiOperation(
         "events", "POST", publish_event, "Publish an event to every subscribed agent", 202,

@@ -19,6 +19,7 @@ from aos.api.paths import FUNCTIONS
 from aos.api.requests import json_response
 from aos.services.agents import AgentService
 from aos.services.letters import DeadLetters
+from aos.services.messages import MessageService
 
 __all__ = ["ApiOperation", "Call", "Handler", "QueryParam", "Services"]
 
@@ -29,6 +30,7 @@ class Services(Protocol):
     kinds: AgentKinds
 
     def manager(self, durable_client: Any) -> AgentService: ...
+    def messages(self, durable_client: Any) -> MessageService: ...
     def dead_letters(self) -> DeadLetters: ...
     async def storage_health(self) -> dict[str, str]:
         """``{"queues": "ok" | reason, "tables": "ok" | reason}``."""
@@ -47,6 +49,10 @@ class Call:
     @cached_property
     def manager(self) -> AgentService:
         return self.runtime.manager(self.client)
+
+    @cached_property
+    def messages(self) -> MessageService:
+        return self.runtime.messages(self.client)
 
     @cached_property
     def letters(self) -> DeadLetters:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from aos.domain.conversation import TURN_ID_PATTERN
 from aos.domain.models import AGENT_ID_PATTERN
 
 __all__ = [
@@ -71,6 +72,9 @@ FUNCTIONS: dict[str, Path] = {
     "agent_reminders": Path("agents/{agent_id}/reminders", ("GET",)),
     "agent_reminder": Path("agents/{agent_id}/reminders/{reminder_id}", ("DELETE", "PUT")),
     "agent_alignment": Path("agents/{agent_id}/alignment", ("POST",)),
+    "agent_messages": Path("agents/{agent_id}/messages", ("POST",)),
+    "agent_turn": Path("agents/{agent_id}/turns/{turn_id}", ("GET",)),
+    "agent_turn_approval": Path("agents/{agent_id}/turns/{turn_id}/approval", ("POST",)),
     "events": Path("events", ("POST",)),
     "deadletters": Path("deadletters", ("GET",)),
     "deadletter_item": Path("deadletters/{letter_id}", ("GET",)),
@@ -87,5 +91,6 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "goal_id": {"type": "string", "pattern": AGENT_ID_PATTERN},
     "reminder_id": {"type": "string", "pattern": AGENT_ID_PATTERN},
     "letter_id": {"type": "string", "pattern": r"^[0-9]{17}-[0-9a-f]{8}$"},
+    "turn_id": {"type": "string", "pattern": TURN_ID_PATTERN},
 }
 """The schema of each route parameter (``{agent_id}``): what ``path_id`` accepts."""

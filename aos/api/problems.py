@@ -14,6 +14,7 @@ import azure.functions as func
 
 from aos.errors import (
     AOSError,
+    BusyError,
     ConfigurationError,
     ConflictError,
     FieldError,
@@ -54,6 +55,7 @@ _TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (NotFoundError, 404, "not-found", "Not found"),
     (ConflictError, 409, "conflict", "Conflict"),
     (LimitExceededError, 422, "limit-exceeded", "A limit would be exceeded"),
+    (BusyError, 429, "busy", "Too many requests waiting; try again later"),
     (MethodNotAllowedError, 405, "method-not-allowed", "Method not allowed"),
     (UnknownOperationError, 400, "unsupported-operation", "Operation not supported"),
     (StorageError, 503, "storage-unavailable", "Storage is unavailable"),

@@ -48,6 +48,7 @@ from aos.domain.models import (
     format_timestamp,
     full_match,
 )
+from aos.domain.turns import TurnStatus
 from aos.domain.validation import parse
 from aos.errors import InvalidInputError
 from aos.ports.index import IndexEntry, decode_token, encode_token, invalid_token
@@ -211,6 +212,54 @@ class BroadcastAccepted(BaseModel):
     status: Literal["queued"] = "queued"
     subscribers: int = Field(description="agents subscribed to the type when it was published")
     correlation_id: str | None = None
+
+
+class MessageAccepted(BaseModel):
+    """The answer to ``POST …/messages``: the turn the message starts, and where to watch it."""
+
+    message_id: str
+    turn_id: str
+    agent_id: str
+    status: Literal["queued"] = "queued"
+    status_url: str = Field(description="GET it for the turn's status, reply and tool calls")
+
+
+class ToolCallView(BaseModel):
+    step: int
+    id: str
+    name: str
+    result: Any = None
+    error: str | None = None
+
+
+class PendingToolCall(BaseModel):
+    id: str
+    name: str
+    arguments: str = Field(description="as the model wrote them (JSON text)")
+
+
+class TurnResource(BaseModel):
+    """A turn: ``queued`` (waiting for its message, or for the agent's previous turn),
+    ``running``, ``waiting_approval`` (``waiting_for`` is the tool call), ``completed`` (the
+    ``reply``) or ``failed`` (the ``error``)."""
+
+    turn_id: str
+    agent_id: str
+    status: TurnStatus
+    source: Literal["message", "event", "handler"] | None = None
+    prompt: str | None = None
+    reply: str | None = None
+    error: str | None = None
+    waiting_for: PendingToolCall | None = None
+    steps: int | None = None
+    tool_calls: list[ToolCallView] | None = None
+    usage: dict[str, int] | None = None
+    model: str | None = Field(default=None, description="what answered: a deployment, a model")
+    offline: bool | None = Field(
+        default=None, description="true when the offline model answered (no model configured)"
+    )
+    created_at: str | None = None
+    updated_at: str | None = None
 
 
 class AlignmentRequest(_Body):

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold s
     from aos.ports.receipts import DeliveryReceipts
     from aos.services.agents import AgentService
     from aos.services.letters import DeadLetters
+    from aos.services.messages import MessageService
 
 __all__ = ["AppRuntime", "Storage"]
 
@@ -180,6 +181,12 @@ class AppRuntime:
             settle_timeout=self.settle_timeout,
             contexts=self.contexts(durable_client),
         )
+
+    def messages(self, durable_client: Any) -> MessageService:
+        from aos.adapters.azure.durable import DurableTurnScheduler
+        from aos.services.messages import MessageService
+
+        return MessageService(self.manager(durable_client), DurableTurnScheduler(durable_client))
 
     def dead_letters(self) -> DeadLetters:
         from aos.services.letters import DeadLetters

@@ -17,6 +17,16 @@ class TurnScheduler(ABC):
         unless an instance of that id exists already: starting twice is harmless."""
 
     @abstractmethod
+    async def status(self, *, instance_id: str) -> dict[str, Any] | None:
+        """The turn orchestration's status (``runtime_status``: ``Pending``, ``Running``,
+        ``Completed``, ``Failed``, ``Terminated``; ``custom_status``; ``input``; ``output``;
+        ``created_time``; ``last_updated_time``), or ``None`` if there is no such instance."""
+
+    @abstractmethod
+    async def approve(self, *, instance_id: str, answer: dict[str, Any]) -> None:
+        """Hand a waiting tool call its approval answer (the ``approval`` event)."""
+
+    @abstractmethod
     async def wake(self, *, instance_id: str) -> None:
         """Tell a waiting turn that it may run now (the ``wake`` event). Raises if the instance
         does not exist yet, so the message is delivered again once it does."""

@@ -110,6 +110,13 @@ def test_the_app_registers_these_functions() -> None:
             ("DELETE", "PUT"),
         ),
         "agent_alignment": ("httpTrigger", "agents/{agent_id}/alignment", ("POST",)),
+        "agent_messages": ("httpTrigger", "agents/{agent_id}/messages", ("POST",)),
+        "agent_turn": ("httpTrigger", "agents/{agent_id}/turns/{turn_id}", ("GET",)),
+        "agent_turn_approval": (
+            "httpTrigger",
+            "agents/{agent_id}/turns/{turn_id}/approval",
+            ("POST",),
+        ),
         "events": ("httpTrigger", "events", ("POST",)),
         "deadletters": ("httpTrigger", "deadletters", ("GET",)),
         "deadletter_item": ("httpTrigger", "deadletters/{letter_id}", ("GET",)),

@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import datetime
 from typing import Any
 
 from aos.agents.entity import ENTITY_NAME
+from aos.domain.models import format_timestamp
 from aos.domain.reminders import REMINDER_ORCHESTRATOR
 from aos.domain.turns import TURN_ORCHESTRATOR
 from aos.errors import StorageError
@@ -121,9 +124,46 @@ class DurableTurnScheduler(TurnScheduler):
         except Exception as exc:
             raise durable_error(exc, f"Waking turn {instance_id!r}") from exc
 
-    async def _exists(self, instance_id: str) -> bool:
+    async def status(self, *, instance_id: str) -> dict[str, Any] | None:
         try:
             status = await self._client.get_status(instance_id)
         except Exception as exc:
             raise durable_error(exc, f"Reading turn {instance_id!r}") from exc
-        return status is not None and status.runtime_status is not None
+        if status is None or status.runtime_status is None:
+            return None
+        return {
+            "runtime_status": status.runtime_status.value,
+            "custom_status": _json(status.custom_status),
+            "input": _json(status.input_),
+            "output": _json(status.output),
+            "created_time": _time(status.created_time),
+            "last_updated_time": _time(status.last_updated_time),
+        }
+
+    async def approve(self, *, instance_id: str, answer: dict[str, Any]) -> None:
+        try:
+            await self._client.raise_event(instance_id, "approval", answer)
+        except Exception as exc:
+            raise durable_error(exc, f"Approving in turn {instance_id!r}") from exc
+
+    async def _exists(self, instance_id: str) -> bool:
+        return await self.status(instance_id=instance_id) is not None
+
+
+def _json(value: Any) -> Any:
+    """The status API returns input, output and custom status as JSON values, except where a
+    value was itself a JSON string (a double-encoded input): decode that once more."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _time(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    return str(value)
