@@ -48,6 +48,7 @@ from aos.domain.models import (
     format_timestamp,
     full_match,
 )
+from aos.domain.conversation import TurnState
 from aos.domain.turns import TurnStatus
 from aos.domain.validation import parse
 from aos.errors import InvalidInputError
@@ -145,6 +146,10 @@ class AgentDetail(AgentResource):
     reminders: list[Reminder] = Field(
         default_factory=list, description="active reminders, with their next due times"
     )
+    turns: TurnState = Field(
+        default_factory=TurnState,
+        description="the running turn, the turns waiting, the recent conversation",
+    )
     created_at: Timestamp = Field(description="when this registration's context was created")
     last_active_at: Timestamp = Field(description="when the context last changed")
 
@@ -154,6 +159,7 @@ class AgentDetail(AgentResource):
         the de-duplication window, the schema version)."""
         shown = {name: context[name] for name in _CONTEXT_FIELDS}
         shown["reminders"] = context.get("reminders", [])  # absent from older state
+        shown["turns"] = context.get("turns") or {}
         resource = AgentResource.from_entry(entry).model_dump()
         return cls.model_validate({**resource, **shown, "last_active_at": context["updated_at"]})
 
