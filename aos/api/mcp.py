@@ -1,9 +1,9 @@
-"""The app's MCP server: every agent's context and history as resources, and six tools.
+"""The app's MCP server: every agent's context and history as resources, and eight tools.
 
     resources   aos://agents/{agent_id}/context    the agent and its context (as GET /api/agents/{id})
                 aos://agents/{agent_id}/history    the newest history records
-    tools       send_event, add_goal, update_goal, evaluate_alignment, schedule_reminder,
-                cancel_reminder
+    tools       ask_agent, get_turn, send_event, add_goal, update_goal, evaluate_alignment,
+                schedule_reminder, cancel_reminder
 
 It is built on the official ``mcp`` SDK's low-level ``Server`` over an ``AgentService``, which reads
 state and history through its ``ContextStore``, and served as stateless streamable HTTP with
@@ -42,10 +42,13 @@ from aos.api.schemas import (
     EventIn,
     HistoryFilter,
     HistoryItem,
+    TurnResource,
 )
+from aos.domain.conversation import TURN_ID_PATTERN
 from aos.domain.models import (
     AGENT_ID_PATTERN,
     AgentId,
+    EventId,
     Goal,
     GoalChanges,
     GoalCreate,
@@ -57,10 +60,12 @@ from aos.domain.models import (
     new_id,
 )
 from aos.domain.reminders import ReminderRequest
+from aos.domain.turns import MAX_MESSAGE_CHARS, MessageRequest
 from aos.domain.validation import parse
-from aos.errors import AOSError, InvalidInputError, NotFoundError
+from aos.errors import AOSError, InvalidInputError, NotFoundError, UnknownOperationError
 from aos.ports.index import IndexStatus
 from aos.services.agents import AgentService, Change
+from aos.services.messages import MessageService
 from aos.version import VERSION
 
 __all__ = [
@@ -133,6 +138,28 @@ class CancelReminderArgs(_AgentReminder):
     pass
 
 
+MAX_ASK_WAIT_SECONDS = 120.0
+"""How long ask_agent may wait for a turn within one request (the function's own timeout is
+longer)."""
+
+
+class AskAgentArgs(_Agent):
+    message: str = Field(
+        min_length=1, max_length=MAX_MESSAGE_CHARS, description="what to say to the agent"
+    )
+    message_id: EventId | None = Field(
+        default=None, description="your id for the message: the same id twice is one turn"
+    )
+    wait_seconds: float = Field(
+        default=60.0, ge=0, le=MAX_ASK_WAIT_SECONDS,
+        description="how long to wait for the answer; then get_turn tells how it went on",
+    )  # fmt: skip
+
+
+class GetTurnArgs(_Agent):
+    turn_id: str = Field(pattern=TURN_ID_PATTERN, description="the turn's id (from ask_agent)")
+
+
 class ReminderResult(BaseModel):
     agent_id: str
     reminder: Reminder
@@ -163,9 +190,43 @@ class AgentTools:
     """What the endpoint does, one method per tool or resource; the docstrings are what MCP clients
     (and the language models behind them) read."""
 
-    def __init__(self, manager: AgentService, *, correlation_id: str | None = None) -> None:
+    def __init__(
+        self,
+        manager: AgentService,
+        *,
+        messages: MessageService | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
         self.manager = manager
+        self.messages = messages
         self.correlation_id = correlation_id or new_id()
+
+    async def ask_agent(self, args: AskAgentArgs) -> TurnResource:
+        """Say something to an agent and get its answer: the agent thinks (its model, with its
+        purpose, goals, state and recent conversation, using its tools: state, goals,
+        decisions, events to other agents, reminders) and replies. Answers the turn: status
+        completed with the reply, failed with the error, waiting_approval with the tool call
+        someone must approve, or still running after wait_seconds (then call get_turn with the
+        turn_id). Give a message_id to make retries safe."""
+        service = self._messages()
+        request = MessageRequest(content=args.message, message_id=args.message_id)
+        _, turn_id = await service.send_message(
+            args.agent_id, request, correlation_id=self.correlation_id
+        )
+        view = await service.wait_for_turn(args.agent_id, turn_id, within=args.wait_seconds)
+        return TurnResource.model_validate(view)
+
+    async def get_turn(self, args: GetTurnArgs) -> TurnResource:
+        """How an agent's turn (started by ask_agent) stands: its status, reply or error, the
+        tool calls it made, the tool call it waits to have approved, and the tokens used."""
+        return TurnResource.model_validate(
+            await self._messages().get_turn(args.agent_id, args.turn_id)
+        )
+
+    def _messages(self) -> MessageService:
+        if self.messages is None:
+            raise UnknownOperationError("this server does not run turns")
+        return self.messages
 
     async def send_event(self, args: SendEventArgs) -> EventAccepted:
         """Send an event to an agent (any registered agent: to speak for another agent, set
@@ -286,6 +347,8 @@ class _Tool:
 
 
 TOOLS: dict[str, _Tool] = {
+    "ask_agent": _Tool(AskAgentArgs, TurnResource, AgentTools.ask_agent),
+    "get_turn": _Tool(GetTurnArgs, TurnResource, AgentTools.get_turn, read_only=True),
     "send_event": _Tool(SendEventArgs, EventAccepted, AgentTools.send_event),
     "add_goal": _Tool(AddGoalArgs, GoalResult, AgentTools.add_goal),
     "update_goal": _Tool(UpdateGoalArgs, GoalResult, AgentTools.update_goal),
@@ -314,9 +377,15 @@ def _schema(model: type[BaseModel], mode: Literal["validation", "serialization"]
 
 
 # --------------------------------------------------------------------------------------- the server
-def mcp_server(manager: AgentService, *, correlation_id: str | None = None) -> Server[Any]:
-    """The MCP server over ``manager``; cheap to build, so one is built per request."""
-    tools = AgentTools(manager, correlation_id=correlation_id)
+def mcp_server(
+    manager: AgentService,
+    *,
+    messages: MessageService | None = None,
+    correlation_id: str | None = None,
+) -> Server[Any]:
+    """The MCP server over ``manager`` (and ``messages`` for the thinking tools); cheap to
+    build, so one is built per request."""
+    tools = AgentTools(manager, messages=messages, correlation_id=correlation_id)
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None

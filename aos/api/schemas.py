@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from aos.api.paths import DEFAULT_PAGE, MAX_HISTORY_PAGE, MAX_HISTORY_TYPES
+from aos.domain.conversation import TurnState
 from aos.domain.history import HISTORY_PREFIX, HistoryKind, HistoryQuery, HistoryRecord
 from aos.domain.models import (
     AGENT_ID_PATTERN,
@@ -48,7 +49,6 @@ from aos.domain.models import (
     format_timestamp,
     full_match,
 )
-from aos.domain.conversation import TurnState
 from aos.domain.turns import TurnStatus
 from aos.domain.validation import parse
 from aos.errors import InvalidInputError

@@ -61,7 +61,9 @@ async def _serve(runtime: AppRuntime, req: func.HttpRequest, client: Any) -> fun
         hosts = runtime.settings.local_allowed_hosts
         local = not runtime.settings.in_azure and "*" not in hosts
         security = local_transport_security(hosts) if local else None
-        server = mcp_server(runtime.manager(client), correlation_id=correlation)
+        server = mcp_server(
+            runtime.manager(client), messages=runtime.messages(client), correlation_id=correlation
+        )
         app = asgi_app(server, security=security, max_body_bytes=MAX_BODY_BYTES)
         response: func.HttpResponse = await func.AsgiMiddleware(app).handle_async(req)
     except Exception as exc:
