@@ -35,6 +35,8 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.e2e, pytest.mark.azurite]
 T = TypeVar("T")
 
 TOOLS = {
+    "ask_agent",
+    "get_turn",
     "send_event",
     "add_goal",
     "update_goal",
@@ -287,6 +289,30 @@ async def test_reminder_tools(host: HostProcess) -> None:
             session, "cancel_reminder", agent_id="planner", reminder_id="weekly"
         )
         assert "no reminder" in error
+
+
+async def test_ask_agent_starts_a_turn_and_answers_its_reply(host: HostProcess) -> None:
+    """With no model configured the local host's offline model answers: a message that starts
+    with a tool's name calls it (here update_state), then it replies with the result."""
+    await register(host, {"agent_id": "clerk", "purpose": "Keep the books tidy"})
+    async with mcp_session(f"{host.base_url}/api/mcp") as session:
+        turn = await call(
+            session, "ask_agent", agent_id="clerk",
+            message='update_state key=ledger value="balanced"', message_id="ask-1",
+        )  # fmt: skip
+        assert turn["status"] == "completed", turn
+        assert turn["offline"] is True
+        assert turn["tool_calls"][0]["name"] == "update_state"
+        assert "update_state" in turn["reply"]
+        context = await read_json(session, "aos://agents/clerk/context")
+        assert context["state"] == {"ledger": "balanced"}
+        assert context["turns"]["completed"] == 1
+        again = await call(session, "get_turn", agent_id="clerk", turn_id=turn["turn_id"])
+        assert again["reply"] == turn["reply"]
+        missing = await call_error(
+            session, "get_turn", agent_id="clerk", turn_id="turn-" + "0" * 32
+        )
+        assert "has no turn" in missing
 
 
 async def test_errors_are_mcp_errors(host: HostProcess) -> None:
