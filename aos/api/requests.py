@@ -12,6 +12,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
+from aos.domain.conversation import TURN_ID_PATTERN
 from aos.domain.models import AGENT_ID_PATTERN, full_match
 from aos.errors import (
     FieldError,
@@ -134,6 +135,13 @@ def _bad_json(reason: str, kind: str) -> InvalidInputError:
 def path_id(req: func.HttpRequest, name: str) -> str:
     """A route parameter that must be an AOS id: 400 before anything touches storage."""
     value = str(req.route_params.get(name, ""))
+    if name == "turn_id":
+        if not full_match(TURN_ID_PATTERN, value):
+            raise InvalidInputError(
+                "turn_id must be 'turn-' and 32 hexadecimal digits (as POST …/messages answers)",
+                [FieldError(("path", name), "invalid turn id", "string_pattern_mismatch")],
+            )
+        return value
     if not full_match(AGENT_ID_PATTERN, value):
         raise InvalidInputError(
             f"{name} must be 1-64 characters of letters, digits, '_', '.' or '-', starting with a "
