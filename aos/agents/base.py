@@ -101,6 +101,7 @@ class PerpetualAgent:
         purpose_scope: str = "",
         success_criteria: Sequence[str] = (),
         subscriptions: Sequence[str] = (),
+        requires_approval: Sequence[str] = (),
         limits: Limits | None = None,
         context_server: ContextServer | None = None,
     ) -> None:
@@ -114,6 +115,7 @@ class PerpetualAgent:
                 "success_criteria": tuple(success_criteria),
                 "adapter_name": adapter_name,
                 "subscriptions": tuple(subscriptions),
+                "requires_approval": tuple(requires_approval),
             },
             what="agent spec",
         )

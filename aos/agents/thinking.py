@@ -69,14 +69,14 @@ def tool_catalog(agent: PerpetualAgent) -> list[dict[str, Any]]:
     """Every tool this agent's model may call, as the turn orchestration needs them."""
     from aos.agents.purpose import PurposeDrivenAgent
 
+    gated = set(agent.document.raw["spec"].get("requires_approval") or ())
     catalog = [
-        {**_spec_json(spec), "needs_approval": False, "builtin": True}
+        {**_spec_json(spec), "needs_approval": spec.name in gated, "builtin": True}
         for spec in builtin_tool_specs(purpose_driven=isinstance(agent, PurposeDrivenAgent))
     ]
     for tool in kind_tools(type(agent)).values():
-        catalog.append(
-            {**_spec_json(tool.spec), "needs_approval": tool.needs_approval, "builtin": False}
-        )
+        needs = tool.needs_approval or tool.name in gated
+        catalog.append({**_spec_json(tool.spec), "needs_approval": needs, "builtin": False})
     return catalog
 
 

@@ -108,7 +108,7 @@ class AgentPatch(SpecChanges):
         if not self.model_fields_set:
             raise ValueError(
                 "give at least one of purpose, purpose_scope, success_criteria, adapter_name, "
-                "subscriptions"
+                "subscriptions, requires_approval"
             )
         return self
 

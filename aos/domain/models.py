@@ -200,6 +200,15 @@ AdapterName = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
 Criteria = Annotated[tuple[Criterion, ...], Field(max_length=20)]
 Subscriptions = Annotated[tuple[Subscription, ...], Field(max_length=32)]
 Progress = Annotated[float, Field(ge=0.0, le=1.0)]
+ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+ApprovalList = Annotated[
+    tuple[ToolName, ...],
+    Field(
+        max_length=32,
+        description="tools whose calls wait for someone's approval before they run (built-in "
+        "ones such as send or publish, or the kind's own)",
+    ),
+]
 
 
 class SpecFields(BaseModel):
@@ -213,8 +222,9 @@ class SpecFields(BaseModel):
     success_criteria: Criteria = ()
     adapter_name: AdapterName = "default"
     subscriptions: Subscriptions = ()
+    requires_approval: ApprovalList = ()
 
-    _dedupe = field_validator("success_criteria", "subscriptions")(_unique)
+    _dedupe = field_validator("success_criteria", "subscriptions", "requires_approval")(_unique)
 
 
 class AgentSpec(SpecFields, _State):
@@ -233,9 +243,15 @@ class SpecChanges(_Input):
     success_criteria: Criteria | SkipJsonSchema[None] = None
     adapter_name: AdapterName | SkipJsonSchema[None] = None
     subscriptions: Subscriptions | SkipJsonSchema[None] = None
+    requires_approval: ApprovalList | SkipJsonSchema[None] = None
 
     _not_null = field_validator(
-        "purpose", "purpose_scope", "success_criteria", "adapter_name", "subscriptions"
+        "purpose",
+        "purpose_scope",
+        "success_criteria",
+        "adapter_name",
+        "subscriptions",
+        "requires_approval",
     )(not_null)
 
 

@@ -35,7 +35,7 @@ def test_the_signatures_users_rely_on() -> None:
 
     assert parameters(aos.PerpetualAgent.__init__) == [
         "agent_id", "adapter_name", "purpose", "purpose_scope", "success_criteria",
-        "subscriptions", "limits", "context_server",
+        "subscriptions", "requires_approval", "limits", "context_server",
     ]  # fmt: skip
     assert parameters(aos.AgentManager.__init__) == [
         "kinds",

@@ -349,3 +349,22 @@ def test_think_outside_a_handler_says_how_to_start_a_turn() -> None:
     agent = PerpetualAgent("lonely")
     with pytest.raises(Exception, match="POST /api/agents"):
         agent.think("hello")
+
+
+@pytest.mark.asyncio
+async def test_an_agent_may_require_approval_for_built_in_tools() -> None:
+    model = Scripted([calls(("update_state", {"key": "k", "value": 1})), text("asked")])
+    asked: list[dict[str, Any]] = []
+
+    def refuse(status: dict[str, Any]) -> bool:
+        asked.append(dict(status))
+        return False
+
+    manager = AgentManager(model=model, approve=refuse)
+    manager.register_agent(Buyer("b", requires_approval=["update_state"]))
+    outcome = await manager.send_message("b", "set k")
+    assert asked[0]["tool_call"]["name"] == "update_state"
+    assert outcome["tool_calls"][0]["error"] == "refused"
+    agent = manager.get_agent("b")
+    assert agent is not None
+    assert agent.context.state == {}
