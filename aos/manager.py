@@ -28,7 +28,7 @@ from aos.adapters.memory import (
     InMemoryReminderScheduler,
     InMemoryTurnScheduler,
 )
-from aos.agents import AgentKinds, PerpetualAgent
+from aos.agents import AgentKinds, PerpetualAgent, PurposeDrivenAgent
 from aos.agents.entity import AgentEntity
 from aos.domain.contexts import ContextServer, ContextStore
 from aos.domain.document import ContextDocument
@@ -84,6 +84,7 @@ class AgentManager:
         turn_budget: TurnBudget | None = None,
     ) -> None:
         self.model: ChatModel = model if model is not None else OfflineModel()
+        self._judge = model
         self.approve = approve
         self.turn_budget = turn_budget if turn_budget is not None else TurnBudget()
         self.turns = InMemoryTurnScheduler()
@@ -130,6 +131,12 @@ class AgentManager:
         self.index.put(IndexEntry(spec=agent.spec, status=IndexStatus.ACTIVE))
         self.entities.load(agent.agent_id, agent.document.raw)
         agent.context_server = self.contexts
+        if (
+            self._judge is not None
+            and isinstance(agent, PurposeDrivenAgent)
+            and agent.model is None
+        ):
+            agent.model = self._judge  # the seed's async API judges with the manager's model
         self._agents[agent.agent_id] = agent
         return agent
 

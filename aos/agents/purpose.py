@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from pydantic import JsonValue
 
 from aos.agents.base import PerpetualAgent
+from aos.agents.judgement import Judge, judge_alignment, judge_options
 from aos.alignment import AlignmentResult, AlignmentScorer, LexicalAlignmentScorer, PurposeProfile
 from aos.domain.document import id_digest, truncate_escaped
 from aos.domain.models import (
@@ -49,6 +50,10 @@ class PurposeDrivenAgent(PerpetualAgent):
 
     kind: ClassVar[str] = "purpose-driven"
     scorer: AlignmentScorer = LexicalAlignmentScorer()
+    model: Judge | None = None
+    """The language model the seed's async API judges with (``evaluate_purpose_alignment``,
+    ``make_purpose_driven_decision``); ``None``: the lexical scorer, which is also the fallback
+    whenever the model gives no usable answer. ``AgentManager(model=...)`` sets it."""
 
     # ------------------------------------------------------------------------------ alignment
     def profile(self) -> PurposeProfile:
@@ -65,22 +70,36 @@ class PurposeDrivenAgent(PerpetualAgent):
         return self.scorer.score(action, self.profile())
 
     async def evaluate_purpose_alignment(self, action: Any) -> float:
-        """The seed's API: the alignment score alone, in [0, 1]."""
+        """The seed's API: the alignment score alone, in [0, 1] -- the model's when the agent
+        has one that answers, else the lexical scorer's."""
+        if self.model is not None:
+            judged = await judge_alignment(self.model, self.profile(), action)
+            if judged is not None:
+                return judged.score
         return self.score_alignment(action).score
 
     # ------------------------------------------------------------------------------ decisions
-    def decide(self, request: DecisionRequest | Mapping[str, Any]) -> Decision:
-        """Choose the option best aligned with the purpose (ties go to the earlier option).
+    def decide(
+        self,
+        request: DecisionRequest | Mapping[str, Any],
+        *,
+        judged: tuple[tuple[float, ...], str] | None = None,
+    ) -> Decision:
+        """Choose the option best aligned with the purpose (ties go to the earlier option):
+        by the scorer, or by ``judged`` (scores per option and why, from the agent's model).
 
         The same ``decision_id`` always yields the same choice; it is recorded only once.
         """
         request = parse(DecisionRequest, request, what="decision request")
-        profile = self.profile()
-        results = [self.scorer.score(option, profile) for option in request.options]
-        scores = tuple(r.score for r in results)
+        if judged is not None:
+            scores, why = judged
+        else:
+            profile = self.profile()
+            results = [self.scorer.score(option, profile) for option in request.options]
+            scores = tuple(r.score for r in results)
         best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-        chosen = results[best]
-        why = "; ".join(chosen.reasons[:2])
+        if judged is None:
+            why = "; ".join(results[best].reasons[:2])
         counters = self.context.counters
         digest = id_digest(request.decision_id, "decision")
         duplicate = self.document.has_processed(digest)
@@ -107,8 +126,13 @@ class PurposeDrivenAgent(PerpetualAgent):
         self, context: DecisionRequest | Mapping[str, Any]
     ) -> Decision:
         """The seed's API: ``context`` carries ``options`` (and optionally ``context`` and
-        ``decision_id``); the decision is recorded and the context saved."""
-        decision = self.decide(context)
+        ``decision_id``); the decision is recorded and the context saved. With a model, the
+        model scores the options (the scorer does when it gives no usable answer)."""
+        request = parse(DecisionRequest, context, what="decision request")
+        judged = None
+        if self.model is not None:
+            judged = await judge_options(self.model, self.profile(), request.options)
+        decision = self.decide(request, judged=judged)
         await self.save_state()
         return decision
 

@@ -368,3 +368,29 @@ async def test_an_agent_may_require_approval_for_built_in_tools() -> None:
     agent = manager.get_agent("b")
     assert agent is not None
     assert agent.context.state == {}
+
+
+@pytest.mark.asyncio
+async def test_the_seed_api_judges_with_the_model_and_falls_back_to_the_scorer() -> None:
+    options = {"options": ["paint the walls", "stock more widgets"], "decision_id": "d-1"}
+    judged = Scripted(
+        [
+            text('{"scores": [0.9, 0.2], "rationale": "fresh walls sell widgets"}'),
+            text('```json\n{"score": 0.42, "reasons": ["half related"]}\n```'),
+            text("I would rather not say"),
+            ModelError("unavailable", retryable=True, status=503),
+        ]
+    )
+    manager = AgentManager(model=judged)
+    agent = manager.register_agent(Buyer("b", purpose="Keep the shop stocked with widgets"))
+    assert isinstance(agent, GenericPurposeDrivenAgent)
+    decision = await agent.make_purpose_driven_decision(options)
+    assert decision.chosen == "paint the walls"  # the model's choice, not the scorer's
+    assert "fresh walls sell widgets" in decision.rationale
+    assert await agent.evaluate_purpose_alignment("widgets") == 0.42
+    lexical = agent.score_alignment("stock more widgets").score
+    assert await agent.evaluate_purpose_alignment("stock more widgets") == lexical  # not JSON
+    assert await agent.evaluate_purpose_alignment("stock more widgets") == lexical  # raised
+    offline = AgentManager().register_agent(Buyer("o", purpose="Keep the shop stocked"))
+    assert isinstance(offline, GenericPurposeDrivenAgent)
+    assert offline.model is None  # no model given: the scorer decides, as before
