@@ -25,12 +25,13 @@ _STATUS_TEXT = {
     202: "Accepted: the change is applied asynchronously",
     204: "No content",
     400: "The request is not valid (the failing fields are listed)",
-    404: "Unknown agent, goal or letter",
+    404: "Unknown agent, goal, turn or letter",
     405: "Method not allowed",
     409: "Conflict with the agent's current state",
     413: "Body over 64 KB",
     415: "Body is not application/json",
     422: "A limit would be exceeded",
+    429: "Busy: the agent has as many turns waiting as it may; try again later",
     503: "Storage unavailable",
 }
 
