@@ -12,6 +12,8 @@ Exit codes say what happened, so scripts can branch on them:
     6     limit exceeded: too many goals, or state too large
     7     unavailable: storage unreachable, the app unreachable, or health degraded
     8     the function key is missing or was rejected (401/403)
+    9     busy: the agent has too many turns waiting (429); try again later
+    10    the turn failed, or did not finish within --timeout (``aos agents ask``)
     ====  ===========================================================================
 """
 
@@ -20,8 +22,10 @@ from __future__ import annotations
 import sys
 
 from aos.cli._commands import app
+from aos.client import TurnTimeoutError
 from aos.errors import (
     AOSError,
+    BusyError,
     ConflictError,
     InvalidInputError,
     LimitExceededError,
@@ -38,6 +42,8 @@ EXIT_CODES: dict[type[AOSError], int] = {
     ConflictError: 5,
     LimitExceededError: 6,
     StorageError: 7,
+    BusyError: 9,
+    TurnTimeoutError: 10,
 }
 
 
