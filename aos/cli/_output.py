@@ -147,6 +147,10 @@ class Printer:
                 "last_event": context.last_event.event_id if context.last_event else None,
                 "state": context.state,
                 "last_active_at": context.last_active_at,
+                "turn_running": context.turns.active,
+                "turns_queued": list(context.turns.queued),
+                "turns_completed": context.turns.completed,
+                "turns_failed": context.turns.failed,
             },
             title=f"Agent {context.agent_id}",
         )

@@ -223,6 +223,9 @@ def test_ask_and_turns_commands(host: HostProcess) -> None:
     table = aos(host, "-o", "table", "turns", "show", agent_id, turn["turn_id"])
     assert table.returncode == 0, table.stderr
     assert "update_state" in table.stdout
+    shown = aos(host, "-o", "table", "agents", "show", agent_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "turns_completed" in shown.stdout
 
     # in a terminal (table) the answer is the reply alone
     said = aos(host, "-o", "table", "agents", "ask", agent_id, "How are tickets going?")
