@@ -7,8 +7,9 @@ Exit codes say what happened, so scripts can branch on them:
     1     any other error (the service failed, or answered something unexpected)
     2     wrong usage: an unknown command or option, a bad argument (Click's code)
     3     invalid input: the service (or the client, before sending) rejected a field
-    4     not found: no such agent, goal or dead letter
-    5     conflict: the agent exists already, or changed concurrently
+    4     not found: no such agent, goal, turn, reminder or dead letter
+    5     conflict: the agent exists already, or changed concurrently, or the turn waits for
+          no approval
     6     limit exceeded: too many goals, or state too large
     7     unavailable: storage unreachable, the app unreachable, or health degraded
     8     the function key is missing or was rejected (401/403)
