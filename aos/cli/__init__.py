@@ -7,11 +7,14 @@ Exit codes say what happened, so scripts can branch on them:
     1     any other error (the service failed, or answered something unexpected)
     2     wrong usage: an unknown command or option, a bad argument (Click's code)
     3     invalid input: the service (or the client, before sending) rejected a field
-    4     not found: no such agent, goal or dead letter
-    5     conflict: the agent exists already, or changed concurrently
+    4     not found: no such agent, goal, turn, reminder or dead letter
+    5     conflict: the agent exists already, or changed concurrently, or the turn waits for
+          no approval
     6     limit exceeded: too many goals, or state too large
     7     unavailable: storage unreachable, the app unreachable, or health degraded
     8     the function key is missing or was rejected (401/403)
+    9     busy: the agent has too many turns waiting (429); try again later
+    10    the turn failed, or did not finish within --timeout (``aos agents ask``)
     ====  ===========================================================================
 """
 
@@ -20,8 +23,10 @@ from __future__ import annotations
 import sys
 
 from aos.cli._commands import app
+from aos.client import TurnTimeoutError
 from aos.errors import (
     AOSError,
+    BusyError,
     ConflictError,
     InvalidInputError,
     LimitExceededError,
@@ -38,6 +43,8 @@ EXIT_CODES: dict[type[AOSError], int] = {
     ConflictError: 5,
     LimitExceededError: 6,
     StorageError: 7,
+    BusyError: 9,
+    TurnTimeoutError: 10,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from aos.cli._output import Output, Printer, default_output
-from aos.client import AosClient
+from aos.client import AosClient, TurnResource
 from aos.client._calls import RecordKind
 from aos.client._config import KEY_VARIABLE, URL_VARIABLE
 from aos.domain.models import GoalStatus
@@ -29,7 +30,11 @@ Output is a table in a terminal and JSON when piped; -o chooses.
 
 EXIT_CODES = """Exit codes: 0 done; 1 any other error; 2 wrong usage; 3 invalid input;
 4 not found; 5 conflict; 6 limit exceeded; 7 unavailable (storage, network, or health
-degraded); 8 function key missing or rejected."""
+degraded); 8 function key missing or rejected; 9 busy (too many turns waiting); 10 the turn
+failed or did not finish in time."""
+TURN_FAILED = 10
+"""The exit code of ``aos agents ask`` when the turn failed (and, via ``aos.cli.EXIT_CODES``,
+when it did not finish within --timeout)."""
 
 app = typer.Typer(
     name="aos",
@@ -54,7 +59,14 @@ dead_app = typer.Typer(
 app.add_typer(agents_app, name="agents")
 app.add_typer(goals_app, name="goals")
 app.add_typer(events_app, name="events")
+turns_app = typer.Typer(
+    help="An agent's turns (what a message started): show one, approve or refuse its tool call.",
+    no_args_is_help=True,
+)
+reminders_app = typer.Typer(help="An agent's reminders: list, set, cancel.", no_args_is_help=True)
 app.add_typer(dead_app, name="deadletters")
+app.add_typer(turns_app, name="turns")
+app.add_typer(reminders_app, name="reminders")
 
 
 @dataclass
@@ -244,9 +256,98 @@ def agents_delete(
     _done(session, {"agent_id": agent_id, "status": "deleted"}, f"Deleted agent {agent_id}.")
 
 
-# ---------------------------------------------------------------------------------- goals
 AgentArg = Annotated[str, typer.Argument(help="The agent's id.")]
 GoalArg = Annotated[str, typer.Argument(help="The goal's id.")]
+TurnArg = Annotated[str, typer.Argument(help="The turn's id (turn-…, as `aos agents ask` shows).")]
+
+
+@agents_app.command("ask")
+def agents_ask(
+    ctx: typer.Context,
+    agent_id: AgentArg,
+    message: Annotated[str, typer.Argument(help="What to say (1 to 16000 characters).")],
+    message_id: Annotated[
+        str | None,
+        typer.Option("--message-id", help="The message's id; the same id twice is one turn."),
+    ] = None,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Only queue the message; print the turn's id.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0.0, help="Seconds to wait for the turn (exit 10 after).")
+    ] = 60.0,
+) -> None:
+    """Say something to an agent and print its reply (the whole turn with -o json).
+
+    The agent thinks (a turn: its model, its tools) and answers. Exit code 10 when the turn
+    failed or did not finish within --timeout. A turn that waits for a tool call to be
+    approved prints the call and the `aos turns approve` command that lets it go on.
+
+    aos agents ask support "How many tickets are open?"
+    """
+    session = _session(ctx)
+    with session.client() as aos:
+        if no_wait:
+            accepted = aos.send_message(agent_id, message, message_id=message_id)
+            session.out.record(accepted, title="Queued")
+            if session.output is Output.table:
+                session.out.message(f"Follow it: aos turns show {agent_id} {accepted.turn_id}")
+            return
+        turn = aos.ask(agent_id, message, message_id=message_id, timeout=timeout)
+    _answer(session, turn)
+
+
+def _answer(session: Session, turn: TurnResource) -> None:
+    """A settled turn: the reply (table) or the turn (json); a failed one exits 10."""
+    if session.output is Output.json:
+        session.out.json(turn)
+    elif turn.status == "completed":
+        print(turn.reply or "", flush=True)
+    elif turn.status == "waiting_approval":
+        session.out.turn(turn)
+    if turn.status == "waiting_approval" and turn.waiting_for is not None:
+        pending = turn.waiting_for
+        where = f"{turn.agent_id} {turn.turn_id}"
+        print(
+            f"Turn {turn.turn_id} waits for approval to call {pending.name}({pending.arguments}).\n"
+            f"  approve: aos turns approve {where}\n"
+            f"  refuse:  aos turns approve {where} --refuse --reason '...'",
+            file=sys.stderr if session.output is Output.json else sys.stdout,
+            flush=True,
+        )
+    if turn.status == "failed":
+        print(f"aos: error: turn {turn.turn_id} failed: {turn.error}", file=sys.stderr)
+        raise typer.Exit(TURN_FAILED)
+
+
+# ---------------------------------------------------------------------------------- turns
+@turns_app.command("show")
+def turns_show(ctx: typer.Context, agent_id: AgentArg, turn_id: TurnArg) -> None:
+    """Show a turn: status, reply or error, tool calls, usage, or the call it waits on."""
+    session = _session(ctx)
+    with session.client() as aos:
+        session.out.turn(aos.get_turn(agent_id, turn_id))
+
+
+@turns_app.command("approve")
+def turns_approve(
+    ctx: typer.Context,
+    agent_id: AgentArg,
+    turn_id: TurnArg,
+    refuse: Annotated[
+        bool, typer.Option("--refuse", help="Refuse the tool call instead (the model is told).")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (the model reads it).")
+    ] = None,
+) -> None:
+    """Approve (or --refuse) the tool call a turn waits on; exit 5 when it waits for none."""
+    session = _session(ctx)
+    with session.client() as aos:
+        session.out.turn(aos.approve_turn(agent_id, turn_id, not refuse, reason))
+
+
+# ---------------------------------------------------------------------------------- goals
 Progress = Annotated[float | None, typer.Option(min=0.0, max=1.0, help="From 0 to 1.")]
 
 
@@ -376,6 +477,61 @@ def events_publish(
             _event(event_type, data, event_id, source), correlation_id=correlation_id
         )
     session.out.record(accepted, title="Published")
+
+
+# ---------------------------------------------------------------------------------- reminders
+ReminderArg = Annotated[
+    str, typer.Argument(help="The reminder's id (setting it again replaces it).")
+]
+
+
+@reminders_app.command("list")
+def reminders_list(ctx: typer.Context, agent_id: AgentArg) -> None:
+    """List an agent's active reminders, with when each fires next."""
+    session = _session(ctx)
+    with session.client() as aos:
+        session.out.reminders(aos.list_reminders(agent_id))
+
+
+@reminders_app.command("set")
+def reminders_set(
+    ctx: typer.Context,
+    agent_id: AgentArg,
+    reminder_id: ReminderArg,
+    event_type: Annotated[
+        str, typer.Option("--type", help="The event type it sends the agent, e.g. review.due.")
+    ],
+    data: Data = None,
+    at: Annotated[str | None, typer.Option(help="First at this time (ISO 8601).")] = None,
+    after: Annotated[
+        float | None, typer.Option("--after", min=0.0, help="First after this many seconds.")
+    ] = None,
+    every: Annotated[
+        int | None, typer.Option("--every", min=1, help="Then again every this many seconds.")
+    ] = None,
+) -> None:
+    """Set (or replace) a reminder: an event the agent receives --at a time or --after a delay,
+    and --every so often.
+
+    aos reminders set support weekly --type review.due --after 3600 --every 604800
+    """
+    reminder = _event(event_type, data, None, None)
+    fields = {"at": at, "after_seconds": after, "every_seconds": every}
+    reminder.update({k: v for k, v in fields.items() if v is not None})
+    session = _session(ctx)
+    with session.client() as aos:
+        answer = aos.set_reminder(agent_id, reminder_id, reminder)
+    session.out.record(answer, title=f"Reminder {answer.reminder_id}")
+
+
+@reminders_app.command("cancel")
+def reminders_cancel(ctx: typer.Context, agent_id: AgentArg, reminder_id: ReminderArg) -> None:
+    """Cancel a reminder: it never fires again (exit 4 if there is none)."""
+    session = _session(ctx)
+    with session.client() as aos:
+        aos.cancel_reminder(agent_id, reminder_id)
+    body = {"agent_id": agent_id, "reminder_id": reminder_id, "status": "cancelled"}
+    _done(session, body, f"Cancelled reminder {reminder_id} of {agent_id}.")
 
 
 # ---------------------------------------------------------------------------------- history

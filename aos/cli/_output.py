@@ -12,9 +12,9 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from aos.api.schemas import AgentDetail, AgentResource, HistoryItem
+from aos.api.schemas import AgentDetail, AgentResource, HistoryItem, TurnResource
 from aos.client import DeadLetterItem
-from aos.domain.models import Goal
+from aos.domain.models import Goal, Reminder
 
 
 class Output(StrEnum):
@@ -100,6 +100,24 @@ class Printer:
         columns = ["id", "queue", "dead_lettered_at", "agent_id", "type", "event_id", "reason"]
         self.rows(items, columns, "Dead letters")
 
+    def reminders(self, items: Iterable[Reminder]) -> None:
+        self.rows(items, ["reminder_id", "type", "due", "every_seconds", "data"], "Reminders")
+
+    def turn(self, turn: TurnResource) -> None:
+        """A turn's fields (those it has); its tool calls as ``step. name`` lines."""
+        if self.output is Output.json:
+            return self.json(turn)
+        data = turn.model_dump(mode="json", exclude_none=True)
+        if turn.tool_calls:
+            data["tool_calls"] = "\n".join(
+                f"{c.step}. {c.name}" + (f" (error: {c.error})" if c.error else "")
+                for c in turn.tool_calls
+            )
+        if turn.waiting_for is not None:
+            pending = turn.waiting_for
+            data["waiting_for"] = f"{pending.name}({pending.arguments}) [id {pending.id}]"
+        return self.record(data, title=f"Turn {turn.turn_id}")
+
     def history_line(self, item: HistoryItem) -> None:
         """One record as it arrives (``history --follow``): a JSON line, or a line of text."""
         if self.output is Output.json:
@@ -129,6 +147,10 @@ class Printer:
                 "last_event": context.last_event.event_id if context.last_event else None,
                 "state": context.state,
                 "last_active_at": context.last_active_at,
+                "turn_running": context.turns.active,
+                "turns_queued": list(context.turns.queued),
+                "turns_completed": context.turns.completed,
+                "turns_failed": context.turns.failed,
             },
             title=f"Agent {context.agent_id}",
         )

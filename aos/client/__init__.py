@@ -14,9 +14,14 @@ Every route of the API has a method: agents (``register_agent``, ``put_agent``, 
 ``list_agents``, ``update_agent``, ``delete_agent``), goals (``list_goals``, ``add_goal``,
 ``get_goal``, ``update_goal``, ``remove_goal``), events (``send_event``, ``publish_event``),
 history (``list_history``, ``follow_history``), reminders (``list_reminders``, ``set_reminder``,
-``cancel_reminder``), ``evaluate_alignment``, ``health``, ``openapi`` and dead letters
-(``list_dead_letters``, ``get_dead_letter``, ``replay_dead_letter``, with ``poison=True`` for the
-poison queue). AOS has no message or turn routes yet, so neither has the client.
+``cancel_reminder``), messages and turns (``send_message``, ``get_turn``, ``approve_turn``, and
+``ask``: send, then ``wait_for_turn`` until the turn is completed, failed or waiting for an
+approval), ``evaluate_alignment``, ``health``, ``openapi`` and dead letters (``list_dead_letters``,
+``get_dead_letter``, ``replay_dead_letter``, with ``poison=True`` for the poison queue).
+
+    with AosClient() as aos:
+        turn = aos.ask("cfo", "How is cash flow?", timeout=60)  # TurnTimeoutError after 60 s
+        print(turn.status, turn.reply or turn.error or turn.waiting_for)
 
 Bodies are the route's model (``RegisterAgent``, ``EventIn``, ``GoalCreate``…) or a mapping of
 its fields, checked against the model before anything is sent. Answers are the models the
@@ -35,6 +40,7 @@ problem+json ``type`` (else by status); ``status`` and ``problem`` carry the ans
     ``not-found``                        404     ``NotFoundError``
     ``conflict``                         409     ``ConflictError``
     ``limit-exceeded``                   422     ``LimitExceededError``
+    ``busy``                             429     ``BusyError`` (too many turns waiting)
     ``storage-unavailable``              503     ``StorageError``
     anything else, or no answer          any     ``ServiceError`` (see below)
     ===================================  ======  ===================================
@@ -43,6 +49,8 @@ The last two payload classes are ``InvalidInputError`` too, and every one is an 
 Other answers are mapped by status where one says enough (400, 404, 409, 413, 415: a host's own
 404 for a route it does not serve is a ``NotFoundError``), else they are a ``ServiceError``.
 429 and 503 answers are retried (``Retry``: 4 tries, honouring ``Retry-After``) before they raise.
+``TurnTimeoutError`` (also a ``TimeoutError``) is the client's own: a turn ``ask`` or
+``wait_for_turn`` waited for did not settle in time.
 Importing this package imports neither the Azure Functions SDKs nor any Azure Storage SDK.
 """
 
@@ -56,16 +64,21 @@ from aos.api.schemas import (
     EventIn,
     Health,
     HistoryItem,
+    MessageAccepted,
+    PendingToolCall,
     RegisterAgent,
     ReplaceAgent,
+    ToolCallView,
+    TurnResource,
 )
 from aos.client._async import AsyncAosClient
-from aos.client._calls import PROBLEM_TYPES, Retry
+from aos.client._calls import PROBLEM_TYPES, Retry, TurnTimeoutError
 from aos.client._models import DeadLetterItem, DeadLetterReplayed
 from aos.client._sync import AosClient
 from aos.domain.models import Goal, GoalChanges, GoalCreate
 from aos.errors import (
     AOSError,
+    BusyError,
     ConflictError,
     FieldError,
     InvalidInputError,
@@ -87,6 +100,7 @@ __all__ = [
     "AosClient",
     "AsyncAosClient",
     "BroadcastAccepted",
+    "BusyError",
     "ConflictError",
     "DeadLetterItem",
     "DeadLetterReplayed",
@@ -100,12 +114,17 @@ __all__ = [
     "HistoryItem",
     "InvalidInputError",
     "LimitExceededError",
+    "MessageAccepted",
     "NotFoundError",
     "PayloadTooLargeError",
+    "PendingToolCall",
     "RegisterAgent",
     "ReplaceAgent",
     "Retry",
     "ServiceError",
     "StorageError",
+    "ToolCallView",
+    "TurnResource",
+    "TurnTimeoutError",
     "UnsupportedMediaTypeError",
 ]

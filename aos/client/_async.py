@@ -19,12 +19,15 @@ from aos.api.schemas import (
     EventAccepted,
     Health,
     HistoryItem,
+    MessageAccepted,
+    TurnResource,
 )
 from aos.client import _calls as calls
-from aos.client._calls import Body, Call, Page, RecordKind, Retry
+from aos.client._calls import Body, Call, Page, RecordKind, Retry, TurnWait
 from aos.client._config import DEFAULT_TIMEOUT, headers, resolve_url
 from aos.client._models import DeadLetterItem, DeadLetterReplayed
 from aos.domain.models import Goal, Reminder
+from aos.errors import NotFoundError
 
 __all__ = ["AsyncAosClient"]
 
@@ -155,6 +158,65 @@ class AsyncAosClient:
     async def cancel_reminder(self, agent_id: str, reminder_id: str) -> None:
         """Cancel a reminder: it never fires again (``NotFoundError`` if there is none)."""
         await self._send(calls.cancel_reminder(agent_id, reminder_id))
+
+    # ------------------------------------------------------------------------------ messages
+    async def send_message(
+        self, agent_id: str, content: str, *, message_id: str | None = None
+    ) -> MessageAccepted:
+        """Say something to the agent (1 to 16,000 characters): it starts a turn, which thinks
+        and answers later (``get_turn``). The same ``message_id`` twice is one turn; without one
+        the client makes one, so that its own retries are the same message. ``BusyError`` when
+        the agent has too many turns waiting."""
+        return await self._send(calls.send_message(agent_id, content, message_id))
+
+    async def get_turn(self, agent_id: str, turn_id: str) -> TurnResource:
+        """A turn: its status, and its reply, error, tool calls, or the tool call it waits to have
+        approved. ``NotFoundError`` until the agent knows it (a moment after ``send_message``)."""
+        return await self._send(calls.get_turn(agent_id, turn_id))
+
+    async def approve_turn(
+        self, agent_id: str, turn_id: str, approve: bool, reason: str | None = None
+    ) -> TurnResource:
+        """Approve (or refuse, with ``approve=False`` and a ``reason`` the model reads) the tool
+        call a turn waits on; ``ConflictError`` when it waits for none."""
+        return await self._send(calls.approve_turn(agent_id, turn_id, approve, reason))
+
+    async def ask(
+        self,
+        agent_id: str,
+        content: str,
+        *,
+        message_id: str | None = None,
+        timeout: float = 60.0,  # noqa: ASYNC109  (AosClient.ask's signature; polls, then raises)
+        poll: float = 0.5,
+    ) -> TurnResource:
+        """``send_message``, then ``wait_for_turn``: the turn once it is ``completed`` (see
+        ``reply``), ``failed`` (see ``error``) or ``waiting_approval`` (see ``waiting_for``)."""
+        accepted = await self.send_message(agent_id, content, message_id=message_id)
+        return await self.wait_for_turn(agent_id, accepted.turn_id, timeout=timeout, poll=poll)
+
+    async def wait_for_turn(
+        self,
+        agent_id: str,
+        turn_id: str,
+        *,
+        timeout: float = 60.0,  # noqa: ASYNC109  (as AosClient; the polling itself is bounded)
+        poll: float = 0.5,
+    ) -> TurnResource:
+        """Poll the turn every ``poll`` seconds until it is completed, failed or waiting for an
+        approval; ``TurnTimeoutError`` after ``timeout`` seconds (the turn goes on). A turn still
+        unknown is "not yet" for its first seconds (its message is on the way), then not found."""
+        wait = TurnWait(agent_id, turn_id, timeout, started=asyncio.get_running_loop().time())
+        while True:
+            try:
+                turn = await self.get_turn(agent_id, turn_id)
+            except NotFoundError as error:
+                wait.unknown(error, asyncio.get_running_loop().time())
+            else:
+                if wait.seen(turn):
+                    return turn
+            pause = wait.pause(asyncio.get_running_loop().time(), poll)
+            await asyncio.sleep(pause)
 
     # ------------------------------------------------------------------------------ events
     async def send_event(

@@ -29,16 +29,20 @@ from aos.api.schemas import (
     Health,
     HistoryItem,
     HistoryList,
+    MessageAccepted,
     RegisterAgent,
     ReminderList,
     ReplaceAgent,
+    TurnResource,
 )
 from aos.client._models import DeadLetterItem, DeadLetterList, DeadLetterReplayed
 from aos.domain.history import HistoryKind
 from aos.domain.models import Goal, GoalChanges, GoalCreate, Reminder, new_id
 from aos.domain.reminders import ReminderRequest
+from aos.domain.turns import ApprovalRequest, MessageRequest, TurnStatus
 from aos.errors import (
     AOSError,
+    BusyError,
     ConflictError,
     FieldError,
     InvalidInputError,
@@ -69,6 +73,7 @@ PROBLEM_TYPES: dict[str, type[AOSError]] = {
     "not-found": NotFoundError,
     "conflict": ConflictError,
     "limit-exceeded": LimitExceededError,
+    "busy": BusyError,
     "storage-unavailable": StorageError,
 }
 # answers without a problem type of AOS (a proxy, a host without the route)
@@ -80,6 +85,59 @@ _BY_STATUS: dict[int, type[AOSError]] = {
     415: UnsupportedMediaTypeError,
 }
 RETRY_STATUSES = frozenset({429, 503})
+
+SETTLED: frozenset[TurnStatus] = frozenset({"completed", "failed", "waiting_approval"})
+"""Turn statuses ``ask`` stops at: the turn has an answer, or needs a person's approval."""
+UNKNOWN_TURN_GRACE = 15.0
+"""Seconds a turn just accepted may still be unknown (404): its message is on its way to the
+agent through the events queue."""
+
+
+class TurnTimeoutError(AOSError, TimeoutError):
+    """(``aos.client``) A turn did not complete, fail or wait for an approval in time. It goes on:
+    ``get_turn`` it later. ``turn`` is what was last seen of it (None if it was never seen)."""
+
+    def __init__(
+        self, agent_id: str, turn_id: str, timeout: float, turn: TurnResource | None
+    ) -> None:
+        seen = f"still {turn.status}" if turn is not None else "not yet known to the agent"
+        super().__init__(
+            f"Turn {turn_id} of agent {agent_id!r} is {seen} after {timeout:g} s; "
+            f"it goes on: get it later (`aos turns show {agent_id} {turn_id}`)"
+        )
+        self.agent_id = agent_id
+        self.turn_id = turn_id
+        self.turn = turn
+
+
+@dataclass(slots=True)
+class TurnWait:
+    """The bookkeeping of waiting for a turn, without the I/O or the clock's source (both clients
+    poll with it): when an unknown turn stops being "not yet", and when to give up."""
+
+    agent_id: str
+    turn_id: str
+    timeout: float
+    started: float
+    grace: float = UNKNOWN_TURN_GRACE
+    last: TurnResource | None = None
+
+    def seen(self, turn: TurnResource) -> bool:
+        """True when ``turn`` is settled (return it)."""
+        self.last = turn
+        return turn.status in SETTLED
+
+    def unknown(self, error: NotFoundError, now: float) -> None:
+        """A 404: still "not yet" while the turn is young and was never seen, else raised."""
+        if self.last is not None or now - self.started >= self.grace:
+            raise error
+
+    def pause(self, now: float, poll: float) -> float:
+        """Seconds to sleep before asking again; raises ``TurnTimeoutError`` when time is up."""
+        left = self.started + self.timeout - now
+        if left <= 0:
+            raise TurnTimeoutError(self.agent_id, self.turn_id, self.timeout, self.last)
+        return min(max(poll, 0.0), left)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +392,31 @@ def set_reminder(agent_id: str, reminder_id: str, reminder: Body) -> Call[Remind
 def cancel_reminder(agent_id: str, reminder_id: str) -> Call[None]:
     url = f"/api/agents/{_segment(agent_id)}/reminders/{_segment(reminder_id)}"
     return Call("DELETE", url, _nothing)
+
+
+def send_message(agent_id: str, content: str, message_id: str | None) -> Call[MessageAccepted]:
+    # the client makes the message id when none is given, so a retried POST is the same turn
+    body = _body(
+        MessageRequest,
+        {"content": content, "message_id": new_id() if message_id is None else message_id},
+    )
+    url = f"/api/agents/{_segment(agent_id)}/messages"
+    return Call("POST", url, _model(MessageAccepted), json=body)
+
+
+def get_turn(agent_id: str, turn_id: str) -> Call[TurnResource]:
+    url = f"/api/agents/{_segment(agent_id)}/turns/{_segment(turn_id)}"
+    return Call("GET", url, _model(TurnResource))
+
+
+def approve_turn(
+    agent_id: str, turn_id: str, approve: bool, reason: str | None
+) -> Call[TurnResource]:
+    fields: dict[str, Any] = {"approve": approve}
+    if reason is not None:
+        fields["reason"] = reason
+    url = f"/api/agents/{_segment(agent_id)}/turns/{_segment(turn_id)}/approval"
+    return Call("POST", url, _model(TurnResource), json=_body(ApprovalRequest, fields))
 
 
 def _event(event: Body) -> dict[str, Any]:

@@ -211,6 +211,68 @@ def read_lines(stream: IO[str], into: queue.Queue[str]) -> None:
         into.put(line)
 
 
+def test_ask_and_turns_commands(host: HostProcess) -> None:
+    agent_id = new_id("thinker")
+    ok(host, "agents", "register", agent_id, "--purpose", PURPOSE, "--kind", "generic")
+    turn = ok(host, "agents", "ask", agent_id, 'update_state key=mood value="calm"')
+    assert turn["status"] == "completed", turn
+    assert (turn["offline"], turn["model"]) == (True, "aos-offline")
+    assert turn["tool_calls"][0]["name"] == "update_state"
+    assert ok(host, "agents", "show", agent_id)["state"]["mood"] == "calm"
+    assert ok(host, "turns", "show", agent_id, turn["turn_id"])["reply"] == turn["reply"]
+    table = aos(host, "-o", "table", "turns", "show", agent_id, turn["turn_id"])
+    assert table.returncode == 0, table.stderr
+    assert "update_state" in table.stdout
+    shown = aos(host, "-o", "table", "agents", "show", agent_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "turns_completed" in shown.stdout
+
+    # in a terminal (table) the answer is the reply alone
+    said = aos(host, "-o", "table", "agents", "ask", agent_id, "How are tickets going?")
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.strip()
+    assert "turn_id" not in said.stdout
+
+    # --no-wait queues it; the same --message-id is the same turn
+    message_id = new_id("msg")
+    asked = ("agents", "ask", agent_id, "options: reply now, reply later", "--no-wait")
+    queued = ok(host, *asked, "--message-id", message_id)
+    assert queued["status"] == "queued"
+    assert queued["message_id"] == message_id
+    assert ok(host, *asked, "--message-id", message_id)["turn_id"] == queued["turn_id"]
+
+    def decided() -> Any:
+        shown = aos(host, "turns", "show", agent_id, queued["turn_id"])  # 404 until it arrives
+        found = json.loads(shown.stdout) if shown.returncode == 0 else None
+        return found if found and found["status"] == "completed" else None
+
+    assert wait_for(decided, "the queued turn")["tool_calls"][0]["name"] == "decide"
+
+    # approving a turn that waits for nothing is a conflict; unknown agents and turns not found
+    assert "approval" in fails(host, 5, "turns", "approve", agent_id, turn["turn_id"])
+    fails(host, 5, "turns", "approve", agent_id, turn["turn_id"], "--refuse", "--reason", "no")
+    fails(host, 4, "agents", "ask", new_id("nobody"), "Hello")
+    fails(host, 4, "turns", "show", agent_id, "turn-" + "f" * 32)
+    fails(host, 3, "agents", "ask", agent_id, "")
+
+
+def test_reminders_commands(host: HostProcess) -> None:
+    agent_id = new_id("rem")
+    ok(host, "agents", "register", agent_id, "--purpose", PURPOSE)
+    reminder = ok(
+        host, "reminders", "set", agent_id, "weekly", "--type", "review.due",
+        "--data", '{"team": "support"}', "--after", "3600", "--every", "604800",
+    )  # fmt: skip
+    assert (reminder["reminder_id"], reminder["every_seconds"]) == ("weekly", 604800)
+    assert reminder["data"] == {"team": "support"}
+    listed = ok(host, "reminders", "list", agent_id)
+    assert [r["reminder_id"] for r in listed] == ["weekly"]
+    assert ok(host, "reminders", "cancel", agent_id, "weekly")["status"] == "cancelled"
+    assert ok(host, "reminders", "list", agent_id) == []
+    fails(host, 4, "reminders", "cancel", agent_id, "weekly")
+    fails(host, 3, "reminders", "set", agent_id, "bad", "--type", "review.due")  # no time
+
+
 def test_history_follow_prints_new_events(host: HostProcess) -> None:
     cfo = new_id("cfo")
     with AosClient(host.base_url) as client:

@@ -31,6 +31,7 @@ from aos.client import (
     LimitExceededError,
     NotFoundError,
     ServiceError,
+    TurnResource,
 )
 from devhost.azurite import Azurite, free_port
 
@@ -201,6 +202,57 @@ def test_reminders_set_list_cancel(client: AosClient) -> None:
         client.set_reminder(agent_id, "bad", {"type": "review.due"})  # no time given
 
 
+def test_ask_thinks_with_the_offline_model_and_turns_are_readable(client: AosClient) -> None:
+    agent_id = new_id("thinker")
+    client.register_agent(agent(agent_id, kind="generic"))
+    turn = client.ask(agent_id, 'update_state key=mood value="calm"', timeout=SETTLE_SECONDS)
+    assert turn.status == "completed", turn
+    assert (turn.offline, turn.model, turn.source) == (True, "aos-offline", "message")
+    assert turn.tool_calls is not None
+    assert turn.tool_calls[0].name == "update_state"
+    assert turn.reply
+    wait_for(lambda: client.get_agent(agent_id).state.get("mood") == "calm", "state mood=calm")
+    assert client.get_turn(agent_id, turn.turn_id) == turn
+
+    # the same message_id twice is one turn; options make the offline model call decide
+    message_id = new_id("msg")
+    first = client.send_message(
+        agent_id, "options: ship today, ship next week", message_id=message_id
+    )
+    again = client.send_message(
+        agent_id, "options: ship today, ship next week", message_id=message_id
+    )
+    assert (first.turn_id, first.status) == (again.turn_id, "queued")
+    assert first.message_id == message_id
+    decided = client.wait_for_turn(agent_id, first.turn_id, timeout=SETTLE_SECONDS)
+    assert decided.status == "completed", decided
+    assert decided.tool_calls is not None
+    assert decided.tool_calls[0].name == "decide"
+
+    plain = client.ask(agent_id, "How is the company doing?", timeout=SETTLE_SECONDS)
+    assert plain.status == "completed"
+    assert plain.reply
+    assert plain.tool_calls in (None, [])
+
+
+def test_turn_errors(client: AosClient) -> None:
+    agent_id = new_id("thinker")
+    client.register_agent(agent(agent_id, kind="generic"))
+    turn = client.ask(agent_id, "Hello", timeout=SETTLE_SECONDS)
+    with pytest.raises(ConflictError) as caught:  # it waits for no approval
+        client.approve_turn(agent_id, turn.turn_id, True)
+    assert caught.value.status == 409
+    with pytest.raises(ConflictError):
+        client.approve_turn(agent_id, turn.turn_id, False, reason="no")
+    with pytest.raises(NotFoundError):
+        client.send_message(new_id("nobody"), "Hello")
+    with pytest.raises(NotFoundError):
+        client.get_turn(agent_id, "turn-" + "f" * 32)
+    with pytest.raises(InvalidInputError) as invalid:  # checked before sending
+        client.send_message(agent_id, "")
+    assert invalid.value.status is None
+
+
 def test_an_unreachable_service_is_a_service_error() -> None:
     with AosClient(f"http://127.0.0.1:{free_port()}") as aos, pytest.raises(ServiceError) as caught:
         aos.health()
@@ -272,5 +324,24 @@ def test_the_async_client(host: HostProcess) -> None:
             await aos.delete_agent(ceo)
             with pytest.raises(NotFoundError):
                 await aos.get_agent(ceo)
+
+    asyncio.run(run())
+
+
+def test_the_async_client_asks(host: HostProcess) -> None:
+    async def run() -> None:
+        async with AsyncAosClient(host.base_url) as aos:
+            agent_id = new_id("thinker")
+            await aos.register_agent(agent(agent_id, kind="generic"))
+            turn = await aos.ask(
+                agent_id, 'update_state key=mood value="calm"', timeout=SETTLE_SECONDS
+            )
+            assert isinstance(turn, TurnResource)
+            assert turn.status == "completed", turn
+            assert turn.tool_calls is not None
+            assert turn.tool_calls[0].name == "update_state"
+            assert (await aos.get_turn(agent_id, turn.turn_id)).turn_id == turn.turn_id
+            with pytest.raises(ConflictError):
+                await aos.approve_turn(agent_id, turn.turn_id, True)
 
     asyncio.run(run())
