@@ -5,6 +5,7 @@
 //   app/storage.bicep     storage account, deployment container, AOS queues and tables
 //   app/monitoring.bicep  Log Analytics workspace and Application Insights
 //   app/scheduler.bicep   Durable Task Scheduler and task hub (only with durableBackend=DurableTaskScheduler)
+//   app/model.bicep       Azure OpenAI account and model deployment for thinking agents (unless deployModel=false)
 //   app/rbac.bicep        the identity's role assignments (least privilege)
 //   app/api.bicep         hosting plan and function app, identity-based settings only
 targetScope = 'resourceGroup'
@@ -66,6 +67,31 @@ param schedulerSku string = 'Consumption'
 @maxValue(3)
 param schedulerCapacity int = 1
 
+@description('Deploy an Azure OpenAI account and model deployment for thinking agents, with the app\'s access to it and the AOS_MODELS__default__* settings. false: none of these; agents use the offline model (or settings you add, docs/DEPLOY.md).')
+param deployModel bool = true
+
+@description('deployModel only: the model to deploy (availability differs by region and deployment type).')
+param modelName string = 'gpt-4.1-mini'
+
+@description('deployModel only: the model version.')
+param modelVersion string = '2025-04-14'
+
+@description('deployModel only: GlobalStandard (pay per token, processed in any Azure region), DataZoneStandard (within the data zone) or Standard (in the account\'s region).')
+@allowed([
+  'GlobalStandard'
+  'DataZoneStandard'
+  'Standard'
+])
+param modelDeploymentSku string = 'GlobalStandard'
+
+@description('deployModel only: rate limit of the deployment in units of 1,000 tokens per minute (counts against the subscription\'s regional quota).')
+@minValue(1)
+@maxValue(1000)
+param modelCapacity int = 10
+
+@description('deployModel only: region of the Azure OpenAI account when the model is not offered in the app\'s region; empty means the same region as everything else.')
+param modelLocation string = ''
+
 @description('AOS_TASK_HUB: Durable Functions task hub name (host.json reads it as %AOS_TASK_HUB%).')
 param aosTaskHub string = 'AOSHub'
 
@@ -111,6 +137,9 @@ var functionAppName = 'func-aos-${resourceToken}'
 var useScheduler = durableBackend == 'DurableTaskScheduler'
 var schedulerName = 'dts-aos-${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
+var modelAccountName = 'oai-aos-${resourceToken}'
+// The deployment is named after the model, which is what AOS_MODELS__default__DEPLOYMENT carries.
+var modelDeploymentName = modelName
 
 // App settings read by the AOS code: the same names as in local.settings.json.
 var aosSettings = {
@@ -181,6 +210,21 @@ module scheduler 'app/scheduler.bicep' = if (useScheduler) {
   }
 }
 
+// Azure OpenAI account and model deployment: the default model profile of thinking agents.
+module model 'app/model.bicep' = if (deployModel) {
+  name: 'model'
+  params: {
+    location: empty(modelLocation) ? location : modelLocation
+    tags: tags
+    name: modelAccountName
+    deploymentName: modelDeploymentName
+    modelName: modelName
+    modelVersion: modelVersion
+    deploymentSku: modelDeploymentSku
+    capacity: modelCapacity
+  }
+}
+
 module rbac 'app/rbac.bicep' = {
   name: 'rbac'
   params: {
@@ -192,9 +236,12 @@ module rbac 'app/rbac.bicep' = {
     useScheduler: useScheduler
     schedulerName: schedulerName
     schedulerTaskHubName: aosTaskHub
+    useModel: deployModel
+    modelAccountName: modelAccountName
   }
   dependsOn: [
     scheduler
+    model
   ]
 }
 
@@ -220,8 +267,11 @@ module api 'app/api.bicep' = {
     durableBackend: durableBackend
     schedulerEndpoint: useScheduler ? scheduler.outputs.endpoint : ''
     schedulerTaskHubName: useScheduler ? scheduler.outputs.taskHubName : ''
+    useModel: deployModel
+    modelEndpoint: deployModel ? model.outputs.endpoint : ''
+    modelDeploymentName: deployModel ? model.outputs.deploymentName : ''
   }
-  // The host must be able to reach storage (and the scheduler) the moment it starts.
+  // The host must be able to reach storage (and the scheduler, and the model) the moment it starts.
   dependsOn: [
     rbac
   ]
@@ -236,3 +286,5 @@ output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AOS_TASK_HUB string = aosTaskHub
 output AOS_DURABLE_BACKEND string = durableBackend
 output DURABLE_TASK_SCHEDULER_NAME string = useScheduler ? schedulerName : ''
+output AZURE_OPENAI_ENDPOINT string = deployModel ? model.outputs.endpoint : ''
+output AZURE_OPENAI_DEPLOYMENT string = deployModel ? modelDeploymentName : ''

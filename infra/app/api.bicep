@@ -97,6 +97,15 @@ param schedulerEndpoint string = ''
 @description('DurableTaskScheduler only: name of the task hub in that scheduler.')
 param schedulerTaskHubName string = ''
 
+@description('True when main.bicep deploys the Azure OpenAI account: add the AOS_MODELS__default__* settings.')
+param useModel bool = false
+
+@description('deployModel only: endpoint of the Azure OpenAI account, for example https://<name>.openai.azure.com/.')
+param modelEndpoint string = ''
+
+@description('deployModel only: name of the model deployment in that account.')
+param modelDeploymentName string = ''
+
 var isFlex = hostingPlan == 'FlexConsumption'
 var useScheduler = durableBackend == 'DurableTaskScheduler'
 
@@ -159,11 +168,23 @@ var durableTaskSchedulerSettings = {
   AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName: 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING'
 }
 
+// Only with the Azure OpenAI account (deployModel): the default model profile every agent falls back
+// to (AOS_MODELS__<adapter>__*, adapter "default"). No API key: the app gets Entra tokens for the
+// account with its user-assigned identity, named by CLIENT_ID (the role is in rbac.bicep). Without
+// these settings the app uses its offline model.
+var modelSettings = {
+  AOS_MODELS__default__ENDPOINT: modelEndpoint
+  AOS_MODELS__default__DEPLOYMENT: modelDeploymentName
+  AOS_MODELS__default__API: 'azure_openai'
+  AOS_MODELS__default__CLIENT_ID: identityClientId
+}
+
 var appSettings = union(
   aosSettings,
   platformSettings,
   isFlex ? {} : elasticPremiumSettings,
-  useScheduler ? durableTaskSchedulerSettings : {}
+  useScheduler ? durableTaskSchedulerSettings : {},
+  useModel ? modelSettings : {}
 )
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {

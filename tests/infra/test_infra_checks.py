@@ -28,6 +28,7 @@ REQUIRED_CHECKS = (
     "CKV_AZURE_34",  # blob containers: no public access level
     "CKV_AZURE_70",  # function app: HTTPS only
     "CKV_AZURE_145",  # function app: TLS 1.2 minimum
+    "CKV_AZURE_236",  # Azure OpenAI account: local (key) authentication disabled
 )
 
 VALID_STORAGE = """\
@@ -221,4 +222,7 @@ def test_parameter_file_fallbacks_match_the_bicep_defaults() -> None:
         match = re.fullmatch(r"\$\{(\w+)(?:=(.*))?\}", spec["value"])
         assert match, f"{name}: use an azd ${{VARIABLE}} or ${{VARIABLE=default}}"
         if match.group(2) is not None:
-            assert str(declared[name]["default"]) == match.group(2), name
+            default = declared[name]["default"]
+            # azd turns "true"/"false" into a bool parameter's value, so compare in JSON spelling.
+            expected = json.dumps(default) if isinstance(default, bool) else str(default)
+            assert expected == match.group(2), name

@@ -28,6 +28,8 @@ STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 # https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/integration#durable-task-data-contributor
 DURABLE_TASK_DATA_CONTRIBUTOR = "0ad04412-c4d5-4796-b79c-f76d14c8d402"
+# https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/ai-machine-learning#cognitive-services-openai-user
+COGNITIVE_SERVICES_OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
 
 DTS_CONNECTION = "DURABLE_TASK_SCHEDULER_CONNECTION_STRING"
 # host.json paths overridden by app settings (functions-host-json#override-hostjson-values).
@@ -376,14 +378,17 @@ def test_identity_gets_exactly_the_roles_the_bindings_and_durable_need() -> None
         STORAGE_TABLE_DATA_CONTRIBUTOR: "storage",
         MONITORING_METRICS_PUBLISHER: "applicationInsights",
         DURABLE_TASK_DATA_CONTRIBUTOR: "taskHub",
+        COGNITIVE_SERVICES_OPENAI_USER: "modelAccount",
     }
-    # The storage and telemetry roles always; the task hub's only with the scheduler backend.
+    # The storage and telemetry roles always; the task hub's only with the scheduler backend, the
+    # model account's only with deployModel.
     assert conditions == {
         "blobDataOwner": None,
         "queueDataContributor": None,
         "tableDataContributor": None,
         "metricsPublisher": None,
         "taskHubDataContributor": "useScheduler",
+        "openAiUser": "useModel",
     }
     rbac_params = body(template("main.bicep")["modules"]["rbac"])["params"]
     assert ref(rbac_params["principalId"]) == "identity.outputs.principalId"
@@ -517,7 +522,8 @@ def test_scheduler_settings_are_added_only_for_the_scheduler_backend() -> None:
         "true_value": "durableTaskSchedulerSettings",
         "false_value": {},
     }
-    assert set(union_args) == {"arg_1", "arg_2", "arg_3", "arg_4"}
+    # arg_5 is the model settings (test_the_app_gets_the_four_model_settings_only_when_on).
+    assert set(union_args) == {"arg_1", "arg_2", "arg_3", "arg_4", "arg_5"}
     settings = variable("app/api.bicep", "durableTaskSchedulerSettings")
     assert settings == {
         DTS_CONNECTION: (
@@ -530,7 +536,7 @@ def test_scheduler_settings_are_added_only_for_the_scheduler_backend() -> None:
     for text in strings_in(settings):
         assert not any(marker in text for marker in SECRET_MARKERS), text
     # Nothing else mentions the scheduler: the default deployment's settings are unchanged.
-    for name in ("platformSettings", "elasticPremiumSettings"):
+    for name in ("platformSettings", "elasticPremiumSettings", "modelSettings"):
         for key in variable("app/api.bicep", name):
             assert "durableTask" not in key, key
             assert "DURABLE" not in key, key
@@ -568,7 +574,15 @@ def test_outputs_name_the_app_and_its_url_for_azd() -> None:
         assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name), name
         assert "CONNECTION" not in name, name
         if name.endswith(("_URL", "_URI", "_ENDPOINT")):
-            assert str(output["value"]).startswith("https://"), name
+            value = output["value"]
+            if isinstance(value, dict):
+                # Only for an optional resource: its module's endpoint when deployed, else empty.
+                operands = conditional(value)
+                assert operands["false_value"] == "", name
+                value = ref(operands["true_value"])
+                assert re.fullmatch(r"\w+\.outputs\.endpoint", value), name
+                continue
+            assert str(value).startswith("https://"), name
 
 
 def test_function_app_is_tagged_for_the_azd_service() -> None:
@@ -576,3 +590,209 @@ def test_function_app_is_tagged_for_the_azd_service() -> None:
     assert tags["type"] == "union"
     assert tags["parameters"]["arg_2"] == {"'azd-service-name'": "api"}
     assert variable("main.bicep", "tags") == {"'azd-env-name'": "environmentName"}
+
+
+# -- a model for thinking agents -------------------------------------------------------------------
+
+MODEL_SETTINGS = (
+    "AOS_MODELS__default__ENDPOINT",
+    "AOS_MODELS__default__DEPLOYMENT",
+    "AOS_MODELS__default__API",
+    "AOS_MODELS__default__CLIENT_ID",
+)
+
+
+def decorator(declared: dict[str, Any], kind: str) -> Any:
+    return next(d["argument"] for d in declared["decorators"] if d["type"] == kind)
+
+
+def test_deploy_model_is_a_switch_on_by_default_with_the_model_parameters() -> None:
+    declared = template("main.bicep")["parameters"]
+    assert declared["deployModel"]["type"] == "bool"
+    assert declared["deployModel"]["default"] is True
+    assert declared["modelName"]["default"] == "gpt-4.1-mini"
+    assert declared["modelVersion"]["default"] == "2025-04-14"
+    assert declared["modelDeploymentSku"]["default"] == "GlobalStandard"
+    assert decorator(declared["modelDeploymentSku"], "allowed") == [
+        "GlobalStandard",
+        "DataZoneStandard",
+        "Standard",
+    ]
+    assert declared["modelCapacity"]["type"] == "int"
+    assert declared["modelCapacity"]["default"] == 10
+    assert decorator(declared["modelCapacity"], "min_value") == 1
+    # Empty: the account goes where everything else goes.
+    assert declared["modelLocation"]["default"] == ""
+    location = conditional(body(template("main.bicep")["modules"]["model"])["params"]["location"])
+    assert location["condition"]["function"] == {
+        "type": "empty",
+        "parameters": {"item_to_test": "modelLocation"},
+    }
+    assert (location["true_value"], location["false_value"]) == ("location", "modelLocation")
+
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert {
+        name: parameters[name]["value"]
+        for name in declared
+        if name.startswith(("model", "deployM"))
+    } == {
+        "deployModel": "${AOS_DEPLOY_MODEL=true}",
+        "modelName": "${AOS_MODEL_NAME=gpt-4.1-mini}",
+        "modelVersion": "${AOS_MODEL_VERSION=2025-04-14}",
+        "modelDeploymentSku": "${AOS_MODEL_SKU=GlobalStandard}",
+        "modelCapacity": "${AOS_MODEL_CAPACITY=10}",
+        "modelLocation": "${AOS_MODEL_LOCATION=}",
+    }
+
+
+def test_the_account_and_its_deployment_exist_only_when_deploy_model_is_on() -> None:
+    module = template("main.bicep")["modules"]["model"]
+    assert module["detail"]["path"] == "app/model.bicep"
+    assert module["config"]["condition"] == "deployModel"
+    params = body(module)["params"]
+    assert params["name"] == "modelAccountName"
+    assert variable("main.bicep", "modelAccountName") == "oai-aos-${resourceToken}"
+    assert params["deploymentName"] == "modelDeploymentName"
+    assert variable("main.bicep", "modelDeploymentName") == "modelName"
+    assert {
+        key: params[key] for key in ("modelName", "modelVersion", "deploymentSku", "capacity")
+    } == {
+        "modelName": "modelName",
+        "modelVersion": "modelVersion",
+        "deploymentSku": "modelDeploymentSku",
+        "capacity": "modelCapacity",
+    }
+
+    resources = template("app/model.bicep")["resources"]
+    assert {symbol: declared["type"] for symbol, declared in resources.items()} == {
+        "account": "Microsoft.CognitiveServices/accounts",
+        "deployment": "Microsoft.CognitiveServices/accounts/deployments",
+    }
+    assert ref(body(resources["deployment"])["parent"]) == "account"
+    # Anywhere else an account appears it is the existing one, behind the same switch.
+    for path, symbol, declared in all_resources():
+        if declared["type"].startswith("Microsoft.CognitiveServices/") and path != (
+            "infra/app/model.bicep"
+        ):
+            assert declared["existing"] is True, (path, symbol)
+            assert declared["config"]["condition"] == "useModel", (path, symbol)
+
+
+def test_the_account_is_entra_only_with_a_custom_subdomain_and_storage_network_rules() -> None:
+    account = resource("app/model.bicep", "account")
+    assert account["kind"] == "OpenAI"
+    properties = account["properties"]
+    assert properties["disableLocalAuth"] is True
+    # Entra ID authentication needs a custom subdomain; it is the (unique) account name.
+    assert properties["customSubDomainName"] == "name"
+    assert account["name"] == "name"
+    # The same network choice as the storage account (checkov-skips.yaml says why).
+    storage = resource("app/storage.bicep", "storage")["properties"]
+    assert properties["publicNetworkAccess"] == storage["publicNetworkAccess"] == "Enabled"
+    assert properties["networkAcls"]["defaultAction"] == storage["networkAcls"]["defaultAction"]
+    assert properties["restrictOutboundNetworkAccess"] is True
+    assert properties["allowedFqdnList"] == []
+    # Its own identity, never the app's (which holds the storage roles).
+    assert account["identity"] == {"type": "SystemAssigned"}
+
+
+def test_the_deployment_pins_the_model_and_upgrades_only_when_it_is_retired() -> None:
+    deployment = resource("app/model.bicep", "deployment")
+    assert deployment["name"] == "deploymentName"
+    assert deployment["sku"] == {"name": "deploymentSku", "capacity": "capacity"}
+    assert deployment["properties"] == {
+        "model": {"format": "OpenAI", "name": "modelName", "version": "modelVersion"},
+        "versionUpgradeOption": "OnceCurrentVersionExpired",
+    }
+    outputs = template("app/model.bicep")["outputs"]
+    assert {name: ref(output["value"]) for name, output in outputs.items()} == {
+        "name": "account.name",
+        "endpoint": "account.properties.endpoint",
+        "deploymentName": "deployment.name",
+    }
+
+
+def test_the_app_gets_the_openai_user_role_on_the_account_only_when_on() -> None:
+    rbac = template("app/rbac.bicep")
+    assert variable("app/rbac.bicep", "cognitiveServicesOpenAiUser") == (
+        COGNITIVE_SERVICES_OPENAI_USER
+    )
+    assignment = rbac["resources"]["openAiUser"]
+    assert assignment["config"]["condition"] == "useModel"
+    config = body(assignment)
+    assert config["scope"] == "modelAccount"
+    assert config["properties"]["principalId"] == "principalId"
+    role = config["properties"]["roleDefinitionId"]["function"]["parameters"]
+    assert role["resource_name_1"] == "cognitiveServicesOpenAiUser"
+    account = rbac["resources"]["modelAccount"]
+    assert account["type"] == "Microsoft.CognitiveServices/accounts"
+    assert account["existing"] is True
+    assert account["config"]["condition"] == "useModel"
+    assert body(account)["name"] == "modelAccountName"
+    declared = rbac["parameters"]["useModel"]
+    assert (declared["type"], declared["default"]) == ("bool", False)
+
+    # The name known up front (never the conditional module's output), the switch, and the order.
+    module = body(template("main.bicep")["modules"]["rbac"])
+    assert module["params"]["useModel"] == "deployModel"
+    assert module["params"]["modelAccountName"] == "modelAccountName"
+    assert ref(module["params"]["principalId"]) == "identity.outputs.principalId"
+    assert "model" in module["dependsOn"]
+
+
+def test_the_app_gets_the_four_model_settings_only_when_on() -> None:
+    union_args = variable("app/api.bicep", "appSettings")["function"]["parameters"]
+    assert conditional(union_args["arg_5"]) == {
+        "condition": "useModel",
+        "true_value": "modelSettings",
+        "false_value": {},
+    }
+    assert variable("app/api.bicep", "modelSettings") == {
+        "AOS_MODELS__default__ENDPOINT": "modelEndpoint",
+        "AOS_MODELS__default__DEPLOYMENT": "modelDeploymentName",
+        "AOS_MODELS__default__API": "azure_openai",
+        # The user-assigned identity the app runs as, as for AzureWebJobsStorage__clientId.
+        "AOS_MODELS__default__CLIENT_ID": "identityClientId",
+    }
+    declared = template("app/api.bicep")["parameters"]["useModel"]
+    assert (declared["type"], declared["default"]) == ("bool", False)
+
+    api = body(template("main.bicep")["modules"]["api"])["params"]
+    assert api["useModel"] == "deployModel"
+    assert ref(api["identityClientId"]) == "identity.outputs.clientId"
+    for param, output in (
+        ("modelEndpoint", "model.outputs.endpoint"),
+        ("modelDeploymentName", "model.outputs.deploymentName"),
+    ):
+        operands = conditional(api[param])
+        assert operands["condition"] == "deployModel", param
+        assert ref(operands["true_value"]) == output, param
+        assert operands["false_value"] == "", param
+    # When off, nothing else gives the app a model profile.
+    for name in ("platformSettings", "elasticPremiumSettings", "durableTaskSchedulerSettings"):
+        assert not any("AOS_MODELS" in key for key in variable("app/api.bicep", name)), name
+    assert not any("AOS_MODELS" in key for key in variable("main.bicep", "aosSettings"))
+
+
+def test_the_model_endpoint_and_deployment_are_outputs_only_when_on() -> None:
+    outputs = template("main.bicep")["outputs"]
+    endpoint = conditional(outputs["AZURE_OPENAI_ENDPOINT"]["value"])
+    assert endpoint["condition"] == "deployModel"
+    assert ref(endpoint["true_value"]) == "model.outputs.endpoint"
+    assert conditional(outputs["AZURE_OPENAI_DEPLOYMENT"]["value"]) == {
+        "condition": "deployModel",
+        "true_value": "modelDeploymentName",
+        "false_value": "",
+    }
+
+
+def test_no_model_api_key_anywhere() -> None:
+    # Entra ID only: no template sets, reads or outputs a key for the model.
+    for path in [*INFRA.rglob("*.bicep"), INFRA / "main.parameters.json", ROOT / "azure.yaml"]:
+        text = path.read_text()
+        assert "API_KEY" not in text.upper(), path
+        assert not re.search(r"apiKey|listKeys|key1|key2|@secure", text, re.I), path
+    settings = variable("app/api.bicep", "modelSettings")
+    assert set(settings) == set(MODEL_SETTINGS)
+    for text in strings_in(settings):
+        assert not any(marker in text for marker in SECRET_MARKERS), text
