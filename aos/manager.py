@@ -256,7 +256,9 @@ class AgentManager:
         status: dict[str, Any] = {}
 
         async def wait_for_event(name: str, _timeout: float | None) -> Any:
-            if name != "approval" or self.approve is None:
+            if name == "wake":  # only turns that may run are run here
+                return {"wake": True}
+            if self.approve is None:
                 return None
             answer = self.approve(status)
             return {"approve": answer} if isinstance(answer, bool) else answer

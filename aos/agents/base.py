@@ -458,7 +458,9 @@ class PerpetualAgent:
             cause_id=cause.event_id, hops=cause.hops, go=go, requested_at=cause.created_at,
         )  # fmt: skip
         payload = {"turn_id": turn_id, "source": source, "prompt": prompt, "queued": not go}
-        control = TurnControl(agent_id=self.agent_id, turn_id=turn_id, start=start)
+        # a turn that may run now is also woken: its orchestration may exist already, started
+        # by the API when it took the message, and wait for this agent to know the turn
+        control = TurnControl(agent_id=self.agent_id, turn_id=turn_id, start=start, wake=go)
         self.effects.append(Effect.of_turn("turn_requested", control, payload, cause.event_id))
         return turn_id
 

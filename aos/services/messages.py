@@ -5,7 +5,8 @@ calls -- what ``POST …/messages``, ``GET …/turns/{turn_id}``, ``POST …/app
 A message travels like any event (``MESSAGE_EVENT_TYPE``, through the events queue: validated,
 de-duplicated by its id, dead-lettered if it can never be delivered), so the same ``message_id``
 twice is one turn, and the turn's id is known the moment the message is accepted
-(``turn_id_for``). Until the agent has received it, a turn is ``queued``.
+(``turn_id_for``). The turn's orchestration is started as the message is accepted, so the turn
+is ``queued`` from that moment; it runs once the agent has the message and no other turn runs.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ import time
 from typing import Any
 
 from aos.domain.conversation import MAX_QUEUED_TURNS, TurnState
-from aos.domain.models import Event, new_id
+from aos.domain.models import Event, new_id, utc_now
 from aos.domain.turns import (
     MESSAGE_EVENT_TYPE,
     ApprovalRequest,
     MessageRequest,
+    TurnStart,
     TurnStatus,
     turn_id_for,
     turn_status_of,
 )
-from aos.errors import BusyError, ConflictError, TurnNotFoundError
+from aos.errors import AgentNotFoundError, BusyError, ConflictError, TurnNotFoundError
+from aos.ports.index import IndexStatus
 from aos.ports.turns import TurnScheduler
 from aos.services.agents import AgentService
 
@@ -54,7 +57,20 @@ class MessageService:
                     f"agent {agent_id!r} has {MAX_QUEUED_TURNS} turns waiting already; "
                     "send the message again when one has finished"
                 )
+        entry = await self.agents.index.get(agent_id=agent_id)
+        if entry is None or entry.status is IndexStatus.DEREGISTERING:
+            raise AgentNotFoundError(agent_id)
         message_id = message.message_id or new_id()
+        turn_id = turn_id_for(agent_id, message_id)
+        # The turn's orchestration starts now, so the turn is visible (queued) at once; it waits
+        # until the agent has the message and lets it run. Starting twice is harmless.
+        await self.turns.start(
+            instance_id=turn_id,
+            start=TurnStart(
+                agent_id=agent_id, turn_id=turn_id, prompt=message.content, source="message",
+                cause_id=message_id, go=False, requested_at=utc_now(),
+            ).model_dump(mode="json"),
+        )  # fmt: skip
         event = Event.model_validate(
             {
                 "event_id": message_id, "agent_id": agent_id, "type": MESSAGE_EVENT_TYPE,
@@ -63,7 +79,7 @@ class MessageService:
             }
         )  # fmt: skip
         await self.agents.send_event(event)
-        return message_id, turn_id_for(agent_id, message_id)
+        return message_id, turn_id
 
     async def get_turn(self, agent_id: str, turn_id: str) -> TurnView:
         """The turn's status, reply, tool calls and usage. A turn asked for moments ago whose

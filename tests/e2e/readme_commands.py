@@ -84,6 +84,14 @@ def readme_curl_commands(readme: Path = README) -> list[CurlCommand]:
     return found
 
 
+def readme_section_curl_commands(section: str, readme: Path = README) -> list[CurlCommand]:
+    """The curl commands of every ```bash block of one "## <section>", in README order."""
+    found: list[CurlCommand] = []
+    for block in _bash_blocks(_sections(readme.read_text())[section]):
+        found += _commands(block, section)
+    return found
+
+
 def readme_blocks(section: str, language: str, readme: Path = README) -> list[str]:
     """The fenced ```<language> blocks of one "## <section>", in README order."""
     text = _sections(readme.read_text())[section]

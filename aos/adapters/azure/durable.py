@@ -120,7 +120,7 @@ class DurableTurnScheduler(TurnScheduler):
         if not await self._exists(instance_id):
             raise StorageError(f"turn {instance_id!r} has not started yet; delivered again later")
         try:
-            await self._client.raise_event(instance_id, "wake", None)
+            await self._client.raise_event(instance_id, "wake", {"wake": True})
         except Exception as exc:
             raise durable_error(exc, f"Waking turn {instance_id!r}") from exc
 
