@@ -60,7 +60,7 @@ async def test_register_then_read_the_persisted_context(aos: Aos) -> None:
     assert {k: context[k] for k in listed} == listed == response.json
     assert set(context) - set(listed) == {
         "goals", "state", "last_event", "recent_events", "recent_decisions", "counters",
-        "reminders", "created_at", "last_active_at",
+        "reminders", "turns", "created_at", "last_active_at",
     }  # fmt: skip
     assert context["counters"] == {
         "events_handled": 0,
