@@ -13,6 +13,8 @@ from aos.agents import (
     LeadershipAgent,
     PerpetualAgent,
     PurposeDrivenAgent,
+    ToolContext,
+    tool,
 )
 from aos.alignment import AlignmentResult, AlignmentScorer
 from aos.domain.contexts import ContextMCPServer, ContextStore
@@ -72,6 +74,8 @@ __all__ = [
     "PerpetualAgent",
     "PurposeDrivenAgent",
     "StorageError",
+    "ToolContext",
     "__version__",
     "create_app",
+    "tool",
 ]

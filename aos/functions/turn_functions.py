@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -30,15 +30,9 @@ import azure.functions as func
 from aos.agents.entity import ENTITY_NAME
 from aos.domain.turns import MODEL_ACTIVITY, TOOL_ACTIVITY, TURN_ORCHESTRATOR, TurnStart
 from aos.functions.container import AppRuntime
-from aos.services.turns import (
-    CallEntity,
-    CallModel,
-    CallTool,
-    Command,
-    Now,
-    SetStatus,
-    run_turn,
-)
+
+if TYPE_CHECKING:  # the turn loop loads with the first turn, not when the app is indexed
+    from aos.services.turns import Command
 
 __all__ = ["turn_blueprint"]
 
@@ -53,6 +47,8 @@ def turn_blueprint(runtime: AppRuntime) -> func.Blueprint:
     @bp.orchestration_trigger(context_name="context")
     def aos_turn(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
         """One turn of one agent: model steps and tool calls until a reply (``run_turn``)."""
+        from aos.services.turns import run_turn
+
         start = TurnStart.model_validate(context.get_input())
         turn = run_turn(start, runtime.settings.turn_budget)
         return (yield from drive_orchestration(context, start.agent_id, turn))
@@ -84,6 +80,8 @@ def drive_orchestration(
     """Run ``turn`` as an orchestrator: each command becomes its Durable task (see the module
     docstring); a failed task's exception is thrown into the turn, as the SDK throws it into an
     orchestrator."""
+    from aos.services.turns import CallEntity, CallModel, CallTool, Now, SetStatus
+
     agent = df.EntityId(ENTITY_NAME, agent_id)
     retry = df.RetryOptions(MODEL_STEP_FIRST_RETRY_MS, MODEL_STEP_ATTEMPTS)
     value: Any = None

@@ -17,7 +17,7 @@ EXPECTED_ALL = {
     "ConflictError", "ContextMCPServer", "ContextStore", "Decision", "Event",
     "GenericPurposeDrivenAgent", "Goal", "InvalidInputError", "LeadershipAgent",
     "LimitExceededError", "Limits", "NotFoundError", "PerpetualAgent", "PurposeDrivenAgent",
-    "StorageError", "__version__", "create_app",
+    "StorageError", "ToolContext", "__version__", "create_app", "tool",
 }  # fmt: skip
 
 
