@@ -72,7 +72,8 @@ class PurgeJobs(ABC):
     @abstractmethod
     async def run(self, *, agent_id: str, budget_seconds: float) -> PurgeStatus | None:
         """Delete the next rows of the purge until done or out of time; ``None`` if there is no
-        purge of ``agent_id``. Call again (the next queue message) while not ``done``."""
+        purge of ``agent_id`` or another run took it over. Call again (the next queue message)
+        while not ``done``."""
 
     @abstractmethod
     async def resume(self, *, agent_id: str) -> None:

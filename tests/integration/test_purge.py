@@ -5,6 +5,7 @@ only rows recorded before the purge was asked for are deleted."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -148,3 +149,34 @@ async def test_a_deregistered_agents_history_can_be_purged_later(aos: Aos) -> No
     unknown = await aos.call("GET", "agents/nobody/purge")
     assert unknown.status == 404
     assert unknown.content_type == "application/problem+json"
+
+
+async def test_two_runs_of_one_purge_count_every_row_once(aos: Aos) -> None:
+    """A message delivered twice, or a DELETE repeated while the purge runs: the runs race on
+    the job row (ETags), one gives way, and the counts still add up to the rows deleted."""
+    archive(aos, "a1", 900, generation="2025-01-01T00:00:00Z", age=timedelta(minutes=5))
+
+    def purge_jobs() -> TablePurgeJobs:
+        return TablePurgeJobs(
+            TableClient.from_connection_string(aos.connection_string, aos.settings.history_table),
+            QueueClient.from_connection_string(
+                aos.connection_string, aos.settings.maintenance_queue
+            ),
+        )
+
+    first, second = purge_jobs(), purge_jobs()
+    try:
+        await first.start(agent_id="a1")
+        await asyncio.gather(
+            first.run(agent_id="a1", budget_seconds=600),
+            second.run(agent_id="a1", budget_seconds=600),
+            second.start(agent_id="a1"),  # a repeated DELETE meanwhile
+        )
+        final = await first.run(agent_id="a1", budget_seconds=600)  # the queued message
+        assert final is not None
+        assert final.done
+        assert final.history_deleted == 900
+        assert await keys(aos, "a1") == []
+    finally:
+        await first.close()
+        await second.close()

@@ -35,7 +35,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from aos.adapters.azure.tables import TableAdapter, storage_error
@@ -158,22 +164,37 @@ class _KeyRanges(TableAdapter):
                 if begin and budget.spent():
                     return False
                 chunk = keys[begin : begin + TRANSACTION_ROWS]
-                await self.delete_keys(partition, chunk)
-                await after_batch(len(chunk), chunk[-1])
+                await after_batch(await self.delete_keys(partition, chunk), chunk[-1])
             if len(keys) < KEYS_PER_QUERY:
                 return True
             after = keys[-1]
 
-    async def delete_keys(self, partition: str, keys: list[str]) -> None:
-        """One transaction; if a row is gone meanwhile (another run deleted it) the transaction
-        fails as a whole, and the rows are deleted one by one instead (a missing row is fine)."""
-        operations: list[Any] = [("delete", {"PartitionKey": partition, "RowKey": k}) for k in keys]
-        try:
-            await self._client.submit_transaction(operations)
-        except TableTransactionError:
-            for key in keys:
-                with suppress(ResourceNotFoundError):
-                    await self._client.delete_entity(partition, key)
+    async def delete_keys(self, partition: str, keys: list[str]) -> int:
+        """Delete ``keys`` (ascending) in one transaction; returns how many this call deleted.
+        If a row is gone meanwhile (another run deleted it) the transaction fails as a whole
+        (404): the keys still there are read again and deleted, so each row counts once."""
+        while keys:
+            operations: list[Any] = [
+                ("delete", {"PartitionKey": partition, "RowKey": k}) for k in keys
+            ]
+            try:
+                await self._client.submit_transaction(operations)
+            except TableTransactionError as exc:
+                if exc.status_code != 404:
+                    raise
+                keys = await self._existing(partition, keys)
+                continue
+            return len(keys)
+        return 0
+
+    async def _existing(self, partition: str, keys: list[str]) -> list[str]:
+        wanted = set(keys)
+        rows = self._client.query_entities(
+            "PartitionKey eq @pk and RowKey ge @first and RowKey le @last",
+            parameters={"pk": partition, "first": keys[0], "last": keys[-1]},
+            select=["RowKey"],
+        )
+        return [str(row["RowKey"]) async for row in rows if str(row["RowKey"]) in wanted]
 
 
 class TableRetention(Retention):
@@ -334,14 +355,13 @@ class TablePurgeJobs(PurgeJobs):
         await self._queue.close()
 
     async def start(self, *, agent_id: str) -> PurgeStatus:
+        """A running purge keeps its counts and continues with the later ``requested_at``; the
+        run at work notices the change (ETag) and leaves the rest to the message queued here."""
         now = format_timestamp(utc_now())
-        try:
-            await self._table._ensure_table()
-            existing = await self._row(agent_id)
+
+        def started(existing: dict[str, Any] | None) -> dict[str, Any]:
             running = existing is not None and not existing.get("finished_at")
-            row = {
-                "PartitionKey": MAINTENANCE_PARTITION,
-                "RowKey": _job_key(agent_id),
+            return {
                 "agent_id": agent_id,
                 "requested_at": now,
                 "updated_at": now,
@@ -351,7 +371,10 @@ class TablePurgeJobs(PurgeJobs):
                 else 0,
                 "finished_at": "",
             }
-            await self._table._client.upsert_entity(row, mode=UpdateMode.REPLACE)
+
+        try:
+            await self._table._ensure_table()
+            row = await self._change(agent_id, started)
         except AzureError as exc:
             raise storage_error(exc, f"Recording the purge of {agent_id!r}") from exc
         await self.resume(agent_id=agent_id)
@@ -370,25 +393,47 @@ class TablePurgeJobs(PurgeJobs):
     async def status(self, *, agent_id: str) -> PurgeStatus | None:
         try:
             await self._table._ensure_table()
-            row = await self._row(agent_id)
+            found = await self._row(agent_id)
         except AzureError as exc:
             raise storage_error(exc, f"Reading the purge of {agent_id!r}") from exc
-        return None if row is None else _status(row)
+        return None if found is None else _status(found[0])
 
     async def run(self, *, agent_id: str, budget_seconds: float) -> PurgeStatus | None:
+        """One run at a time does the work: every update of the job row is conditioned on the
+        ETag this run last saw, so a second run (a message delivered twice, a DELETE repeated)
+        that changed the row makes this one add its last batch to the row and stop (``None``)."""
         budget = _Budget.of(budget_seconds, self._clock)
         try:
             await self._table._ensure_table()
-            row = await self._row(agent_id)
-            if row is None or row.get("finished_at"):
-                return None if row is None else _status(row)
+            found = await self._row(agent_id)
+            if found is None or found[0].get("finished_at"):
+                return None if found is None else _status(found[0])
+            row, etag = found
             cutoff = {"cutoff": str(row["requested_at"])}
+
+            async def save(changes: dict[str, Any]) -> None:
+                nonlocal etag
+                row.update(changes, updated_at=format_timestamp(utc_now()))
+                saved = await self._table._client.update_entity(
+                    _plain(row),
+                    mode=UpdateMode.REPLACE,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                etag = str(saved["etag"])
 
             def counting(column: str) -> AfterBatch:
                 async def after_batch(count: int, last: str) -> None:
-                    row[column] = int(row[column]) + count
-                    row["updated_at"] = format_timestamp(utc_now())
-                    await self._table._client.upsert_entity(_plain(row), mode=UpdateMode.REPLACE)
+                    try:
+                        await save({column: int(row[column]) + count})
+                    except ResourceModifiedError:
+
+                        def add(current: dict[str, Any] | None) -> dict[str, Any]:
+                            base = current if current is not None else row
+                            return {**base, column: int(base[column]) + count}
+
+                        await self._change(agent_id, add)
+                        raise _SupersededError from None
 
                 return after_batch
 
@@ -400,19 +445,45 @@ class TablePurgeJobs(PurgeJobs):
                 budget, counting("receipts_deleted"),
             )  # fmt: skip
             if done:
-                now = format_timestamp(utc_now())
-                row.update(updated_at=now, finished_at=now)
-                await self._table._client.upsert_entity(_plain(row), mode=UpdateMode.REPLACE)
+                await save({"finished_at": format_timestamp(utc_now())})
+        except (_SupersededError, ResourceModifiedError):
+            return None
         except AzureError as exc:
             raise storage_error(exc, f"Purging the history of {agent_id!r}") from exc
         return _status(row)
 
-    async def _row(self, agent_id: str) -> dict[str, Any] | None:
+    async def _row(self, agent_id: str) -> tuple[dict[str, Any], str] | None:
         try:
             entity = await self._table._client.get_entity(MAINTENANCE_PARTITION, _job_key(agent_id))
         except ResourceNotFoundError:
             return None
-        return dict(entity)
+        return dict(entity), str(entity.metadata["etag"])
+
+    async def _change(
+        self, agent_id: str, change: Callable[[dict[str, Any] | None], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Read the job row, apply ``change``, write it back if nobody changed it meanwhile
+        (else read again)."""
+        while True:
+            found = await self._row(agent_id)
+            row = _plain(change(None if found is None else found[0]))
+            try:
+                if found is None:
+                    await self._table._client.create_entity(row)
+                else:
+                    await self._table._client.update_entity(
+                        row,
+                        mode=UpdateMode.REPLACE,
+                        etag=found[1],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                continue
+            return row
+
+
+class _SupersededError(Exception):
+    """Another run of the same purge changed the job row: this one stops."""
 
 
 def _job_key(agent_id: str) -> str:
