@@ -400,6 +400,11 @@ class Settings:
         """The queue the Functions host moves a message to after ``maxDequeueCount`` failures."""
         return f"{self.events_queue}-poison"
 
+    @property
+    def maintenance_queue(self) -> str:
+        """The queue whose messages run purges (``DELETE /api/agents/{id}?purge=true``)."""
+        return f"{self.events_queue}-maintenance"
+
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env

@@ -11,7 +11,11 @@ Both are timed the same way (agents are read 16 at a time, each until it shows t
 ratio singles / broadcast compares the paths, not the reads. Target: at least 2x, and broadcast
 time per agent about constant from the smallest N to the largest (linear in N).
 
-    .venv/bin/python bench/broadcast_fanout.py [--sizes 100,200,400]
+Then it checks every event was applied exactly once: it waits until the events queue is empty
+and the host idle, reads every agent again and requires ``events_handled`` to be exactly 3 (the
+warm-up broadcast, the single, the timed broadcast), not merely at least 3.
+
+    .venv/bin/python bench/broadcast_fanout.py [--sizes 300,1200] [--large]   # --large adds 10,000
 
 Prints a table and one JSON line.
 """
@@ -96,8 +100,30 @@ async def broadcast(client: httpx.AsyncClient, ids: list[str], topic: str, count
     return time.perf_counter() - begin
 
 
+async def exactly(client: httpx.AsyncClient, ids: list[str], count: int, queue: Any) -> int:
+    """How many agents did not handle exactly ``count`` events, once the events queue has been
+    empty (visible and leased messages) for 2 s."""
+    quiet_since = None
+    while quiet_since is None or time.perf_counter() - quiet_since < 2:
+        properties = await queue.get_queue_properties()
+        if properties.approximate_message_count:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.perf_counter()
+        await asyncio.sleep(0.2)
+    gate = asyncio.Semaphore(READERS)
+
+    async def handled(agent_id: str) -> int:
+        async with gate:
+            answer = await client.get(f"/api/agents/{agent_id}")
+        return int(answer.json()["counters"]["events_handled"])
+
+    counts = await asyncio.gather(*(handled(i) for i in ids))
+    return sum(1 for c in counts if c != count)
+
+
 async def drive(
-    sizes: list[int], port: int, process: subprocess.Popen[bytes]
+    sizes: list[int], port: int, process: subprocess.Popen[bytes], queue: Any
 ) -> list[dict[str, Any]]:
     rows = []
     limits = httpx.Limits(max_connections=READERS + POSTERS + 4)
@@ -112,6 +138,7 @@ async def drive(
             await broadcast(client, ids, topic, 1)  # warm-up: clients, tables, caches
             single_s = await singles(client, ids, 2)
             broadcast_s = await broadcast(client, ids, topic, 3)
+            wrong = await exactly(client, ids, 3, queue)
             rows.append(
                 {
                     "subscribers": size,
@@ -119,18 +146,29 @@ async def drive(
                     "broadcast_s": round(broadcast_s, 2),
                     "ratio_singles_to_broadcast": round(single_s / broadcast_s, 2),
                     "broadcast_ms_per_subscriber": round(broadcast_s / size * 1000, 2),
+                    "not_exactly_once": wrong,
                 }
             )
     return rows
+
+
+async def drive_with_queue(
+    sizes: list[int], port: int, process: subprocess.Popen[bytes], azurite: Azurite
+) -> list[dict[str, Any]]:
+    from azure.storage.queue.aio import QueueClient
+
+    async with QueueClient.from_connection_string(azurite.connection_string, "aos-events") as queue:
+        return await drive(sizes, port, process, queue)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="100,200,400", help="subscriber counts, comma-separated")
+    parser.add_argument("--sizes", default="300,1200", help="subscriber counts, comma-separated")
+    parser.add_argument("--large", action="store_true", help="also 10,000 subscribers")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",")] + ([10_000] if args.large else [])
     with Azurite() as azurite:
         port = free_port()
         token = uuid.uuid4().hex[:8]
@@ -138,6 +176,7 @@ def main() -> int:
             **os.environ,
             "AzureWebJobsStorage": azurite.connection_string,
             "AOS_TASK_HUB": f"Fan{token}",
+            "AOS_EVENTS_QUEUE": "aos-events",
         }
         command = [sys.executable, "-m", "devhost", "--no-azurite", "--port", str(port)]
         RESULTS.mkdir(exist_ok=True)
@@ -146,7 +185,7 @@ def main() -> int:
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
             try:
-                rows = asyncio.run(drive(sizes, port, process))
+                rows = asyncio.run(drive_with_queue(sizes, port, process, azurite))
             finally:
                 process.terminate()
                 process.wait(20)
@@ -160,12 +199,13 @@ def main() -> int:
             last["broadcast_ms_per_subscriber"] / first["broadcast_ms_per_subscriber"], 2
         ),
     }
+    result["every_event_exactly_once"] = not any(r["not_exactly_once"] for r in rows)
     keys = list(rows[0])
     print("  ".join(f"{k:>28}" for k in keys))
     for row in rows:
         print("  ".join(f"{row[k]!s:>28}" for k in keys))
     print(json.dumps(result))
-    return 0
+    return 0 if result["every_event_exactly_once"] else 1
 
 
 if __name__ == "__main__":

@@ -173,11 +173,13 @@ module storage 'app/storage.bicep' = {
     skuName: storageSku
     deploymentContainerName: deploymentContainerName
     // The Functions runtime moves a message that keeps failing to "<queue>-poison"; creating it up
-    // front makes it visible (and monitorable) before the first failure.
+    // front makes it visible (and monitorable) before the first failure. "<queue>-maintenance"
+    // carries the background purges (DELETE /api/agents/{id}?purge=true).
     queueNames: [
       aosEventsQueue
       aosDeadletterQueue
       '${aosEventsQueue}-poison'
+      '${aosEventsQueue}-maintenance'
     ]
     tableNames: [
       aosAgentsTable

@@ -46,6 +46,7 @@ from aos.api.schemas import (
     HistoryList,
     LetterReplayed,
     MessageAccepted,
+    PurgeJob,
     RegisterAgent,
     ReminderList,
     ReplaceAgent,
@@ -66,6 +67,7 @@ from aos.domain.turns import ApprovalRequest, MessageRequest
 from aos.errors import FieldError, InvalidInputError
 from aos.ports.index import IndexEntry
 from aos.ports.letters import LetterQueue, StoredLetter
+from aos.ports.maintenance import PurgeStatus
 from aos.services.agents import Change
 from aos.services.letters import describe_original
 from aos.version import VERSION
@@ -121,6 +123,9 @@ async def list_agents(call: Call) -> func.HttpResponse:
 
 
 async def delete_agent(call: Call) -> func.HttpResponse:
+    """204 once deregistered; with ``purge`` 202 and the purge's status link, where its
+    progress shows (the rows are deleted in the background); 202 too if the entity has not
+    shown the deregistration yet (repeat the DELETE)."""
     agent_id = path_id(call.req, "agent_id")
     change = await call.manager.deregister_agent(agent_id, purge=query_bool(call.req, "purge"))
     if not change.settled:
@@ -129,7 +134,31 @@ async def delete_agent(call: Call) -> func.HttpResponse:
             202,
             Location=link(call.req, f"agents/{agent_id}"),
         )
+    if isinstance(change.value, PurgeStatus):
+        job = _purge_job(call, change.value)
+        return call.respond(job, 202, Location=job.links["self"])
     return call.respond(None, 204)
+
+
+async def get_purge(call: Call) -> func.HttpResponse:
+    agent_id = path_id(call.req, "agent_id")
+    return call.respond(_purge_job(call, await call.manager.purge_status(agent_id)))
+
+
+def _purge_job(call: Call, status: PurgeStatus) -> PurgeJob:
+    return PurgeJob(
+        agent_id=status.agent_id,
+        status="done" if status.done else "purging",
+        history_deleted=status.history_deleted,
+        receipts_deleted=status.receipts_deleted,
+        requested_at=status.requested_at,
+        updated_at=status.updated_at,
+        finished_at=status.finished_at,
+        links={
+            "self": link(call.req, f"agents/{status.agent_id}/purge"),
+            "history": link(call.req, f"agents/{status.agent_id}/history"),
+        },
+    )
 
 
 async def list_history(call: Call) -> func.HttpResponse:
@@ -433,8 +462,14 @@ OPERATIONS: tuple[ApiOperation, ...] = (
         AgentPatch, (400, 404, 409, 413, 415, 422), also=(202,),
     ),
     ApiOperation(
-        "agent_item", "DELETE", delete_agent, "Deregister an agent", 204, errors=(400, 404, 409),
-        query=(QueryParam("purge", "also delete the agent's archived history", "boolean"),),
+        "agent_item", "DELETE", delete_agent,
+        "Deregister an agent (204). With purge=true (202) its history and delivery receipts are "
+        "deleted in the background: the Location header is the purge's status; an agent "
+        "already deregistered whose history remains can be purged too", 204,
+        errors=(400, 404, 409),
+        query=(
+            QueryParam("purge", "also delete the agent's archived history (background)", "boolean"),
+        ),
         also=(202,),
     ),
     ApiOperation(
@@ -460,6 +495,11 @@ OPERATIONS: tuple[ApiOperation, ...] = (
         "agent_history", "GET", list_history,
         "Archived events and decisions, newest first (paged, filterable)", 200, HistoryList,
         errors=(400, 404), query=_HISTORY_QUERY,
+    ),
+    ApiOperation(
+        "agent_purge", "GET", get_purge,
+        "The agent's last purge: rows deleted so far, done or not", 200, PurgeJob,
+        errors=(400, 404),
     ),
     ApiOperation(
         "agent_reminders", "GET", list_reminders,

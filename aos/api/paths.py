@@ -69,6 +69,7 @@ FUNCTIONS: dict[str, Path] = {
     ),
     "agent_events": Path("agents/{agent_id}/events", ("POST",)),
     "agent_history": Path("agents/{agent_id}/history", ("GET",)),
+    "agent_purge": Path("agents/{agent_id}/purge", ("GET",)),
     "agent_reminders": Path("agents/{agent_id}/reminders", ("GET",)),
     "agent_reminder": Path("agents/{agent_id}/reminders/{reminder_id}", ("DELETE", "PUT")),
     "agent_alignment": Path("agents/{agent_id}/alignment", ("POST",)),

@@ -74,6 +74,7 @@ __all__ = [
     "HistoryList",
     "LetterReplayed",
     "Problem",
+    "PurgeJob",
     "RegisterAgent",
     "ReminderList",
     "ReplaceAgent",
@@ -209,6 +210,19 @@ class EventAccepted(BaseModel):
     agent_id: str
     status: Literal["queued"] = "queued"
     correlation_id: str | None = None
+    links: dict[str, str]
+
+
+class PurgeJob(BaseModel):
+    """A purge of an agent's history and delivery receipts, running in the background."""
+
+    agent_id: str
+    status: Literal["purging", "done"]
+    history_deleted: int = Field(description="history records deleted so far")
+    receipts_deleted: int = Field(description="delivery receipts deleted so far")
+    requested_at: str = Field(description="rows recorded up to this time are deleted")
+    updated_at: str
+    finished_at: str | None = None
     links: dict[str, str]
 
 

@@ -246,7 +246,11 @@ def agents_delete(
     ctx: typer.Context,
     agent_id: Annotated[str, typer.Argument(help="The agent's id.")],
     purge: Annotated[
-        bool, typer.Option("--purge", help="Also delete its history now (else retention does).")
+        bool,
+        typer.Option(
+            "--purge",
+            help="Also delete its history and receipts (in the background; else retention does).",
+        ),
     ] = False,
 ) -> None:
     """Deregister an agent. Its history stays readable until purged."""

@@ -124,7 +124,8 @@ class AsyncAosClient:
         return await self._send(calls.update_agent(agent_id, changes))
 
     async def delete_agent(self, agent_id: str, *, purge: bool = False) -> None:
-        """Deregister the agent; ``purge`` also deletes its history now."""
+        """Deregister the agent; ``purge`` also deletes its history and receipts, in the background
+        (progress at ``GET /api/agents/{id}/purge``)."""
         await self._send(calls.delete_agent(agent_id, purge))
 
     # ------------------------------------------------------------------------------ goals

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold s
     from aos.domain.history import HistoryArchive, HistoryRecord, HistoryWriter
     from aos.ports.index import AgentIndex
     from aos.ports.letters import LetterStore
+    from aos.ports.maintenance import PurgeJobs, Retention
     from aos.ports.models import ChatModel
     from aos.ports.queue import EventQueue
     from aos.ports.receipts import DeliveryReceipts
@@ -47,8 +48,12 @@ class Storage:
     receipts: DeliveryReceipts
     history: HistoryArchive
     letters: LetterStore
+    retention: Retention
+    purges: PurgeJobs
 
     async def close(self) -> None:
+        await self.retention.close()
+        await self.purges.close()
         await self.letters.close()
         await self.index.close()
         await self.queue.close()
@@ -178,6 +183,7 @@ class AppRuntime:
             kinds=self.kinds,
             limits=self.settings.limits,
             receipts=storage.receipts,
+            purges=storage.purges,
             settle_timeout=self.settle_timeout,
             contexts=self.contexts(durable_client),
         )
@@ -227,6 +233,7 @@ class AppRuntime:
         from aos.adapters.azure.clients import queue_client, table_client
         from aos.adapters.azure.history import TableHistoryArchive
         from aos.adapters.azure.letters import TableLetterStore
+        from aos.adapters.azure.maintenance import TablePurgeJobs, TableRetention
         from aos.adapters.azure.queues import AzureEventQueue
         from aos.adapters.azure.receipts import TableDeliveryReceipts
         from aos.adapters.cached_index import CachedAgentIndex
@@ -243,4 +250,9 @@ class AppRuntime:
             receipts=TableDeliveryReceipts(table_client(settings.storage, settings.history_table)),
             history=TableHistoryArchive(table_client(settings.storage, settings.history_table)),
             letters=TableLetterStore(table_client(settings.storage, settings.deadletter_table)),
+            retention=TableRetention(table_client(settings.storage, settings.history_table)),
+            purges=TablePurgeJobs(
+                table_client(settings.storage, settings.history_table),
+                queue_client(settings.storage, settings.maintenance_queue),
+            ),
         )

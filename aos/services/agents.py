@@ -46,6 +46,7 @@ from aos.errors import (
 )
 from aos.ports.entity_client import EntityClient
 from aos.ports.index import AgentIndex, IndexEntry, IndexStatus, Page
+from aos.ports.maintenance import PurgeJobs, PurgeStatus
 from aos.ports.queue import EventQueue
 from aos.ports.receipts import DeliveryReceipts
 from aos.services.contexts import EntityContextServer
@@ -76,7 +77,11 @@ class AgentService:
         receipts: DeliveryReceipts | None = None,
         settle_timeout: float = 10.0,
         contexts: ContextStore | None = None,
+        purges: PurgeJobs | None = None,
     ) -> None:
+        self.purges = purges
+        """Where ``?purge=true`` records a purge that runs in the background; without it (agents
+        in one Python process) the rows are deleted during the call."""
         self.contexts = (
             contexts if contexts is not None else ContextStore(states=EntityContextServer(entities))
         )
@@ -124,8 +129,16 @@ class AgentService:
 
     async def deregister_agent(self, agent_id: str, *, purge: bool = False) -> Change:
         """Mark the index row, delete the entity, then remove the row (see ``aos.ports.index``).
-        ``purge`` also deletes the agent's history rows; otherwise retention removes them."""
-        entry = await self._indexed(agent_id, allow_deregistering=True)
+        ``purge`` also deletes the agent's history and receipts; otherwise retention does.
+
+        With ``purges`` the deletion is a background job (its ``PurgeStatus`` is the change's
+        value), recorded before the index row goes, so a crash in between is finished by
+        repeating the DELETE. A deregistered agent whose history remains can be purged too."""
+        entry = await self.index.get(agent_id=agent_id)
+        if entry is None:
+            if purge and self.purges is not None and await self._has_rows(agent_id):
+                return Change(await self.purges.start(agent_id=agent_id), settled=True)
+            raise AgentNotFoundError(agent_id)
         if entry.status is not IndexStatus.DEREGISTERING:
             entry = await self.index.replace(
                 entry=entry.with_status(IndexStatus.DEREGISTERING), previous=entry
@@ -134,13 +147,28 @@ class AgentService:
         settled, _ = await self.entities.wait_for(
             agent_id=agent_id, condition=lambda state: state is None, within=self.settle_timeout
         )
+        status: PurgeStatus | None = None
         if settled:
-            if purge:
+            if purge and self.purges is not None:
+                status = await self.purges.start(agent_id=agent_id)
+            elif purge:
                 await self.contexts.purge_history(agent_id=agent_id)
                 if self.receipts is not None:
                     await self.receipts.purge_agent(agent_id=agent_id)
             await self.index.delete(entry=entry)
-        return Change(entry, settled)
+        return Change(status if status is not None else entry, settled)
+
+    async def purge_status(self, agent_id: str) -> PurgeStatus:
+        """The agent's last purge (``NotFoundError`` if none was asked for)."""
+        status = None if self.purges is None else await self.purges.status(agent_id=agent_id)
+        if status is None:
+            raise NotFoundError(f"No purge of agent {agent_id!r} was requested")
+        return status
+
+    async def _has_rows(self, agent_id: str) -> bool:
+        if await self.contexts.has_history(agent_id=agent_id):
+            return True
+        return self.purges is not None and await self.purges.status(agent_id=agent_id) is not None
 
     async def list_agents(self, *, limit: int, continuation: str | None) -> Page[IndexEntry]:
         return await self.index.page(limit=limit, continuation=continuation)

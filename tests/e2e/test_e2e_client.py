@@ -103,6 +103,33 @@ def test_agents_register_put_get_list_update_delete(client: AosClient) -> None:
     assert cfo in str(missing.value)
 
 
+def test_a_purge_runs_in_the_background_under_the_local_host(
+    client: AosClient, host: HostProcess
+) -> None:
+    """The DELETE answers 202 at once; the local host runs the purge's queue messages."""
+    import httpx
+
+    ops = new_id("ops")
+    client.register_agent(agent(ops))
+    for n in range(3):
+        client.send_event(ops, {"event_id": f"p{n}", "type": "invoice.paid", "data": {}})
+    wait_for(lambda: history_length(client, ops, 3), "3 events in the history")
+    with httpx.Client(base_url=host.base_url) as http:
+        deleted = http.delete(f"/api/agents/{ops}", params={"purge": "true"})
+        assert deleted.status_code == 202, deleted.text
+        status_url = deleted.headers["location"]
+        assert status_url.endswith(f"/api/agents/{ops}/purge")
+
+        def done() -> dict[str, Any] | None:
+            body: dict[str, Any] = http.get(status_url).json()
+            return body if body["status"] == "done" else None
+
+        finished = wait_for(done, "the purge to finish")
+        assert finished["history_deleted"] == 3
+        assert finished["receipts_deleted"] == 3
+        assert http.get(f"/api/agents/{ops}/history").status_code == 404
+
+
 def test_lists_follow_next_link(client: AosClient) -> None:
     ids = {new_id("pager") for _ in range(5)}
     for agent_id in ids:

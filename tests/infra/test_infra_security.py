@@ -181,6 +181,7 @@ def test_queues_and_tables_are_created_with_the_app_defaults() -> None:
         "aos-events",
         "aos-events-deadletter",
         "aos-events-poison",
+        "aos-events-maintenance",
     ]
     assert [resolve(name) for name in params["tableNames"]] == [
         "AOSAgents",

@@ -126,6 +126,19 @@ class Aos:
             await self.deliver(text)
         return len(texts)
 
+    async def run_maintenance(self) -> int:
+        """Run the maintenance function on every message of its queue, including those it
+        queues itself (a purge continues), until the queue is empty; returns how many ran."""
+        ran = 0
+        while texts := await self.queued(self.settings.maintenance_queue):
+            for text in texts:
+                message = FuncQueueMessage(  # type: ignore[no-untyped-call]
+                    id=uuid.uuid4().hex, body=text.encode(), dequeue_count=1
+                )
+                await self.host.invoke("run_maintenance", msg=message)
+                ran += 1
+        return ran
+
     async def register(self, agent_id: str, **spec: Any) -> Response:
         spec.setdefault("purpose", "Grow revenue through delighted customers")
         response = await self.call("POST", "agents", {"agent_id": agent_id, **spec})

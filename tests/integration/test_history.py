@@ -146,7 +146,9 @@ async def test_history_through_the_app_includes_decisions_and_survives_deregistr
     assert (await aos.call("DELETE", "agents/cfo")).status == 204
     assert len(await history(aos, "cfo")) == 3  # kept unless purged, readable after deregistering
     await aos.register("cfo", purpose="Keep the company financially healthy")
-    assert (await aos.call("DELETE", "agents/cfo", params={"purge": "true"})).status == 204
+    assert (await aos.call("DELETE", "agents/cfo", params={"purge": "true"})).status == 202
+    assert len(await history(aos, "cfo")) == 3  # until the purge has run
+    await aos.run_maintenance()
     assert (await aos.call("GET", "agents/cfo/history")).status == 404
 
 

@@ -103,6 +103,7 @@ def test_the_app_registers_these_functions() -> None:
         ),
         "agent_events": ("httpTrigger", "agents/{agent_id}/events", ("POST",)),
         "agent_history": ("httpTrigger", "agents/{agent_id}/history", ("GET",)),
+        "agent_purge": ("httpTrigger", "agents/{agent_id}/purge", ("GET",)),
         "agent_reminders": ("httpTrigger", "agents/{agent_id}/reminders", ("GET",)),
         "agent_reminder": (
             "httpTrigger",
@@ -129,6 +130,7 @@ def test_the_app_registers_these_functions() -> None:
         "deliver_events": ("queueTrigger", "%AOS_EVENTS_QUEUE%", ()),
         "record_poison": ("queueTrigger", "%AOS_EVENTS_QUEUE%-poison", ()),
         "purge_history": ("timerTrigger", None, ()),
+        "run_maintenance": ("queueTrigger", "%AOS_EVENTS_QUEUE%-maintenance", ()),
         "mcp": ("httpTrigger", "mcp", ("DELETE", "GET", "POST")),
         "aos_reminder": ("orchestrationTrigger", None, ()),
         "aos_turn": ("orchestrationTrigger", None, ()),

@@ -8,6 +8,7 @@ trigger's own retry) decide what to do.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from aos.settings import StorageConnection
@@ -18,7 +19,13 @@ if TYPE_CHECKING:
     from azure.storage.queue import QueueClient as SyncQueueClient
     from azure.storage.queue.aio import QueueClient
 
-__all__ = ["queue_client", "sync_queue_client", "sync_table_client", "table_client"]
+__all__ = [
+    "REQUEST_HOOKS",
+    "queue_client",
+    "sync_queue_client",
+    "sync_table_client",
+    "table_client",
+]
 
 OPTIONS: dict[str, Any] = {
     "retry_total": 3,
@@ -30,6 +37,32 @@ OPTIONS: dict[str, Any] = {
 
 
 _PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
+REQUEST_HOOKS: list[Callable[[Any], None]] = []
+"""Functions called with each request (an azure-core ``PipelineRequest``) of every client created
+while they are in this list: how a test counts the storage requests the app makes per event
+(``tests/integration/test_request_counts.py``). Empty by default, and then clients are built
+exactly as without it, so the hook costs the default path nothing. The table SDK takes them as a
+``per_call_policies`` policy; the queue SDK ignores that option and takes ``raw_request_hook``."""
+
+
+def _call_hooks(request: Any) -> None:
+    for hook in REQUEST_HOOKS:
+        hook(request)
+
+
+def _hook_options(cls: Any) -> dict[str, Any]:
+    if not REQUEST_HOOKS:
+        return {}
+    if cls.__module__.startswith("azure.storage.queue"):
+        return {"raw_request_hook": _call_hooks}
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    class _Hooks(SansIOHTTPPolicy):  # type: ignore[type-arg]
+        def on_request(self, request: Any) -> None:
+            _call_hooks(request)
+
+    return {"per_call_policies": [_Hooks()]}
 
 
 def _transport_options() -> dict[str, Any]:
@@ -83,7 +116,7 @@ def _client(
 ) -> Any:
     """From the connection string (Azurite, keys) or from the endpoint and an Entra credential."""
     connection.require()
-    options = {**OPTIONS, **_transport_options()}
+    options = {**OPTIONS, **_transport_options(), **_hook_options(cls)}
     if connection.connection_string:
         return cls.from_connection_string(connection.connection_string, name, **options)
     credential = connection.credential(sync=sync)
