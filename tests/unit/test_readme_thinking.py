@@ -35,11 +35,19 @@ def test_the_thinking_agents_example_runs(tmp_path: Path) -> None:
     assert lines[1:] == ["order widgets now", "['event']", "3 turns completed"]
 
 
-def test_the_thinking_agents_example_type_checks(tmp_path: Path) -> None:
+def test_the_thinking_agents_example_passes_the_projects_checks(tmp_path: Path) -> None:
+    """Strict mypy and ruff with the project's configuration (and mypy's cache)."""
     path = tmp_path / "thinking_agents.py"
     path.write_text(script())
-    checked = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(path)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert checked.returncode == 0, checked.stdout
+    root = README.parent
+    config = str(root / "pyproject.toml")
+    bin_dir = Path(sys.executable).parent
+    for command in (
+        [sys.executable, "-m", "mypy", "--config-file", config, str(path)],
+        [str(bin_dir / "ruff"), "check", "--config", config, str(path)],
+        [str(bin_dir / "ruff"), "format", "--check", "--config", config, str(path)],
+    ):
+        done = subprocess.run(
+            command, cwd=root, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert done.returncode == 0, f"{command[2:]}:\n{done.stdout}{done.stderr}"
