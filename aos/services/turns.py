@@ -94,24 +94,20 @@ def run_turn(start: TurnStart, budget: TurnBudget) -> Generator[Command, Any, di
     """The turn ``start`` describes, as commands; returns the turn's outcome (its status,
     reply, tool calls, usage and model), which the orchestration returns as its output."""
     if not start.go:
+        # Queued, or started by the API as it took the message (which may not have reached the
+        # agent yet): the agent wakes the turn when it may run. A message that never arrives
+        # (its agent went away) ends the wait after the turn's time budget.
         yield SetStatus({"status": "queued"})
-    arrived = start.source != "message" or start.go
+        timeout = budget.max_seconds if start.source == "message" else None
+        yield WaitForEvent("wake", timeout)
     while True:
         answer = yield CallEntity("begin_turn", {"turn_id": start.turn_id})
         status = answer.get("status") if isinstance(answer, dict) else None
         if status == "go":
             break
-        if status == "gone" and arrived:  # deregistered: nothing to end
-            return _outcome(start, "failed", error="the agent no longer has this turn")
+        if status != "wait":  # deregistered, or the message never arrived: nothing to end
+            return _outcome(start, "failed", error="the agent does not have this turn")
         yield SetStatus({"status": "queued"})
-        if status == "gone":
-            # started by the API as it took the message, which may not have reached the agent
-            # yet: the agent wakes the turn when it does
-            woken = yield WaitForEvent("wake", budget.max_seconds)
-            if woken is None:
-                arrived = True  # one more look, then it fails
-            continue
-        arrived = True
         yield WaitForEvent("wake")
     began: datetime = yield Now()
     yield SetStatus({"status": "running", "step": 0})
