@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, JsonValue, ValidationError
 
+from aos.agents.thinking import release_abandoned_turn
 from aos.domain.contexts import ContextServer, ContextStore
 from aos.domain.document import STRICT_JSON, ContextDocument, id_digest, summarize_event
 from aos.domain.effects import MAX_EFFECTS_PER_EVENT, Effect, EffectKind, effect_event_id
@@ -91,6 +92,8 @@ class PerpetualAgent:
     """Events sent and published (``send``, ``publish``) not yet handed on (``take_effects``)."""
     _cause: Event | None
     """The event being handled, while ``on_event`` runs."""
+    _received_at: str | None = None
+    """When the event being handled arrived (the batch's time), while ``on_event`` runs."""
 
     def __init__(
         self,
@@ -197,7 +200,7 @@ class PerpetualAgent:
         received_at = received_at or format_timestamp(utc_now())
         try:
             sequence = self.document.events_handled + 1
-            self._cause = event
+            self._cause, self._received_at = event, received_at
             try:
                 result: JsonValue
                 if event.type == MESSAGE_EVENT_TYPE:
@@ -207,7 +210,7 @@ class PerpetualAgent:
                     if event.type in self.thinks_about or "*" in self.thinks_about:
                         self.request_turn(event_prompt(event), "event")
             finally:
-                self._cause = None
+                self._cause, self._received_at = None, None
             if result is not None:
                 _ensure_json(result, what=f"{type(self).__name__}.on_event result", error=AOSError)
             summary = summarize_event(
@@ -437,6 +440,12 @@ class PerpetualAgent:
         self._check_effects(len(mine))
         index = sum(1 for e in mine if e.kind == "turn_requested")
         turn_id = turn_id_for(self.agent_id, cause.event_id, index)
+        # the arrival time, not the event's own created_at, which a client may set at will
+        arrived = self._received_at
+        release_abandoned_turn(
+            self,
+            datetime.fromisoformat(arrived.replace("Z", "+00:00")) if arrived else utc_now(),
+        )
         turns = self.context.turns
         if turns.knows(turn_id):
             return turn_id

@@ -361,7 +361,11 @@ class AgentEntity:
         ref = parse(TurnRef, {"turn_id": raw} if isinstance(raw, str) else raw, what="turn")
         if agent is None:  # deregistered while the turn waited
             return {"status": "gone"}
-        return thinking.begin_turn(agent, ref.turn_id)
+        before = agent.document
+        answer = thinking.begin_turn(agent, ref.turn_id, ref.deadline)
+        if agent.document is not before:
+            self._commit(context, batch, agent)
+        return answer
 
     def _apply_turn_step(
         self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch

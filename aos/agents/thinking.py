@@ -17,7 +17,9 @@ They are functions of the agent, kept apart so that the handler API stays in
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from aos.agents.tools import (
     BUILTIN_TOOLS,
@@ -34,7 +36,7 @@ from aos.agents.tools import (
 from aos.domain.document import id_digest
 from aos.domain.effects import Effect
 from aos.domain.history import HistoryKind
-from aos.domain.models import Event, StateWrite, format_timestamp
+from aos.domain.models import Decision, Event, Goal, StateWrite, format_timestamp
 from aos.domain.turns import TurnControl, TurnEnd, TurnStep, step_key
 from aos.domain.validation import parse
 from aos.errors import AOSError, InvalidInputError, UnknownOperationError
@@ -48,6 +50,7 @@ __all__ = [
     "begin_turn",
     "end_turn",
     "kind_tools",
+    "release_abandoned_turn",
     "tool_catalog",
 ]
 
@@ -67,12 +70,10 @@ def kind_tools(cls: type[PerpetualAgent]) -> dict[str, Tool]:
 
 def tool_catalog(agent: PerpetualAgent) -> list[dict[str, Any]]:
     """Every tool this agent's model may call, as the turn orchestration needs them."""
-    from aos.agents.purpose import PurposeDrivenAgent
-
     gated = set(agent.document.raw["spec"].get("requires_approval") or ())
     catalog = [
         {**_spec_json(spec), "needs_approval": spec.name in gated, "builtin": True}
-        for spec in builtin_tool_specs(purpose_driven=isinstance(agent, PurposeDrivenAgent))
+        for spec in builtin_tool_specs(purpose_driven=_keeps_goals(agent))
     ]
     for tool in kind_tools(type(agent)).values():
         needs = tool.needs_approval or tool.name in gated
@@ -80,10 +81,17 @@ def tool_catalog(agent: PerpetualAgent) -> list[dict[str, Any]]:
     return catalog
 
 
-def begin_turn(agent: PerpetualAgent, turn_id: str) -> dict[str, Any]:
+def begin_turn(
+    agent: PerpetualAgent, turn_id: str, deadline: datetime | None = None
+) -> dict[str, Any]:
+    """The turn's go (see the module docstring); ``deadline`` is recorded as the time after
+    which the turn is taken for abandoned (``release_abandoned_turn``)."""
     turns = agent.context.turns
     if turns.active != turn_id:
         return {"status": "wait" if turn_id in turns.queued else "gone"}
+    if deadline is not None and turns.active_deadline != format_timestamp(deadline):
+        changed = turns.model_copy(update={"active_deadline": format_timestamp(deadline)})
+        agent.document = agent.document.replace(agent.limits, turns=changed)
     raw = agent.document.raw
     spec = raw["spec"]
     return {
@@ -179,6 +187,27 @@ def _run_builtin(
     return {"result": result}
 
 
+def release_abandoned_turn(agent: PerpetualAgent, now: datetime) -> str | None:
+    """If the running turn is past its deadline -- its orchestration was terminated or failed
+    without ending it -- end it as failed (recorded) and let the next one run; the abandoned
+    turn's id, or ``None``. A late step or end from that orchestration is then ignored."""
+    turns = agent.context.turns
+    if turns.active is None or turns.active_deadline is None:
+        return None
+    deadline = datetime.fromisoformat(turns.active_deadline.replace("Z", "+00:00"))
+    if now <= deadline:
+        return None
+    abandoned = turns.active
+    end_turn(
+        agent,
+        TurnEnd(
+            turn_id=abandoned, status="failed", prompt="",
+            error="abandoned: its orchestration did not end it by its deadline", at=now,
+        ),
+    )  # fmt: skip
+    return abandoned
+
+
 def end_turn(agent: PerpetualAgent, end: TurnEnd) -> dict[str, Any]:
     turns = agent.context.turns
     if turns.active != end.turn_id:
@@ -191,6 +220,7 @@ def end_turn(agent: PerpetualAgent, end: TurnEnd) -> dict[str, Any]:
         update={
             "active": following,
             "active_since": format_timestamp(end.at) if following else None,
+            "active_deadline": None,
             "queued": turns.queued[1:],
             "conversation": conversation,
             "completed": turns.completed + (end.status == "completed"),
@@ -210,21 +240,35 @@ def end_turn(agent: PerpetualAgent, end: TurnEnd) -> dict[str, Any]:
     return {"ended": True, "next": following}
 
 
-def _builtin(agent: PerpetualAgent, name: str, args: dict[str, Any], key: str) -> Any:
-    from aos.agents.purpose import PurposeDrivenAgent
+class _GoalKeeper(Protocol):
+    """What the goal tools need of a purpose-driven agent (``aos.agents.purpose``, which
+    imports this module's importer: matched by shape, not imported)."""
 
+    def create_goal(self, goal: Mapping[str, Any]) -> Goal: ...
+    def change_goal(self, update: Mapping[str, Any]) -> Goal: ...
+    def decide(self, request: Mapping[str, Any]) -> Decision: ...
+
+
+def _keeps_goals(agent: PerpetualAgent) -> bool:
+    return all(
+        callable(getattr(agent, name, None)) for name in ("create_goal", "change_goal", "decide")
+    )
+
+
+def _builtin(agent: PerpetualAgent, name: str, args: dict[str, Any], key: str) -> Any:
     if name not in BUILTIN_TOOLS:
         raise UnknownOperationError(f"no built-in tool {name!r}")
     if name in GOAL_TOOLS:
-        if not isinstance(agent, PurposeDrivenAgent):
+        if not _keeps_goals(agent):
             raise UnknownOperationError(f"agents of kind {agent.kind!r} have no tool {name!r}")
+        keeper = cast(_GoalKeeper, agent)
         if name == "add_goal":
-            goal = agent.create_goal({"id": f"g-{id_digest(key, 'goal')}", **args})
+            goal = keeper.create_goal({"id": f"g-{id_digest(key, 'goal')}", **args})
             return goal.model_dump(mode="json")
         if name == "update_goal":
-            return agent.change_goal(args).model_dump(mode="json")
+            return keeper.change_goal(args).model_dump(mode="json")
         decide = parse(DecideArgs, args, what="decide arguments")
-        decision = agent.decide(
+        decision = keeper.decide(
             {"decision_id": key, "options": decide.options, "context": decide.context}
         )
         return {

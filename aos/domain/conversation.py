@@ -78,6 +78,10 @@ class TurnState(_State):
     active: TurnId | None = None
     active_since: str | None = None
     """When the running turn began (a formatted timestamp)."""
+    active_deadline: str | None = None
+    """Until when the running turn may hold the agent (its orchestration's budget, set when it
+    starts): past it, a turn whose orchestration ended without saying so (terminated, crashed)
+    is abandoned and the next one runs."""
     queued: tuple[TurnId, ...] = Field(default=(), max_length=MAX_QUEUED_TURNS)
     conversation: Conversation = Conversation()
     completed: int = 0

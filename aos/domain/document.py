@@ -328,6 +328,7 @@ def worst_case_state_bytes(limits: Limits) -> int:
     turns = TurnState(
         active=_LONGEST_TURN_ID,
         active_since=format_timestamp(now),
+        active_deadline=format_timestamp(now),
         queued=(_LONGEST_TURN_ID,) * MAX_QUEUED_TURNS,
         completed=10**15,
         failed=10**15,

@@ -201,9 +201,10 @@ def turn_status_of(orchestration: dict[str, Any] | None) -> TurnStatus | None:
 
 
 class TurnRef(_State):
-    """Input of the entity's ``begin_turn``."""
+    """Input of the entity's ``begin_turn``: the turn, and until when it may run."""
 
     turn_id: TurnId
+    deadline: Timestamp | None = None
 
 
 class StepCall(_State):

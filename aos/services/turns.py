@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from aos.domain.models import format_timestamp
 from aos.domain.turns import StepCall, TurnBudget, TurnEnd, TurnStart, TurnStep, step_key
 from aos.ports.models import ModelReply, ToolCall, ToolSpec, Usage
 
@@ -38,6 +39,9 @@ __all__ = [
     "run_turn",
 ]
 
+_DEADLINE_MARGIN_SECONDS = 300
+"""Past its budget (time and one approval wait) plus this, a running turn is taken for
+abandoned: the next turn the agent is asked for releases it."""
 _TOOL_RESULT_CHARS = 16_000
 """A tool result is shown to the model up to this many characters of JSON."""
 
@@ -100,8 +104,11 @@ def run_turn(start: TurnStart, budget: TurnBudget) -> Generator[Command, Any, di
         yield SetStatus({"status": "queued"})
         timeout = budget.max_seconds if start.source == "message" else None
         yield WaitForEvent("wake", timeout)
+    first: datetime = yield Now()
+    limit = budget.max_seconds + budget.approval_timeout_seconds + _DEADLINE_MARGIN_SECONDS
+    deadline = format_timestamp(first + timedelta(seconds=limit))
     while True:
-        answer = yield CallEntity("begin_turn", {"turn_id": start.turn_id})
+        answer = yield CallEntity("begin_turn", {"turn_id": start.turn_id, "deadline": deadline})
         status = answer.get("status") if isinstance(answer, dict) else None
         if status == "go":
             break

@@ -1,5 +1,8 @@
 """No import cycles among AOS's modules (the layer contracts in pyproject.toml, run by
-`lint-imports` in scripts/check, keep imports pointing down; this keeps each layer acyclic)."""
+`lint-imports` in scripts/check, keep imports pointing down; this keeps each layer acyclic).
+Imports made only for type checking (``if TYPE_CHECKING:``) never run, so they are left out: a
+module may name a type of the module that imports it (``aos.agents.thinking`` annotates with
+``PerpetualAgent``, whose ``request_turn`` uses it)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import grimp
 
 
 def test_no_module_imports_itself_back() -> None:
-    graph = grimp.build_graph("aos")
+    graph = grimp.build_graph("aos", exclude_type_checking_imports=True)
     cycles = sorted(
         {
             tuple(sorted((module, imported)))

@@ -394,3 +394,29 @@ async def test_the_seed_api_judges_with_the_model_and_falls_back_to_the_scorer()
     offline = AgentManager().register_agent(Buyer("o", purpose="Keep the shop stocked"))
     assert isinstance(offline, GenericPurposeDrivenAgent)
     assert offline.model is None  # no model given: the scorer decides, as before
+
+
+@pytest.mark.asyncio
+async def test_a_turn_whose_orchestration_died_is_abandoned_at_its_deadline() -> None:
+    """A turn's orchestration terminated by hand (or lost) never ends its turn: past the
+    deadline begin_turn recorded, the next turn the agent is asked for releases it."""
+    manager = AgentManager(model=Scripted([text("the new one")]))
+    manager.register_agent(Buyer("b"))
+    await manager.send_event("b", {"type": "aos.message", "data": {"content": "lost"}})
+    (lost,) = manager.turns.started
+    begun = manager.entities.run(
+        "b", "begin_turn", {"turn_id": lost, "deadline": "2020-01-01T00:00:00Z"}
+    )
+    assert begun["status"] == "go"  # ... and then its orchestration is gone
+    manager.turns.started.pop(lost)
+
+    outcome = await manager.send_message("b", "still there?")
+
+    assert outcome["status"] == "completed"
+    assert outcome["reply"] == "the new one"
+    agent = manager.get_agent("b")
+    assert agent is not None
+    assert (agent.context.turns.failed, agent.context.turns.completed) == (1, 1)
+    page = await manager.history.page(agent_id="b", query=HistoryQuery(limit=10, kind="turn"))
+    errors = {r.payload_dict()["turn_id"]: r.payload_dict()["error"] for r in page.records}
+    assert errors[lost] == "abandoned: its orchestration did not end it by its deadline"
