@@ -170,6 +170,13 @@ Subscriptions = Annotated[
     typer.Option("--subscribe", help="An event type to receive from publish (repeat)."),
 ]
 Adapter = Annotated[str | None, typer.Option("--adapter", help="The adapter name.")]
+Approvals = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--requires-approval",
+        help="A tool whose calls wait for someone's approval, e.g. send (repeat).",
+    ),
+]
 
 
 @agents_app.command("register")
@@ -185,6 +192,7 @@ def agents_register(
     criterion: Criteria = None,
     subscribe: Subscriptions = None,
     adapter: Adapter = None,
+    requires_approval: Approvals = None,
     replace: Annotated[
         bool,
         typer.Option("--replace", help="Create or replace (PUT) instead of failing if it exists."),
@@ -203,6 +211,7 @@ def agents_register(
         "success_criteria": criterion,
         "subscriptions": subscribe,
         "adapter_name": adapter,
+        "requires_approval": requires_approval,
     }
     spec.update({k: v for k, v in given.items() if v is not None})
     if not spec.get("agent_id"):
@@ -225,15 +234,17 @@ def agents_update(
     criterion: Criteria = None,
     subscribe: Subscriptions = None,
     adapter: Adapter = None,
+    requires_approval: Approvals = None,
 ) -> None:
-    """Change an agent's purpose, scope, criteria, subscriptions or adapter (only those given;
-    repeated options replace the whole list)."""
+    """Change an agent's purpose, scope, criteria, subscriptions, adapter or the tools that need
+    approval (only those given; repeated options replace the whole list)."""
     changes = {
         "purpose": purpose,
         "purpose_scope": scope,
         "success_criteria": criterion,
         "subscriptions": subscribe,
         "adapter_name": adapter,
+        "requires_approval": requires_approval,
     }
     session = _session(ctx)
     with session.client() as aos:

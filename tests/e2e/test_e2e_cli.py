@@ -112,8 +112,12 @@ def test_agents_commands(host: HostProcess, tmp_path: Path) -> None:
     assert {support, billing} <= set(ids)
     assert len(ids) == len(set(ids))
 
-    updated = ok(host, "agents", "update", support, "--purpose", "Resolve tickets politely")
+    updated = ok(
+        host, "agents", "update", support, "--purpose", "Resolve tickets politely",
+        "--requires-approval", "send", "--requires-approval", "publish",
+    )  # fmt: skip
     assert updated["purpose"] == "Resolve tickets politely"
+    assert updated["requires_approval"] == ["send", "publish"]
     assert updated["subscriptions"] == ["ticket.opened", "ticket.closed"]  # left as they were
     shown = ok(host, "agents", "show", support)
     assert shown["purpose"] == "Resolve tickets politely"
