@@ -45,7 +45,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from e2e_throughput import wait_up  # noqa: E402
 from scripted_openai import Recorded, Scripted, ScriptedOpenAI  # noqa: E402
 
 from aos.adapters.models import OpenAIChatModel  # noqa: E402
@@ -135,17 +137,7 @@ async def drive(
     args: argparse.Namespace, port: int, process: subprocess.Popen[bytes]
 ) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-        deadline = time.perf_counter() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"devhost exited {process.returncode}; see {RESULTS}")
-            try:
-                await client.get("/api/health")
-                break
-            except httpx.TransportError:
-                if time.perf_counter() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
+        await wait_up(client, process)
         names = [f"bench-{a}" for a in range(args.agents)]
         names += [f"paced-{n}" for n in range(args.paced)] + ["warm"]
         for name in names:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,20 @@ def readme_curl_commands(readme: Path = README) -> list[CurlCommand]:
     for block in _bash_blocks(sections["HTTP API"]):
         found += _commands(block, "HTTP API")
     return found
+
+
+STATUS_MARK = "\n@@status="
+
+
+def run_curl(command: CurlCommand, port: int) -> tuple[int, int, str]:
+    """(exit code, HTTP status, body) of a README command run with the real ``curl`` against
+    the test host on ``port`` (only ``localhost:7071`` changed)."""
+    text = command.for_port(port) + f" -w '{STATUS_MARK}%{{http_code}}'"
+    done = subprocess.run(
+        ["bash", "-c", text], capture_output=True, text=True, timeout=60, check=False
+    )
+    body, _, status = done.stdout.rpartition(STATUS_MARK)
+    return done.returncode, int(status or 0), body
 
 
 def readme_section_curl_commands(section: str, readme: Path = README) -> list[CurlCommand]:

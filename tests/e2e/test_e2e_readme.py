@@ -11,28 +11,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 from aos_e2e_support import aos_host, context_of, wait_for_events
-from readme_commands import CurlCommand, readme_curl_commands
+from readme_commands import CurlCommand, readme_curl_commands, run_curl
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
-
-STATUS_MARK = "\n@@status="
-
-
-def run_curl(command: CurlCommand, port: int) -> tuple[int, int, str]:
-    """(exit code, HTTP status, body) of the README command against the test host."""
-    text = command.for_port(port) + f" -w '{STATUS_MARK}%{{http_code}}'"
-    done = subprocess.run(
-        ["bash", "-c", text], capture_output=True, text=True, timeout=60, check=False
-    )
-    body, _, status = done.stdout.rpartition(STATUS_MARK)
-    return done.returncode, int(status or 0), body
 
 
 def expected_events(

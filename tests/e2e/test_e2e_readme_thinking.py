@@ -7,7 +7,6 @@ approved is completed, its `send` reached the supplier, and the buyer keeps what
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -15,20 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from aos_e2e_support import aos_host
-from readme_commands import CurlCommand, readme_section_curl_commands
+from readme_commands import readme_section_curl_commands, run_curl
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
-
-STATUS_MARK = "\n@@status="
-
-
-def run_curl(command: CurlCommand, port: int) -> tuple[int, int, str]:
-    text = command.for_port(port) + f" -w '{STATUS_MARK}%{{http_code}}'"
-    done = subprocess.run(
-        ["bash", "-c", text], capture_output=True, text=True, timeout=60, check=False
-    )
-    body, _, status = done.stdout.rpartition(STATUS_MARK)
-    return done.returncode, int(status or 0), body
 
 
 def turn_in(client: httpx.Client, path: str, statuses: set[str]) -> dict[str, Any]:
