@@ -372,7 +372,7 @@ class AgentEntity:
     ) -> Any:
         step = parse(TurnStep, self._input(context), what="turn step")
         if agent is None:
-            return {"applied": False, "results": []}
+            return {"applied": False, "gone": True, "results": []}
         answer = thinking.apply_turn_step(agent, step)
         if answer["applied"]:
             self._commit(context, batch, agent)
@@ -393,6 +393,8 @@ class AgentEntity:
         self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
     ) -> Any:
         context.destruct_on_exit()
+        if agent is not None:
+            thinking.wake_waiting_turns(agent)  # so they end instead of waiting forever
         return {"agent_id": context.entity_key, "deregistered": agent is not None}
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "kind_tools",
     "release_abandoned_turn",
     "tool_catalog",
+    "wake_waiting_turns",
 ]
 
 MAX_TOOL_CALLS_PER_STEP = 16
@@ -116,7 +117,9 @@ def begin_turn(
 def apply_turn_step(agent: PerpetualAgent, step: TurnStep) -> dict[str, Any]:
     key = step_key(step.turn_id, step.step)
     digest = id_digest(key, "turn")
-    if agent.context.turns.active != step.turn_id or agent.document.has_processed(digest):
+    if agent.context.turns.active != step.turn_id:  # abandoned, or the agent was replaced
+        return {"applied": False, "gone": True, "results": []}
+    if agent.document.has_processed(digest):
         return {"applied": False, "results": [_already(call.id) for call in step.calls]}
     recorded_at = format_timestamp(step.at)
     base = _record_number(step.turn_id, step.step)
@@ -206,6 +209,17 @@ def release_abandoned_turn(agent: PerpetualAgent, now: datetime) -> str | None:
         ),
     )  # fmt: skip
     return abandoned
+
+
+def wake_waiting_turns(agent: PerpetualAgent) -> list[str]:
+    """The agent is going away: wake every turn still waiting for it, so that each asks, hears
+    it is gone, and ends (instead of waiting for a wake that would never come)."""
+    turns = agent.context.turns
+    for turn_id in turns.queued:
+        control = TurnControl(agent_id=agent.agent_id, turn_id=turn_id, wake=True)
+        payload = {"turn_id": turn_id, "wake": True}
+        agent.effects.append(Effect.of_turn("turn_requested", control, payload, None))
+    return list(turns.queued)
 
 
 def end_turn(agent: PerpetualAgent, end: TurnEnd) -> dict[str, Any]:

@@ -159,6 +159,8 @@ def run_turn(start: TurnStart, budget: TurnBudget) -> Generator[Command, Any, di
                     reply=reply.to_json(), calls=tuple(calls),
                 ).model_dump(mode="json"),
             )  # fmt: skip
+            if isinstance(applied, dict) and applied.get("gone"):
+                raise TurnFailedError("the agent no longer has this turn (deregistered?)")
             results = applied.get("results", []) if isinstance(applied, dict) else []
             messages.append(reply.assistant_message())
             for call, result in zip(reply.tool_calls, results, strict=False):

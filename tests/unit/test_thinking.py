@@ -420,3 +420,39 @@ async def test_a_turn_whose_orchestration_died_is_abandoned_at_its_deadline() ->
     page = await manager.history.page(agent_id="b", query=HistoryQuery(limit=10, kind="turn"))
     errors = {r.payload_dict()["turn_id"]: r.payload_dict()["error"] for r in page.records}
     assert errors[lost] == "abandoned: its orchestration did not end it by its deadline"
+
+
+@pytest.mark.asyncio
+async def test_deregistering_ends_the_running_and_waiting_turns() -> None:
+    """Waiting turns are woken to hear the agent is gone; the running one stops at its next
+    step instead of asking the model again."""
+    manager = AgentManager()
+    woken: list[str] = []
+
+    class DeregisteringModel(Scripted):
+        async def complete(
+            self, messages: Sequence[dict[str, Any]], tools: Sequence[ToolSpec]
+        ) -> ModelReply:
+            reply = await super().complete(messages, tools)
+            if len(self.asked) == 1:  # the agent goes away while its model answers
+                manager.entities.run("b", "deregister")
+                woken.extend(json.loads(t)["turn"]["turn_id"] for t in manager.queue.take())
+            return reply
+
+    model = DeregisteringModel([calls(("price_of", {"item": "a"})), text("never asked")])
+    manager.model = model
+    manager.register_agent(Buyer("b"))
+    for n in range(3):
+        await manager.send_event("b", {"type": "aos.message", "data": {"content": f"m{n}"}})
+    running, *waiting = manager.turns.started
+
+    outcomes = {o["turn_id"]: o for o in await manager.run_turns()}
+    assert woken == waiting
+    manager.turns.woken.extend(woken)
+    outcomes |= {o["turn_id"]: o for o in await manager.run_turns()}
+
+    assert outcomes[running]["error"] == "the agent no longer has this turn (deregistered?)"
+    assert len(model.asked) == 1  # the step after the agent went away was not asked for
+    for turn_id in waiting:
+        assert outcomes[turn_id]["status"] == "failed"
+        assert outcomes[turn_id]["error"] == "the agent does not have this turn"
