@@ -117,11 +117,17 @@ class DurableTurnScheduler(TurnScheduler):
             raise durable_error(exc, f"Starting turn {instance_id!r}") from exc
 
     async def wake(self, *, instance_id: str) -> None:
-        if not await self._exists(instance_id):
+        status = await self.status(instance_id=instance_id)
+        if status is None:
             raise StorageError(f"turn {instance_id!r} has not started yet; delivered again later")
+        if status["runtime_status"] not in _WAITING:  # it ran already: nothing to wake
+            return
         try:
             await self._client.raise_event(instance_id, "wake", {"wake": True})
         except Exception as exc:
+            again = await self.status(instance_id=instance_id)
+            if again is not None and again["runtime_status"] not in _WAITING:
+                return  # it ended meanwhile
             raise durable_error(exc, f"Waking turn {instance_id!r}") from exc
 
     async def status(self, *, instance_id: str) -> dict[str, Any] | None:
@@ -148,6 +154,10 @@ class DurableTurnScheduler(TurnScheduler):
 
     async def _exists(self, instance_id: str) -> bool:
         return await self.status(instance_id=instance_id) is not None
+
+
+_WAITING = frozenset({"Pending", "Running"})
+"""Runtime statuses in which an orchestration can still receive an event."""
 
 
 def _json(value: Any) -> Any:
