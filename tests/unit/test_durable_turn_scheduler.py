@@ -39,8 +39,11 @@ class FakeClient:
     started: list[tuple[str, str, Any]] = field(default_factory=list)
     raised: list[tuple[str, str, Any]] = field(default_factory=list)
 
-    async def get_status(self, instance_id: str) -> Status | None:
-        return self.statuses.get(instance_id)
+    async def get_status(self, instance_id: str, show_input: bool = False) -> Status | None:
+        status = self.statuses.get(instance_id)
+        if status is None or show_input:
+            return status
+        return Status(status.runtime_status, status.custom_status, None, status.output)
 
     async def start_new(self, name: str, instance_id: str, value: Any) -> str:
         self.started.append((name, instance_id, value))

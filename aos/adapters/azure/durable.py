@@ -131,8 +131,8 @@ class DurableTurnScheduler(TurnScheduler):
             raise durable_error(exc, f"Waking turn {instance_id!r}") from exc
 
     async def status(self, *, instance_id: str) -> dict[str, Any] | None:
-        try:
-            status = await self._client.get_status(instance_id)
+        try:  # the status API leaves the input out unless asked (showInput)
+            status = await self._client.get_status(instance_id, show_input=True)
         except Exception as exc:
             raise durable_error(exc, f"Reading turn {instance_id!r}") from exc
         if status is None or status.runtime_status is None:
