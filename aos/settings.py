@@ -28,10 +28,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from aos.domain.document import worst_case_state_bytes
 from aos.domain.effects import DEFAULT_MAX_HOPS
@@ -369,6 +369,27 @@ _AZURITE_DEFAULT = (
 )
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _from_settings(
+    model: type[ModelT], settings: Mapping[str, str], env: Mapping[str, str], what: str
+) -> ModelT:
+    """``model`` from the app settings named in ``settings`` (setting -> field); those not set
+    keep the model's defaults, and an invalid one is a ``ConfigurationError`` naming it."""
+    values = {
+        attr: env[name].strip() for name, attr in settings.items() if env.get(name, "").strip()
+    }
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        names = {attr: name for name, attr in settings.items()}
+        problems = "; ".join(
+            f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigurationError(f"{what}: {problems}") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     storage: StorageConnection
@@ -412,17 +433,7 @@ class Settings:
         def get(name: str) -> str:
             return env.get(name, "").strip() or SETTINGS_REFERENCE[name][0]
 
-        limit_values: dict[str, str] = {
-            attr: get(name) for name, attr in _LIMIT_SETTINGS.items() if env.get(name, "").strip()
-        }
-        try:
-            limits = Limits.model_validate(limit_values)
-        except ValidationError as exc:
-            names = {attr: name for name, attr in _LIMIT_SETTINGS.items()}
-            problems = "; ".join(
-                f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigurationError(f"Invalid AOS limits: {problems}") from exc
+        limits = _from_settings(Limits, _LIMIT_SETTINGS, env, "Invalid AOS limits")
         worst = worst_case_state_bytes(limits)
         if worst > limits.max_state_bytes:
             raise ConfigurationError(
@@ -437,17 +448,7 @@ class Settings:
         max_hops = get("AOS_MAX_HOPS")
         if not max_hops.isdigit() or not 1 <= int(max_hops) <= 1000:
             raise ConfigurationError("AOS_MAX_HOPS must be a whole number from 1 to 1000")
-        turn_values = {
-            attr: get(name) for name, attr in _TURN_SETTINGS.items() if env.get(name, "").strip()
-        }
-        try:
-            turn_budget = TurnBudget.model_validate(turn_values)
-        except ValidationError as exc:
-            names = {attr: name for name, attr in _TURN_SETTINGS.items()}
-            problems = "; ".join(
-                f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigurationError(f"Invalid turn budget: {problems}") from exc
+        turn_budget = _from_settings(TurnBudget, _TURN_SETTINGS, env, "Invalid turn budget")
         return cls(
             storage=StorageConnection.from_environ(env),
             turn_budget=turn_budget,
