@@ -48,6 +48,7 @@ __all__ = [
     "MAX_TOOL_CALLS_PER_STEP",
     "apply_turn_step",
     "begin_turn",
+    "describe_error",
     "end_turn",
     "kind_tools",
     "release_abandoned_turn",
@@ -181,7 +182,7 @@ def _run_builtin(
             )  # fmt: skip
     except AOSError as exc:
         agent._undo(before, journaled, emitted)
-        return {"error": _describe(exc)}
+        return {"error": describe_error(exc)}
     except Exception as exc:  # a bug in a kind's handler reached through a tool
         agent._undo(before, journaled, emitted)
         return {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
@@ -326,7 +327,8 @@ def _already(call_id: str) -> dict[str, Any]:
     return {"id": call_id, "error": "this step was applied already"}
 
 
-def _describe(exc: AOSError) -> str:
+def describe_error(exc: AOSError) -> str:
+    """A refused tool call as the model reads it: the message, and each failing field."""
     if isinstance(exc, InvalidInputError) and exc.errors:
         fields = "; ".join(f"{e.pointer or '/'}: {e.message}" for e in exc.errors)
         return f"{exc} ({fields})"

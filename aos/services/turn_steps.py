@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aos.agents.registry import AgentKinds
-from aos.agents.thinking import kind_tools
+from aos.agents.thinking import describe_error, kind_tools
 from aos.agents.tools import ToolContext, parse_arguments
 from aos.errors import AOSError
 from aos.ports.models import ChatModel, ModelError, ToolSpec
@@ -59,8 +59,7 @@ async def run_tool(payload: dict[str, Any], kinds: AgentKinds) -> dict[str, Any]
         result = await tool.invoke(context, arguments)
         json.dumps(result, allow_nan=False)
     except AOSError as exc:
-        detail = "; ".join(f"{e.pointer}: {e.message}" for e in getattr(exc, "errors", ()))
-        return {"error": f"{exc}{' (' + detail + ')' if detail else ''}"}
+        return {"error": describe_error(exc)}
     except (TypeError, ValueError) as exc:
         return {"error": f"{name} returned something that is not JSON: {exc}"}
     except Exception as exc:
