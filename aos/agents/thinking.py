@@ -217,9 +217,7 @@ def wake_waiting_turns(agent: PerpetualAgent) -> list[str]:
     it is gone, and ends (instead of waiting for a wake that would never come)."""
     turns = agent.context.turns
     for turn_id in turns.queued:
-        control = TurnControl(agent_id=agent.agent_id, turn_id=turn_id, wake=True)
-        payload = {"turn_id": turn_id, "wake": True}
-        agent.effects.append(Effect.of_turn("turn_requested", control, payload, None))
+        _wake(agent, turn_id)
     return list(turns.queued)
 
 
@@ -249,10 +247,15 @@ def end_turn(agent: PerpetualAgent, end: TurnEnd) -> dict[str, Any]:
         end.model_dump(mode="json"), effect=_record_number(end.turn_id, 0) + 1999,
     )  # fmt: skip
     if following is not None:
-        control = TurnControl(agent_id=agent.agent_id, turn_id=following, wake=True)
-        payload = {"turn_id": following, "wake": True}
-        agent.effects.append(Effect.of_turn("turn_requested", control, payload, None))
+        _wake(agent, following)
     return {"ended": True, "next": following}
+
+
+def _wake(agent: PerpetualAgent, turn_id: str) -> None:
+    """Tell a waiting turn's orchestration (through the events queue) that it may ask again."""
+    control = TurnControl(agent_id=agent.agent_id, turn_id=turn_id, wake=True)
+    payload = {"turn_id": turn_id, "wake": True}
+    agent.effects.append(Effect.of_turn("turn_requested", control, payload, None))
 
 
 class _GoalKeeper(Protocol):
