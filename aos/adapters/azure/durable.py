@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -55,6 +56,27 @@ class DurableEntityClient(EntityClient):
         return state if isinstance(state, dict) else None
 
 
+async def _start_once(
+    client: Any,
+    orchestrator: str,
+    instance_id: str,
+    value: dict[str, Any],
+    exists: Callable[[str], Awaitable[bool]],
+    what: str,
+) -> None:
+    """Start ``orchestrator`` as ``instance_id`` unless that instance exists (running, continued
+    or finished): a redelivered control message starts nothing twice, and losing the race to a
+    concurrent delivery is no failure."""
+    if await exists(instance_id):
+        return
+    try:
+        await client.start_new(orchestrator, instance_id, value)
+    except Exception as exc:
+        if await exists(instance_id):  # started by a concurrent delivery: fine
+            return
+        raise durable_error(exc, f"Starting {what} {instance_id!r}") from exc
+
+
 class DurableReminderScheduler(ReminderScheduler):
     """Reminder orchestrations through the durable client. The SDK raises bare ``Exception`` for
     unexpected statuses; whether that matters is decided by reading the instance's status."""
@@ -63,14 +85,9 @@ class DurableReminderScheduler(ReminderScheduler):
         self._client = client
 
     async def start(self, *, instance_id: str, fire: dict[str, Any]) -> None:
-        if await self._exists(instance_id):
-            return
-        try:
-            await self._client.start_new(REMINDER_ORCHESTRATOR, instance_id, fire)
-        except Exception as exc:
-            if await self._exists(instance_id):  # started by a concurrent delivery: fine
-                return
-            raise durable_error(exc, f"Starting reminder {instance_id!r}") from exc
+        await _start_once(
+            self._client, REMINDER_ORCHESTRATOR, instance_id, fire, self._exists, "reminder"
+        )
 
     async def stop(self, *, instance_id: str) -> None:
         try:
@@ -107,14 +124,7 @@ class DurableTurnScheduler(TurnScheduler):
         self._client = client
 
     async def start(self, *, instance_id: str, start: dict[str, Any]) -> None:
-        if await self._exists(instance_id):
-            return
-        try:
-            await self._client.start_new(TURN_ORCHESTRATOR, instance_id, start)
-        except Exception as exc:
-            if await self._exists(instance_id):  # started by a concurrent delivery: fine
-                return
-            raise durable_error(exc, f"Starting turn {instance_id!r}") from exc
+        await _start_once(self._client, TURN_ORCHESTRATOR, instance_id, start, self._exists, "turn")
 
     async def wake(self, *, instance_id: str) -> None:
         status = await self.status(instance_id=instance_id)
