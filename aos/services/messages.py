@@ -49,6 +49,9 @@ class MessageService:
     ) -> tuple[str, str]:
         """Queue a message for the agent; ``(message_id, turn_id)``. ``BusyError`` (a 429) when
         the agent has a full queue of waiting turns already."""
+        entry = await self.agents.index.get(agent_id=agent_id)
+        if entry is None or entry.status is IndexStatus.DEREGISTERING:
+            raise AgentNotFoundError(agent_id)
         state = await self.agents.entities.read(agent_id=agent_id)
         if state is not None:
             turns = TurnState.model_validate(state.get("turns") or {})
@@ -57,9 +60,6 @@ class MessageService:
                     f"agent {agent_id!r} has {MAX_QUEUED_TURNS} turns waiting already; "
                     "send the message again when one has finished"
                 )
-        entry = await self.agents.index.get(agent_id=agent_id)
-        if entry is None or entry.status is IndexStatus.DEREGISTERING:
-            raise AgentNotFoundError(agent_id)
         message_id = message.message_id or new_id()
         turn_id = turn_id_for(agent_id, message_id)
         # The turn's orchestration starts now, so the turn is visible (queued) at once; it waits
