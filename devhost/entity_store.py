@@ -28,6 +28,7 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from devhost.errors import EntityStateTooLargeError
+from devhost.storage_clients import client_options
 
 __all__ = [
     "MAX_SIGNALS_PER_COMMIT",
@@ -127,7 +128,9 @@ class EntityStore:
     def __init__(self, connection_string: str, table_name: str) -> None:
         self.table_name = table_name
         self._table = TableClient.from_connection_string(
-            connection_string, table_name, retry_total=5, retry_backoff_factor=0.2
+            connection_string,
+            table_name,
+            **client_options(retry_total=5, retry_backoff_factor=0.2),
         )
         self._seq = _SeqGenerator()
 

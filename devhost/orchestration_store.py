@@ -33,6 +33,7 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from devhost.entity_store import CHUNK_CHARS, CHUNKS_PER_ROW, _SeqGenerator
+from devhost.storage_clients import client_options
 
 __all__ = [
     "MAX_INBOX_PER_EPISODE",
@@ -150,7 +151,9 @@ class OrchestrationStore:
     def __init__(self, connection_string: str, table_name: str) -> None:
         self.table_name = table_name
         self._table = TableClient.from_connection_string(
-            connection_string, table_name, retry_total=5, retry_backoff_factor=0.2
+            connection_string,
+            table_name,
+            **client_options(retry_total=5, retry_backoff_factor=0.2),
         )
         self._seq = _SeqGenerator()
 

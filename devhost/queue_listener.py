@@ -26,6 +26,7 @@ from azure.storage.queue.aio import QueueClient
 
 from devhost.app_loader import FunctionSpec
 from devhost.config import QueueOptions
+from devhost.storage_clients import client_options
 
 __all__ = ["QueueListener", "queue_client"]
 
@@ -37,7 +38,7 @@ Invoke = Callable[[FunctionSpec, dict[str, Any]], Awaitable[Any]]
 def queue_client(connection_string: str, name: str) -> QueueClient:
     """A raw-text queue client (no encode policy: the listener handles `messageEncoding`)."""
     return QueueClient.from_connection_string(
-        connection_string, name, retry_total=3, retry_backoff_factor=0.2
+        connection_string, name, **client_options(retry_total=3, retry_backoff_factor=0.2)
     )
 
 
