@@ -111,6 +111,7 @@ class AgentEntity:
         ] = {
             "configure": self._configure,
             "handle_event": self._handle_event,
+            "handle_events": self._handle_events,
             "add_goal": self._add_goal,
             "update_goal": self._update_goal,
             "remove_goal": self._remove_goal,
@@ -251,14 +252,34 @@ class AgentEntity:
         agent = self._existing(context, agent)
         outcome = agent.receive(self._input(context), received_at=self._received_at(batch))
         self._commit(context, batch, agent)
-        if outcome["status"] == "failed":  # recorded in the context and the history; logged too
-            logger.warning(
-                "agent %s: the handler failed on event %s: %s",
-                context.entity_key,
-                outcome["event_id"],
-                outcome["error"]["message"],
-            )
+        _log_failure(context, outcome)
         return outcome
+
+    def _handle_events(
+        self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
+    ) -> Any:
+        """Several events in one operation, applied in order exactly as ``handle_event`` would
+        apply each: the delivery sends one when events for one agent arrive together
+        (``aos.services.batching``), which saves a signal and an operation per event. An event
+        the agent refuses (not a valid event) is answered as refused; the others still apply."""
+        agent = self._existing(context, agent)
+        events = self._input(context)
+        if not isinstance(events, list):
+            raise InvalidInputError("handle_events takes a list of events")
+        received_at = self._received_at(batch)
+        outcomes: list[dict[str, Any]] = []
+        for event in events:
+            try:
+                outcome = agent.receive(event, received_at=received_at)
+            except AOSError as exc:
+                event_id = event.get("event_id") if isinstance(event, dict) else None
+                logger.warning("agent %s: event %s refused: %s", context.entity_key, event_id, exc)
+                outcomes.append({"event_id": event_id, "status": "refused", "error": str(exc)})
+                continue
+            _log_failure(context, outcome)
+            outcomes.append(outcome)
+        self._commit(context, batch, agent)
+        return outcomes
 
     def _add_goal(
         self, context: EntityContext, agent: PerpetualAgent | None, batch: EntityBatch
@@ -398,6 +419,17 @@ class AgentEntity:
         return {"agent_id": context.entity_key, "deregistered": agent is not None}
 
 
+def _log_failure(context: EntityContext, outcome: dict[str, Any]) -> None:
+    """A handler's failure is recorded in the context and the history; logged too."""
+    if outcome["status"] == "failed":
+        logger.warning(
+            "agent %s: the handler failed on event %s: %s",
+            context.entity_key,
+            outcome["event_id"],
+            outcome["error"]["message"],
+        )
+
+
 OPERATIONS = (
     "configure",
     "handle_event",
@@ -415,4 +447,5 @@ OPERATIONS = (
     "begin_turn",
     "apply_turn_step",
     "end_turn",
+    "handle_events",
 )

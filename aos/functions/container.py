@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the storage and HTTP side load on first use (shorter cold s
     from aos.ports.queue import EventQueue
     from aos.ports.receipts import DeliveryReceipts
     from aos.services.agents import AgentService
+    from aos.services.batching import DeliveryBatcher
     from aos.services.letters import DeadLetters
     from aos.services.messages import MessageService
 
@@ -77,6 +78,7 @@ class AppRuntime:
         self._load_settings = load_settings
         self.settle_timeout = settle_timeout
         self._storage: tuple[asyncio.AbstractEventLoop, Storage] | None = None
+        self._batcher: DeliveryBatcher | None = None
         self._models: tuple[asyncio.AbstractEventLoop, dict[str, ChatModel]] | None = None
 
     @cached_property
@@ -169,7 +171,18 @@ class AppRuntime:
         loop = asyncio.get_running_loop()
         if self._storage is None or self._storage[0] is not loop:
             self._storage = (loop, self._connect())
+            self._batcher = None
         return self._storage[1]
+
+    def batcher(self) -> DeliveryBatcher:
+        """The worker's one ``DeliveryBatcher`` (per event loop, like the storage clients), so
+        that concurrent deliveries to one agent share a signal."""
+        storage = self.storage()
+        if self._batcher is None:
+            from aos.services.batching import DeliveryBatcher
+
+            self._batcher = DeliveryBatcher(storage.receipts)
+        return self._batcher
 
     def manager(self, durable_client: Any) -> AgentService:
         from aos.adapters.azure.durable import DurableEntityClient

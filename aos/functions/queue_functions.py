@@ -46,6 +46,7 @@ def queue_blueprint(runtime: AppRuntime) -> func.Blueprint:
             max_hops=runtime.settings.max_hops,
             reminders=DurableReminderScheduler(client),
             turns=DurableTurnScheduler(client),
+            batcher=runtime.batcher(),
         )
         await delivery.deliver(
             body=msg.get_body(), message_id=msg.id, dequeue_count=msg.dequeue_count

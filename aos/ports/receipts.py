@@ -34,6 +34,7 @@ Receipts live in the history table (partition = agent id, row key ``receipt|<eve
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -66,6 +67,24 @@ class DeliveryReceipts(ABC):
 
     @abstractmethod
     async def mark_signalled(self, *, agent_id: str, event_id: str) -> None: ...
+
+    async def claim_many(
+        self, *, agent_id: str, claims: Sequence[tuple[str, str]], generation: str | None = None
+    ) -> list[Claim]:
+        """Claim several ``(event_id, message_id)`` pairs of one agent (a batch of deliveries,
+        ``aos.services.batching``), in order; the same answers as ``claim`` one after another.
+        Adapters that can write them in one request override this."""
+        return [
+            await self.claim(
+                agent_id=agent_id, event_id=event_id, message_id=message_id, generation=generation
+            )
+            for event_id, message_id in claims
+        ]
+
+    async def mark_many_signalled(self, *, agent_id: str, event_ids: Sequence[str]) -> None:
+        """``mark_signalled`` for several events of one agent."""
+        for event_id in event_ids:
+            await self.mark_signalled(agent_id=agent_id, event_id=event_id)
 
     @abstractmethod
     async def purge(self, *, older_than: datetime, limit: int) -> int:

@@ -39,6 +39,7 @@ from aos.ports.queue import DeadLetter, EventQueue
 from aos.ports.receipts import DeliveryReceipts
 from aos.ports.reminders import ReminderScheduler
 from aos.ports.turns import TurnScheduler
+from aos.services.batching import DeliveryBatcher
 from aos.services.registration import finish_registration
 
 __all__ = ["DeliveryOutcome", "EventDelivery"]
@@ -71,7 +72,11 @@ class EventDelivery:
         reminders: ReminderScheduler | None = None,
         turns: TurnScheduler | None = None,
         concurrency: int = 16,
+        batcher: DeliveryBatcher | None = None,
     ) -> None:
+        self.batcher = batcher
+        """Shared by the deliveries of one worker, so that events arriving together for one
+        agent share a signal (``aos.services.batching``); without it each signals alone."""
         self.reminders = reminders
         self.turns = turns
         self.letters = letters
@@ -134,7 +139,8 @@ class EventDelivery:
         # Without a message id (never from the Functions host) every delivery is new.
         message_id = message_id or uuid4().hex
         delivered = await self._each(
-            recipients, lambda entry: self._deliver_to(entry, event, payload, message_id)
+            recipients,
+            lambda entry: self._deliver_to(entry, event, payload, message_id, len(text)),
         )
         signalled = [e.agent_id for e, done in zip(recipients, delivered, strict=True) if done]
         duplicates = [e.agent_id for e, done in zip(recipients, delivered, strict=True) if not done]
@@ -179,12 +185,21 @@ class EventDelivery:
         return DeliveryOutcome(None, (control.agent_id,))
 
     async def _deliver_to(
-        self, entry: IndexEntry, event: Event, payload: dict[str, Any], message_id: str
+        self, entry: IndexEntry, event: Event, payload: dict[str, Any], message_id: str, size: int
     ) -> bool:
         """Claim, signal and confirm one recipient; ``False`` if it had the event already."""
         agent_id = entry.agent_id
         if entry.status is IndexStatus.REGISTERING:  # a registration that answered 202
             entry = await finish_registration(self.index, self.entities, entry)
+        if self.batcher is not None:
+            return await self.batcher.deliver(
+                entities=self.entities,
+                entry=entry,
+                event=event,
+                payload={**payload, "agent_id": agent_id},
+                message_id=message_id,
+                size=size,
+            )
         claim = await self.receipts.claim(
             agent_id=agent_id,
             event_id=event.event_id,

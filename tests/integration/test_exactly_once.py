@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from azure.functions.queue import QueueMessage as FuncQueueMessage
 from harness import Aos, running_aos
 
 from aos import Limits
@@ -111,3 +113,26 @@ async def test_deregister_with_purge_deletes_the_agents_history(aos: Aos) -> Non
     assert await receipts.claim(agent_id="a1", event_id="e1", message_id="x") is Claim.NEW
     assert await receipts.claim(agent_id="a2", event_id="e1", message_id="x") is Claim.OTHER
     assert (await aos.call("DELETE", "agents/a2", params={"purge": "maybe"})).status == 400
+
+
+# ---- deliveries to one agent that arrive together (aos.services.batching) ----------------------
+async def test_concurrent_deliveries_to_one_agent_share_signals_and_apply_once(aos: Aos) -> None:
+    await aos.register("a1")
+    batcher = aos.runtime.batcher()
+    sent_before = batcher.operations_sent
+    messages = [(envelope("a1", f"burst-{i}"), f"m-{i}") for i in range(40)]
+    messages.append((envelope("a1", "burst-3"), "m-repeat"))  # a client's retried POST
+
+    async def deliver(body: str, message_id: str) -> None:
+        message = FuncQueueMessage(id=message_id, body=body.encode(), dequeue_count=1)  # type: ignore[no-untyped-call]
+        await aos.host.invoke("deliver_events", msg=message)
+
+    await asyncio.gather(*(deliver(body, message_id) for body, message_id in messages))
+    await aos.host.wait_idle()
+    assert await handled(aos, "a1") == 40
+    assert batcher.operations_sent - sent_before < 40  # some signals carried several events
+    # and every message delivered again later is recognised, however late
+    for i in range(WINDOW + 4):
+        await aos.deliver(envelope("a1", f"later-{i}"))
+    await aos.deliver(messages[0][0], message_id="m-0", dequeue_count=2)
+    assert await handled(aos, "a1") == 40 + WINDOW + 4

@@ -75,7 +75,7 @@ def test_entity_contract() -> None:
         "configure", "handle_event", "add_goal", "update_goal", "remove_goal",
         "update_state", "delete_state", "decide", "get", "deregister",
         "set_reminder", "cancel_reminder", "fire_reminder",
-        "begin_turn", "apply_turn_step", "end_turn",
+        "begin_turn", "apply_turn_step", "end_turn", "handle_events",
     )  # fmt: skip
 
 

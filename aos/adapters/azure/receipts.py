@@ -4,6 +4,8 @@ key ``receipt|<event_id>``. The rules (``claim_decision``) and why they are what
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +16,9 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
+from aos.adapters.azure.history import SMALL_GROUP
 from aos.adapters.azure.tables import TableAdapter, storage_error
 from aos.domain.models import format_timestamp, utc_now
 from aos.errors import StorageError
@@ -31,14 +34,7 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
     async def claim(
         self, *, agent_id: str, event_id: str, message_id: str, generation: str | None = None
     ) -> Claim:
-        row = {
-            "PartitionKey": agent_id,
-            "RowKey": receipt_key(event_id),
-            "message_id": message_id,
-            "status": "claimed",
-            "claimed_at": format_timestamp(utc_now()),
-            "generation": generation or "",
-        }
+        row = _claim_row(agent_id, event_id, message_id, generation, format_timestamp(utc_now()))
         try:
             await self._ensure_table()
             for _ in range(_CLAIM_ATTEMPTS):
@@ -68,10 +64,67 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
             raise storage_error(exc, "Delivery receipts") from exc
         raise StorageError(f"Receipt for {event_id!r} kept changing while being claimed; retry")
 
-    async def mark_signalled(self, *, agent_id: str, event_id: str) -> None:
-        patch = {"PartitionKey": agent_id, "RowKey": receipt_key(event_id), "status": "signalled"}
+    async def claim_many(
+        self, *, agent_id: str, claims: Sequence[tuple[str, str]], generation: str | None = None
+    ) -> list[Claim]:
+        """New receipts in one transaction (they share the agent's partition); if any exists
+        already the transaction writes nothing and each is claimed on its own, which decides
+        what the existing ones mean. Small groups are claimed concurrently instead: the SDK's
+        transaction body costs more client CPU than a few single writes (``SMALL_GROUP``)."""
+        event_ids = [event_id for event_id, _ in claims]
+        if len(set(event_ids)) < len(event_ids):  # the same event twice: decide in order
+            return await super().claim_many(agent_id=agent_id, claims=claims, generation=generation)
+        if len(claims) > SMALL_GROUP:
+            now = format_timestamp(utc_now())
+            rows = [
+                _claim_row(agent_id, event_id, message_id, generation, now)
+                for event_id, message_id in claims
+            ]
+            try:
+                await self._ensure_table()
+                await self._client.submit_transaction([("create", row) for row in rows])
+                return [Claim.NEW] * len(claims)
+            except (TableTransactionError, ResourceExistsError):
+                pass  # some were claimed before: decide one by one below
+            except AzureError as exc:
+                raise storage_error(exc, "Delivery receipts") from exc
+        return list(
+            await asyncio.gather(
+                *(
+                    self.claim(
+                        agent_id=agent_id,
+                        event_id=event_id,
+                        message_id=message_id,
+                        generation=generation,
+                    )
+                    for event_id, message_id in claims
+                )
+            )
+        )
+
+    async def mark_many_signalled(self, *, agent_id: str, event_ids: Sequence[str]) -> None:
+        if len(event_ids) <= SMALL_GROUP:
+            await asyncio.gather(
+                *(self.mark_signalled(agent_id=agent_id, event_id=e) for e in event_ids)
+            )
+            return
+        patches = [
+            ("update", _signalled_patch(agent_id, event_id), {"mode": UpdateMode.MERGE})
+            for event_id in dict.fromkeys(event_ids)
+        ]
         try:
-            await self._client.update_entity(patch, mode=UpdateMode.MERGE)
+            await self._client.submit_transaction(patches)
+        except (TableTransactionError, ResourceNotFoundError):
+            # one receipt went meanwhile (purged): mark the others one by one
+            await super().mark_many_signalled(agent_id=agent_id, event_ids=event_ids)
+        except AzureError as exc:
+            raise storage_error(exc, "Delivery receipts") from exc
+
+    async def mark_signalled(self, *, agent_id: str, event_id: str) -> None:
+        try:
+            await self._client.update_entity(
+                _signalled_patch(agent_id, event_id), mode=UpdateMode.MERGE
+            )
         except AzureError as exc:
             raise storage_error(exc, "Delivery receipts") from exc
 
@@ -86,3 +139,20 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
         return await self._delete_matching(
             query, {"pk": agent_id}, limit=None, what="delivery receipts"
         )
+
+
+def _claim_row(
+    agent_id: str, event_id: str, message_id: str, generation: str | None, now: str
+) -> dict[str, Any]:
+    return {
+        "PartitionKey": agent_id,
+        "RowKey": receipt_key(event_id),
+        "message_id": message_id,
+        "status": "claimed",
+        "claimed_at": now,
+        "generation": generation or "",
+    }
+
+
+def _signalled_patch(agent_id: str, event_id: str) -> dict[str, Any]:
+    return {"PartitionKey": agent_id, "RowKey": receipt_key(event_id), "status": "signalled"}
