@@ -1,7 +1,7 @@
 """Where ``TableAgentIndex`` keeps its rows: hash shards, so that no partition gets hot.
 
-Azure Tables serves about 2,000 entities/s per partition (20,000/s per account), and a
-partition is the unit the service load-balances. One partition for the whole index (the legacy
+Azure Tables targets about 2,000 entities/s per partition (20,000/s per account): the service
+spreads distinct partition keys over its servers, never one partition. One partition for the whole index (the legacy
 layout below) caps every look-up, listing and subscriber read at that figure, however many agents
 there are. So the rows are spread over ``SHARDS`` partitions by a stable hash of the agent id
 (sha256, never Python's salted ``hash()``, which differs between processes):
