@@ -141,6 +141,9 @@ async def test_an_empty_index_lists_nothing(index: TableAgentIndex) -> None:
         encode_token(["a"]),
         encode_token({"PartitionKey": "agents", "RowKey": "a|x"}),
         encode_token("x" * 2000),
+        encode_token("history|x"),
+        encode_token("a/b"),
+        encode_token("agent-1\n"),
         "!!!not base64",
         "e30",  # {} as base64url
     ],

@@ -33,7 +33,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from aos.domain.models import AgentSpec, format_timestamp
+from aos.domain.models import AGENT_ID_PATTERN, AgentSpec, format_timestamp, full_match
 from aos.ports.index import IndexEntry, IndexStatus, invalid_token
 
 __all__ = [
@@ -57,7 +57,6 @@ agent subscribes to is 6,250 subscription rows per partition."""
 
 LEGACY_PARTITION = "agents"
 MARKER = ("m", "layout")
-_MAX_ID = 1024  # far above an agent id's 64 characters; a longer "position" is forged
 
 _FORBIDDEN = frozenset("/\\#?%|")
 
@@ -124,8 +123,9 @@ def entry_from_row(row: Any) -> IndexEntry:
 
 
 def position(token: Any) -> str:
-    """The last agent id a page returned, from a decoded continuation token: a non-empty string
-    of a sane length, or ``invalid_token`` (a forged token is the caller's 400)."""
-    if not isinstance(token, str) or not 0 < len(token) <= _MAX_ID:
+    """The last agent id a page returned, from a decoded continuation token: a valid agent id
+    (which bounds its length and characters), or ``invalid_token`` (a forged token is the
+    caller's 400)."""
+    if not isinstance(token, str) or not full_match(AGENT_ID_PATTERN, token):
         raise invalid_token("not a position in the agents index")
     return token
