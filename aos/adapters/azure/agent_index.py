@@ -1,23 +1,31 @@
-"""``AgentIndex`` on an Azure Table (Azurite locally).
+"""``AgentIndex`` on an Azure Table (Azurite locally), spread over hash shards.
 
-One partition holds the whole index, so that an agent row and its subscription rows change in one
-atomic transaction (Table transactions are single-partition, at most 100 operations; an agent has
-at most 32 subscriptions):
+The row layout (and why: no partition may get hot at 100,000 agents) is in ``index_layout``.
+Table transactions are single-partition, and an agent's rows now live in different partitions,
+so consistency comes from the order of the writes instead. The agent row is the truth (its spec
+lists the subscriptions); subscription rows are an index that may briefly hold extras but never
+misses one:
 
-    RowKey "a|<agent_id>"                 the agent: spec (JSON), status, timestamps
-    RowKey "s|<event type>|<agent_id>"    one row per subscription, for prefix look-ups
+* create / replace: upsert the subscription rows of the new spec, then write the agent row
+  (insert, or replace matched by ETag), then delete the rows of subscriptions it dropped;
+* delete: delete the subscription rows, then the agent row (repeating a delete finishes it).
 
-"|" cannot occur in agent ids or event types, and "/" (allowed in event types, not in row keys)
-is stored as "%2F".
+A crash at any point leaves every subscribed agent findable; an extra row costs delivery one
+look-up, since it re-checks ``subscribes_to`` on the agent row anyway. Known gap: two concurrent
+replaces of one agent, one dropping a type the other adds back, can lose that row in a narrow
+window; the next replace of that agent upserts all its rows again and repairs it.
+
+Legacy tables (one partition ``"agents"``) are migrated on first use by each instance; see
+``_migrate``.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+import heapq
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -27,155 +35,271 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TransactionOperation, UpdateMode
+from azure.data.tables import UpdateMode
 
-from aos.adapters.azure.tables import TableAdapter, storage_error
-from aos.domain.models import AgentSpec, format_timestamp
-from aos.errors import AgentExistsError, ConflictError
-from aos.ports.index import (
-    AgentIndex,
-    IndexEntry,
-    IndexStatus,
-    Page,
-    decode_token,
-    encode_token,
-    invalid_token,
+from aos.adapters.azure.index_layout import (
+    LEGACY_PARTITION,
+    MARKER,
+    SHARDS,
+    agent_partition,
+    agent_row,
+    entry_from_row,
+    key,
+    position,
+    shard_of,
+    subscription_partition,
+    subscription_row,
+    subscription_shards,
 )
+from aos.adapters.azure.tables import TableAdapter, storage_error
+from aos.errors import AgentExistsError, ConflictError, StorageError
+from aos.ports.index import AgentIndex, IndexEntry, Page, decode_token, encode_token
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
 
 __all__ = ["TableAgentIndex"]
 
-PARTITION = "agents"
 T = TypeVar("T")
-
-
-def _agent_key(agent_id: str) -> str:
-    return f"a|{agent_id}"
-
-
-def _subscription_key(event_type: str, agent_id: str) -> str:
-    return f"s|{event_type.replace('/', '%2F')}|{agent_id}"
-
-
-def _prefix_filter(prefix: str) -> tuple[str, dict[str, str]]:
-    # "}" sorts right after "|", so [prefix, prefix with "|" -> "}") is exactly the prefix range.
-    return (
-        "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-        {"pk": PARTITION, "lo": prefix, "hi": prefix[:-1] + "}"},
-    )
+CONCURRENCY = 8
+"""Requests one index call keeps in flight at once (shard reads, subscription writes)."""
+_MAX_PAGE = 1000  # the most rows the service returns per query request
 
 
 class TableAgentIndex(TableAdapter, AgentIndex):
+    def __init__(self, client: TableClient) -> None:
+        super().__init__(client)
+        self._ready = False
+        self._readying = asyncio.Lock()
+
     async def ping(self) -> None:
-        await self.page(limit=1)
+        with suppress(ResourceNotFoundError):  # reached the table: that is all a ping asks
+            await self._call(lambda: self._client.get_entity(*MARKER))
 
     # ------------------------------------------------------------------------------ reads
     async def get(self, *, agent_id: str) -> IndexEntry | None:
+        return await self._call(lambda: self._read(agent_id))
+
+    async def _read(self, agent_id: str) -> IndexEntry | None:
+        shard = agent_partition(shard_of(agent_id))
         try:
-            row = await self._call(lambda: self._client.get_entity(PARTITION, _agent_key(agent_id)))
+            row = await self._client.get_entity(shard, key(agent_id))
         except ResourceNotFoundError:
             return None
-        return _entry(row)
+        return entry_from_row(row)
 
     async def page(self, *, limit: int, continuation: str | None = None) -> Page[IndexEntry]:
-        query, parameters = _prefix_filter("a|")
-        # the SDK types its continuation as str; for Tables it is the dict it returned
-        token: Any = _table_token(decode_token(continuation)) if continuation else None
-        pages = self._client.query_entities(
-            query, parameters=parameters, results_per_page=limit
-        ).by_page(continuation_token=token)
-        entries: list[IndexEntry] = []
-        async with self._translated():
-            await self._ensure_table()
-            async for page in pages:
-                entries = [_entry(row) async for row in page]
-                break
-        next_token = pages.continuation_token  # type: ignore[attr-defined]
-        return Page(entries, encode_token(next_token) if next_token else None)
+        """A k-way merge: the first ``limit + 1`` agents after the position from every shard (in
+        parallel), merged in id order; the extra one says whether there is a next page."""
+        after = position(decode_token(continuation)) if continuation else None
+        shards = await self._call(
+            lambda: self._each(
+                range(SHARDS), lambda shard: self._first_agents(shard, after, limit + 1)
+            )
+        )
+        merged = list(heapq.merge(*shards, key=lambda row: str(row["agent_id"])))
+        chosen = [entry_from_row(row) for row in merged[:limit]]
+        more = len(merged) > limit
+        return Page(chosen, encode_token(chosen[-1].agent_id) if more and chosen else None)
 
     async def subscribers(self, *, event_type: str) -> list[str]:
-        agents: dict[str, None] = {}
-        async with self._translated():
-            await self._ensure_table()
-            for subscribed in (event_type, "*"):
-                query, parameters = _prefix_filter(_subscription_key(subscribed, ""))
-                rows = self._client.query_entities(
-                    query, parameters=parameters, select=["agent_id"]
-                )
-                async for row in rows:
-                    agents[str(row["agent_id"])] = None
-        return list(agents)
+        found = await self._call(lambda: self._each((event_type, "*"), self._subscribed))
+        return sorted({agent_id for ids in found for agent_id in ids})
+
+    async def _first_agents(self, shard: int, after: str | None, count: int) -> list[Any]:
+        query, parameters = "PartitionKey eq @pk", {"pk": agent_partition(shard)}
+        if after is not None:
+            query, parameters = query + " and RowKey gt @after", parameters | {"after": key(after)}
+        rows: list[Any] = []
+        pages = self._client.query_entities(
+            query, parameters=parameters, results_per_page=min(count, _MAX_PAGE)
+        ).by_page()
+        async for page in pages:  # a page may come back short: read on until ``count``
+            rows += [row async for row in page]
+            if len(rows) >= count:
+                break
+        return rows[:count]
+
+    async def _subscribed(self, event_type: str) -> list[str]:
+        """One range query over the type's shards: a single request while it has up to 1,000
+        subscribers. If there are more, the rest is read shard by shard, in parallel."""
+        first, last = subscription_shards(event_type)
+        pages = self._client.query_entities(
+            "PartitionKey ge @first and PartitionKey le @last",
+            parameters={"first": first, "last": last},
+            select=["PartitionKey", "RowKey", "agent_id"],
+        ).by_page()
+        rows: list[Any] = []
+        async for page in pages:
+            rows = [row async for row in page]
+            break
+        ids = [str(row["agent_id"]) for row in rows]
+        if not pages.continuation_token:  # type: ignore[attr-defined]
+            return ids
+        # Rows come in (PartitionKey, RowKey) order: shards before the last row's are complete.
+        done_pk, done_rk = (rows[-1]["PartitionKey"], rows[-1]["RowKey"]) if rows else ("", "")
+        rest = [
+            (subscription_partition(event_type, s), done_rk if pk == done_pk else None)
+            for s in range(SHARDS)
+            if (pk := subscription_partition(event_type, s)) >= done_pk
+        ]
+        more = await self._each(rest, lambda part: self._shard_ids(*part))
+        return ids + [agent_id for shard in more for agent_id in shard]
+
+    async def _shard_ids(self, partition: str, after: str | None) -> list[str]:
+        query, parameters = "PartitionKey eq @pk", {"pk": partition}
+        if after is not None:
+            query, parameters = query + " and RowKey gt @after", parameters | {"after": after}
+        rows = self._client.query_entities(query, parameters=parameters, select=["agent_id"])
+        return [str(row["agent_id"]) async for row in rows]
 
     # ------------------------------------------------------------------------------ writes
     async def create(self, *, entry: IndexEntry) -> IndexEntry:
-        operations: list[Any] = [(TransactionOperation.CREATE, _row(entry))]
-        operations += [
-            (TransactionOperation.UPSERT, _subscription_row(t, entry.agent_id))
-            for t in entry.spec.subscriptions
-        ]
+        await self._call(
+            lambda: self._upsert_subscriptions(entry.agent_id, entry.spec.subscriptions)
+        )
         try:
-            await self._call(lambda: self._client.submit_transaction(operations))
-        except (ResourceExistsError, _TransactionFailedError) as exc:
+            await self._call(lambda: self._client.create_entity(agent_row(entry)))
+        except ResourceExistsError as exc:
             raise AgentExistsError(entry.agent_id) from exc
         return await self._reload(entry)
 
     async def replace(self, *, entry: IndexEntry, previous: IndexEntry) -> IndexEntry:
-        old, new = set(previous.spec.subscriptions), set(entry.spec.subscriptions)
-        operations: list[Any] = [
-            (
-                TransactionOperation.UPDATE,
-                _row(entry),
-                {
-                    "mode": UpdateMode.REPLACE,
-                    "etag": previous.etag,
-                    "match_condition": MatchConditions.IfNotModified,
-                },
-            )
-        ]
-        operations += [
-            (TransactionOperation.DELETE, _subscription_row(t, entry.agent_id))
-            for t in sorted(old - new)
-        ]
-        operations += [
-            (TransactionOperation.UPSERT, _subscription_row(t, entry.agent_id))
-            for t in sorted(new - old)
-        ]
+        # Every row of the new spec, not only the added ones: a replace also repairs a lost row.
+        await self._call(
+            lambda: self._upsert_subscriptions(entry.agent_id, entry.spec.subscriptions)
+        )
         try:
-            await self._call(lambda: self._client.submit_transaction(operations))
-        except (ResourceModifiedError, ResourceNotFoundError, _TransactionFailedError) as exc:
+            await self._call(
+                lambda: self._client.update_entity(
+                    agent_row(entry),
+                    mode=UpdateMode.REPLACE,
+                    etag=previous.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            )
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
             raise ConflictError(
                 f"Agent {entry.agent_id!r} was changed or removed concurrently; retry"
             ) from exc
+        dropped = set(previous.spec.subscriptions) - set(entry.spec.subscriptions)
+        await self._call(lambda: self._delete_subscriptions(entry.agent_id, dropped))
         return await self._reload(entry)
 
     async def delete(self, *, entry: IndexEntry) -> None:
-        operations: list[Any] = [(TransactionOperation.DELETE, _row(entry))]
-        operations += [
-            (TransactionOperation.DELETE, _subscription_row(t, entry.agent_id))
+        current = await self.get(agent_id=entry.agent_id)
+        types = set(entry.spec.subscriptions) | set(current.spec.subscriptions if current else ())
+        await self._call(lambda: self._delete_subscriptions(entry.agent_id, types))
+        row = agent_row(entry)
+        await self._call(lambda: self._client.delete_entity(row["PartitionKey"], row["RowKey"]))
+
+    async def _upsert_subscriptions(self, agent_id: str, types: Iterable[str]) -> None:
+        rows = [subscription_row(t, agent_id) for t in sorted(types)]
+        await self._each(rows, lambda row: self._client.upsert_entity(row, mode=UpdateMode.REPLACE))
+
+    async def _delete_subscriptions(self, agent_id: str, types: Iterable[str]) -> None:
+        async def one(row: dict[str, Any]) -> None:
+            with suppress(ResourceNotFoundError):
+                await self._client.delete_entity(row["PartitionKey"], row["RowKey"])
+
+        await self._each([subscription_row(t, agent_id) for t in sorted(types)], one)
+
+    # ------------------------------------------------------------------------------ migration
+    async def _migrate(self) -> None:
+        """Move legacy rows (one partition ``"agents"``) into the sharded layout: per agent,
+        its subscription rows, then its agent row, then the legacy rows (one transaction: they
+        share the legacy partition). Idempotent, and harmless when several instances run it at
+        once: an agent row is inserted, never overwritten unless the legacy copy is newer (an
+        instance of the previous version may still have written it), and a legacy row is
+        deleted only if unchanged since it was copied (else the next migration copies it)."""
+        legacy = self._client.query_entities(
+            "PartitionKey eq @pk and RowKey ge 'a|' and RowKey lt 'a}'",
+            parameters={"pk": LEGACY_PARTITION},
+        )
+        await self._each([row async for row in legacy], self._migrate_agent)
+
+    async def _migrate_agent(self, legacy: Any) -> None:
+        entry = entry_from_row(legacy)
+        await self._upsert_subscriptions(entry.agent_id, entry.spec.subscriptions)
+        try:
+            await self._client.create_entity(agent_row(entry))
+        except ResourceExistsError:
+            current = await self._read(entry.agent_id)
+            if current is not None and current.updated_at < entry.updated_at:
+                with suppress(ResourceModifiedError, ResourceNotFoundError):
+                    await self._client.update_entity(
+                        agent_row(entry),
+                        mode=UpdateMode.REPLACE,
+                        etag=current.etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+        condition = {
+            "etag": legacy.metadata["etag"],
+            "match_condition": MatchConditions.IfNotModified,
+        }
+        rows = [
+            {"PartitionKey": LEGACY_PARTITION, "RowKey": f"s|{key(t)}|{entry.agent_id}"}
             for t in entry.spec.subscriptions
         ]
+        operations: list[Any] = [("delete", row) for row in rows]
+        operations.append(("delete", legacy, condition))
         try:
-            await self._call(lambda: self._client.submit_transaction(operations))
-        except (ResourceNotFoundError, _TransactionFailedError):
-            # Some rows were gone already (a repeated DELETE): remove what is left, row by row.
-            for _, row in operations:
+            await self._client.submit_transaction(operations)
+        except HttpResponseError:  # some already gone (another instance), or the agent changed
+            for row in rows:
                 with suppress(ResourceNotFoundError):
-                    await self._delete_row(row["RowKey"])
+                    await self._client.delete_entity(row["PartitionKey"], row["RowKey"])
+            with suppress(ResourceNotFoundError, ResourceModifiedError):  # changed: next run
+                await self._client.delete_entity(legacy, **condition)
 
     # ------------------------------------------------------------------------------ plumbing
-    async def _delete_row(self, row_key: str) -> None:
-        async with self._translated():
-            await self._client.delete_entity(PARTITION, row_key)
-
     async def _reload(self, entry: IndexEntry) -> IndexEntry:
         stored = await self.get(agent_id=entry.agent_id)
         if stored is None:  # removed between the write and the read: report it as a conflict
             raise ConflictError(f"Agent {entry.agent_id!r} was removed concurrently")
         return stored
 
+    async def _ensure_ready(self) -> None:
+        """Once per instance: the table exists, legacy rows are migrated, the layout matches."""
+        if self._ready:
+            return
+        async with self._readying:
+            if not self._ready:
+                await self._prepare()
+                self._ready = True
+
+    async def _prepare(self) -> None:
+        await self._ensure_table()
+        await self._migrate()
+        try:
+            marker = await self._client.get_entity(*MARKER)
+        except ResourceNotFoundError:
+            layout = {"PartitionKey": MARKER[0], "RowKey": MARKER[1], "shards": SHARDS}
+            with suppress(ResourceExistsError):
+                await self._client.create_entity(layout)
+        else:
+            if marker.get("shards") != SHARDS:
+                raise StorageError(
+                    f"The agents index was written with {marker.get('shards')} shards; "
+                    f"this version uses {SHARDS}"
+                )
+
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         async with self._translated():
-            await self._ensure_table()
+            await self._ensure_ready()
             return await operation()
+
+    async def _each(
+        self, items: Iterable[Any], operation: Callable[[Any], Awaitable[T]]
+    ) -> list[T]:
+        """``operation`` on every item, at most ``CONCURRENCY`` at once, results in order."""
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def gated(item: Any) -> T:
+            async with gate:
+                return await operation(item)
+
+        return list(await asyncio.gather(*(gated(item) for item in items)))
 
     @asynccontextmanager
     async def _translated(self) -> AsyncIterator[None]:
@@ -184,60 +308,5 @@ class TableAgentIndex(TableAdapter, AgentIndex):
             yield
         except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
             raise
-        except HttpResponseError as exc:
-            if _is_transaction_failure(exc):
-                raise _TransactionFailedError(str(exc)) from exc
-            raise storage_error(exc, "The agents index") from exc
         except AzureError as exc:
             raise storage_error(exc, "The agents index") from exc
-
-
-class _TransactionFailedError(Exception):
-    """A transaction was rejected because one of its operations failed (exists / not found)."""
-
-
-def _is_transaction_failure(exc: HttpResponseError) -> bool:
-    return type(exc).__name__ == "TableTransactionError" or exc.status_code in (404, 409, 412)
-
-
-def _table_token(token: Any) -> dict[str, str | None]:
-    """The SDK's continuation (``{"PartitionKey": ..., "RowKey": ...}``, opaque strings the
-    service returned), checked: a forged token of another shape would fail inside the SDK."""
-    keys = {"PartitionKey", "RowKey"}
-    if not isinstance(token, dict) or set(token) - keys or not token:
-        raise invalid_token("not a position in the agents index")
-    if not all(v is None or (isinstance(v, str) and len(v) <= 1024) for v in token.values()):
-        raise invalid_token("not a position in the agents index")
-    return {k: token.get(k) for k in sorted(keys)}
-
-
-def _row(entry: IndexEntry) -> dict[str, Any]:
-    return {
-        "PartitionKey": PARTITION,
-        "RowKey": _agent_key(entry.agent_id),
-        "agent_id": entry.agent_id,
-        "kind": entry.spec.kind,
-        "status": entry.status.value,
-        "spec": json.dumps(entry.spec.model_dump(mode="json")),
-        "registered_at": format_timestamp(entry.registered_at),
-        "updated_at": format_timestamp(entry.updated_at),
-    }
-
-
-def _subscription_row(event_type: str, agent_id: str) -> dict[str, Any]:
-    return {
-        "PartitionKey": PARTITION,
-        "RowKey": _subscription_key(event_type, agent_id),
-        "agent_id": agent_id,
-        "event_type": event_type,
-    }
-
-
-def _entry(row: Any) -> IndexEntry:
-    return IndexEntry(
-        spec=AgentSpec.model_validate_json(row["spec"]),
-        status=IndexStatus(row["status"]),
-        registered_at=datetime.fromisoformat(row["registered_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        etag=row.metadata.get("etag"),
-    )
