@@ -4,12 +4,17 @@ It starts its own Azurite on free ports and the AOS app under `python -m devhost
 a child process, registers N agents subscribed to `tick<N>` (not timed), then for each N measures:
 
 * singles: N events, one `POST /api/agents/{id}/events` per agent (8 concurrent clients), from the
-  first POST until every agent shows its event (`counters.events_handled`);
-* broadcast: one `POST /api/events` of type `tick<N>`, from the POST until every agent shows it.
+  first POST until every event is applied and persisted;
+* broadcast: one `POST /api/events` of type `tick<N>`, from the POST until every recipient's event
+  is applied and persisted.
 
-Both are timed the same way (agents are read 16 at a time, each until it shows the event), so the
-ratio singles / broadcast compares the paths, not the reads. Target: at least 2x, and broadcast
-time per agent about constant from the smallest N to the largest (linear in N).
+Both end the same way, observed from outside the app so that observing costs it nothing: the
+events queue holds no message (visible or leased; a message is deleted only after its signals are
+stored) and the host's entity table holds no signal row (a signal row is deleted in the same
+transaction that persists the state its operation produced). Reading every agent over HTTP until
+it shows the event, as an earlier version did, cost the app as much CPU as delivering the events
+and made the two paths look alike. Target: at least 2x, and broadcast time per agent about
+constant from the smallest N to the largest (linear in N).
 
 Then it checks every event was applied exactly once: it waits until the events queue is empty
 and the host idle, reads every agent again and requires ``events_handled`` to be exactly 3 (the
@@ -30,6 +35,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from e2e_throughput import RESULTS, wait_up  # noqa: E402
 
 from devhost.azurite import Azurite, free_port  # noqa: E402
+from devhost.host import entities_table_name  # noqa: E402
 
 READERS = 16
 POSTERS = 8
@@ -59,25 +66,35 @@ async def register(client: httpx.AsyncClient, ids: list[str], topic: str) -> Non
     await asyncio.gather(*(one(i) for i in ids))
 
 
-async def until_handled(client: httpx.AsyncClient, ids: list[str], count: int) -> None:
-    """Wait until every agent has handled ``count`` events (bounded: 10 minutes)."""
-    gate = asyncio.Semaphore(READERS)
-    deadline = time.perf_counter() + 600
+@dataclass
+class Observer:
+    """The events queue and the local host's entity table, read directly in Azurite."""
 
-    async def one(agent_id: str) -> None:
-        while True:
-            async with gate:
-                answer = await client.get(f"/api/agents/{agent_id}")
-            if answer.status_code == 200 and answer.json()["counters"]["events_handled"] >= count:
+    queue: Any
+    entities: Any
+
+    async def settled(self) -> None:
+        """Wait until no event is queued or leased and no signal waits to be applied (bounded:
+        10 minutes). The queue is read first: a message leaves it only after its signal rows
+        exist, so an empty queue then no signal rows means everything accepted is persisted."""
+        deadline = time.perf_counter() + 600
+        while time.perf_counter() < deadline:
+            properties = await self.queue.get_queue_properties()
+            if not properties.approximate_message_count and not await self._signals_pending():
                 return
-            if time.perf_counter() > deadline:
-                raise TimeoutError(f"{agent_id} did not handle {count} events")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
+        raise TimeoutError("the events were not all applied within 10 minutes")
 
-    await asyncio.gather(*(one(i) for i in ids))
+    async def _signals_pending(self) -> bool:
+        rows = self.entities.query_entities(
+            "RowKey ge 'sig-' and RowKey lt 'sig.'", select=["PartitionKey"], results_per_page=1
+        )
+        async for _ in rows:
+            return True
+        return False
 
 
-async def singles(client: httpx.AsyncClient, ids: list[str], count: int) -> float:
+async def singles(client: httpx.AsyncClient, ids: list[str], observer: Observer) -> float:
     gate = asyncio.Semaphore(POSTERS)
 
     async def post(agent_id: str) -> None:
@@ -87,16 +104,18 @@ async def singles(client: httpx.AsyncClient, ids: list[str], count: int) -> floa
 
     begin = time.perf_counter()
     await asyncio.gather(*(post(i) for i in ids))
-    await until_handled(client, ids, count)
+    await observer.settled()
     return time.perf_counter() - begin
 
 
-async def broadcast(client: httpx.AsyncClient, ids: list[str], topic: str, count: int) -> float:
+async def broadcast(
+    client: httpx.AsyncClient, ids: list[str], topic: str, observer: Observer
+) -> float:
     begin = time.perf_counter()
     answer = await client.post("/api/events", json={"type": topic})
     answer.raise_for_status()
     assert answer.json()["subscribers"] == len(ids), answer.text
-    await until_handled(client, ids, count)
+    await observer.settled()
     return time.perf_counter() - begin
 
 
@@ -123,7 +142,7 @@ async def exactly(client: httpx.AsyncClient, ids: list[str], count: int, queue: 
 
 
 async def drive(
-    sizes: list[int], port: int, process: subprocess.Popen[bytes], queue: Any
+    sizes: list[int], port: int, process: subprocess.Popen[bytes], observer: Observer
 ) -> list[dict[str, Any]]:
     rows = []
     limits = httpx.Limits(max_connections=READERS + POSTERS + 4)
@@ -135,10 +154,10 @@ async def drive(
             ids = [f"fan{size}-{i:05d}" for i in range(size)]
             topic = f"tick{size}"  # each size its own subscribers
             await register(client, ids, topic)
-            await broadcast(client, ids, topic, 1)  # warm-up: clients, tables, caches
-            single_s = await singles(client, ids, 2)
-            broadcast_s = await broadcast(client, ids, topic, 3)
-            wrong = await exactly(client, ids, 3, queue)
+            await broadcast(client, ids, topic, observer)  # warm-up: clients, tables, caches
+            single_s = await singles(client, ids, observer)
+            broadcast_s = await broadcast(client, ids, topic, observer)
+            wrong = await exactly(client, ids, 3, observer.queue)
             rows.append(
                 {
                     "subscribers": size,
@@ -152,13 +171,18 @@ async def drive(
     return rows
 
 
-async def drive_with_queue(
-    sizes: list[int], port: int, process: subprocess.Popen[bytes], azurite: Azurite
+async def drive_observed(
+    sizes: list[int], port: int, process: subprocess.Popen[bytes], azurite: Azurite, hub: str
 ) -> list[dict[str, Any]]:
+    from azure.data.tables.aio import TableClient
     from azure.storage.queue.aio import QueueClient
 
-    async with QueueClient.from_connection_string(azurite.connection_string, "aos-events") as queue:
-        return await drive(sizes, port, process, queue)
+    connection = azurite.connection_string
+    async with (
+        QueueClient.from_connection_string(connection, "aos-events") as queue,
+        TableClient.from_connection_string(connection, entities_table_name(hub)) as entities,
+    ):
+        return await drive(sizes, port, process, Observer(queue, entities))
 
 
 def main() -> int:
@@ -171,11 +195,11 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")] + ([10_000] if args.large else [])
     with Azurite() as azurite:
         port = free_port()
-        token = uuid.uuid4().hex[:8]
+        hub = f"Fan{uuid.uuid4().hex[:8]}"
         env = {
             **os.environ,
             "AzureWebJobsStorage": azurite.connection_string,
-            "AOS_TASK_HUB": f"Fan{token}",
+            "AOS_TASK_HUB": hub,
             "AOS_EVENTS_QUEUE": "aos-events",
         }
         command = [sys.executable, "-m", "devhost", "--no-azurite", "--port", str(port)]
@@ -185,7 +209,7 @@ def main() -> int:
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
             try:
-                rows = asyncio.run(drive_with_queue(sizes, port, process, azurite))
+                rows = asyncio.run(drive_observed(sizes, port, process, azurite, hub))
             finally:
                 process.terminate()
                 process.wait(20)

@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError
@@ -219,6 +219,7 @@ class EntityRuntime:
                 for _ in batch:
                     entity.queue.popleft()
                 await self._settled(len(batch))
+                await self._forget_applied(entity)
         except Exception:
             failed = True
             log.exception("entity %s: batch failed; its signals stay stored, retrying", entity.id)
@@ -228,6 +229,19 @@ class EntityRuntime:
             asyncio.get_running_loop().call_later(1.0, self._kick, entity)
         else:
             self._kick(entity)
+
+    async def _forget_applied(self, entity: _Entity) -> None:
+        """Delete the signal rows the committed state lists as applied. If that fails they stay
+        listed (and are skipped on restart) and the next batch tries again."""
+        stored = entity.stored
+        if stored is None or not stored.applied:
+            return
+        try:
+            await self._store.forget(entity.id, stored.applied)
+        except AzureError as exc:
+            log.warning("entity %s: applied signal rows not deleted yet: %s", entity.id, exc)
+            return
+        entity.stored = replace(stored, applied=())
 
     async def _run_batch(self, entity: _Entity, batch: list[Signal]) -> None:
         if entity.stored is None:

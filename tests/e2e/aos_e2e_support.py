@@ -102,7 +102,7 @@ def pending_signals(connection_string: str, hub: str, agent_id: str) -> int:
     """Entity signals the local host has accepted for the agent but not yet applied.
 
     The local host stores each accepted signal as a `sig-<sequence>` row in the agent's partition of
-    `DevHost<hub>Entities` and deletes it in the same transaction that persists the new state
+    `DevHost<hub>Entities` and deletes it only after the state that applied it is stored
     (docs/LOCAL_HOST.md), so no such rows means every accepted signal has been applied.
     """
     table = entities_table_name(hub)
