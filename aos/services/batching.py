@@ -4,8 +4,8 @@ Each queued event is one function invocation, and on its own it costs a receipt 
 (an HTTP call to the Durable extension, which stores a message for the entity) and a receipt mark.
 When an agent is busy -- a burst of events to one agent, the common case for a hot agent -- those
 invocations run side by side in the same worker. ``DeliveryBatcher`` lets them meet: per agent, at
-most one batch is in flight; the deliveries that arrive meanwhile wait in the next batch, which goes
-as soon as the one in flight is done. A batch claims its receipts together (one table transaction
+most one batch is being claimed and signalled; the deliveries that arrive meanwhile wait in the
+next batch, which goes as soon as that signal is sent (while the first batch's receipts are marked). A batch claims its receipts together (one table transaction
 when it is large enough to pay for itself), sends *one* ``handle_events`` operation with the events
 in arrival order, and marks the receipts together. An agent that is not busy gets a batch of one
 at once, so nothing waits for a timer and latency at low rates is unchanged.
@@ -27,7 +27,7 @@ from typing import Any
 from aos.domain.models import Event
 from aos.ports.entity_client import EntityClient
 from aos.ports.index import IndexEntry
-from aos.ports.receipts import DeliveryReceipts
+from aos.ports.receipts import Claim, DeliveryReceipts
 
 __all__ = ["DeliveryBatcher"]
 
@@ -71,7 +71,7 @@ class DeliveryBatcher:
     def __init__(self, receipts: DeliveryReceipts) -> None:
         self._receipts = receipts
         self._waiting: dict[str, deque[_Batch]] = {}
-        self._drains: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
         self.operations_sent = 0
         """Signals sent: fewer than events delivered when batches formed (for tests, benches)."""
 
@@ -93,9 +93,7 @@ class DeliveryBatcher:
         batches = self._waiting.get(agent_id)
         if batches is None:
             batches = self._waiting[agent_id] = deque()
-            drain = asyncio.get_running_loop().create_task(self._drain(agent_id, batches))
-            self._drains.add(drain)
-            drain.add_done_callback(self._drains.discard)
+            self._track(asyncio.get_running_loop().create_task(self._drain(agent_id, batches)))
         if not batches or not batches[-1].takes(item):
             batches.append(_Batch(entry.generation))
         batch = batches[-1]
@@ -104,25 +102,29 @@ class DeliveryBatcher:
         return await done
 
     async def _drain(self, agent_id: str, batches: deque[_Batch]) -> None:
-        """Send the agent's batches one after another until none is waiting."""
+        """Send the agent's batches in order until none is waiting. A batch's confirmation (the
+        receipts marked signalled) overlaps the next batch's claim and signal: only the signals
+        must go one after another, so that the agent gets its events in order."""
         try:
             while batches:
                 batch = batches.popleft()
                 try:
-                    signalled = await self._send(agent_id, batch)
+                    claims = await self._claim_and_signal(agent_id, batch)
                 except Exception as exc:
-                    for item in batch.items:
-                        if not item.done.done():
-                            item.done.set_exception(exc)
+                    _fail(batch, exc)
                     continue
-                for item, was_signalled in zip(batch.items, signalled, strict=True):
-                    if not item.done.done():
-                        item.done.set_result(was_signalled)
+                self._track(
+                    asyncio.get_running_loop().create_task(self._confirm(agent_id, batch, claims))
+                )
         finally:
             # no await since the loop's last check: a delivery arriving now starts a new drain
             del self._waiting[agent_id]
 
-    async def _send(self, agent_id: str, batch: _Batch) -> list[bool]:
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _claim_and_signal(self, agent_id: str, batch: _Batch) -> list[Claim]:
         items = batch.items
         if len(items) == 1:
             claims = [
@@ -140,24 +142,44 @@ class DeliveryBatcher:
                 generation=batch.generation,
             )
         chosen = [item for item, claim in zip(items, claims, strict=True) if claim.should_signal]
+        if len(chosen) == 1:
+            await chosen[0].entities.signal(
+                agent_id=agent_id, operation="handle_event", value=chosen[0].payload
+            )
+        elif chosen:
+            await chosen[0].entities.signal(
+                agent_id=agent_id,
+                operation="handle_events",
+                value=[item.payload for item in chosen],
+            )
+            logger.debug("agent %s: %d events in one operation", agent_id, len(chosen))
         if chosen:
-            entities = chosen[0].entities
-            if len(chosen) == 1:
-                await entities.signal(
-                    agent_id=agent_id, operation="handle_event", value=chosen[0].payload
-                )
-                await self._receipts.mark_signalled(
-                    agent_id=agent_id, event_id=chosen[0].event.event_id
-                )
-            else:
-                await entities.signal(
-                    agent_id=agent_id,
-                    operation="handle_events",
-                    value=[item.payload for item in chosen],
-                )
-                await self._receipts.mark_many_signalled(
-                    agent_id=agent_id, event_ids=[item.event.event_id for item in chosen]
-                )
-                logger.debug("agent %s: %d events in one operation", agent_id, len(chosen))
             self.operations_sent += 1
-        return [claim.should_signal for claim in claims]
+        return claims
+
+    async def _confirm(self, agent_id: str, batch: _Batch, claims: list[Claim]) -> None:
+        """Mark the signalled events' receipts, then let their deliveries finish."""
+        signalled = [
+            item.event.event_id
+            for item, claim in zip(batch.items, claims, strict=True)
+            if claim.should_signal
+        ]
+        try:
+            if len(signalled) == 1:
+                await self._receipts.mark_signalled(agent_id=agent_id, event_id=signalled[0])
+            elif signalled:
+                await self._receipts.mark_many_signalled(agent_id=agent_id, event_ids=signalled)
+        except Exception as exc:
+            _fail(batch, exc)
+            return
+        for item, claim in zip(batch.items, claims, strict=True):
+            if not item.done.done():
+                item.done.set_result(claim.should_signal)
+
+
+def _fail(batch: _Batch, exc: Exception) -> None:
+    """Every delivery of the batch fails (its message comes back; the receipts then say which
+    events were signalled already)."""
+    for item in batch.items:
+        if not item.done.done():
+            item.done.set_exception(exc)
