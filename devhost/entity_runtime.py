@@ -267,10 +267,15 @@ class EntityRuntime:
         if self.batch_observer is not None:
             self.batch_observer(request)
         exists, state = stored.exists, stored.state
-        handler = self._functions[entity.id.name].func
+        spec = self._functions[entity.id.name]
         results: list[dict[str, Any]] = []
         try:
-            output = json.loads(await asyncio.to_thread(handler, EntityContext(request)))
+            context = EntityContext(request)
+            if spec.is_async:  # as the worker runs functions: async on the loop, sync in a thread
+                text = await spec.func(context)
+            else:
+                text = await asyncio.to_thread(spec.func, context)
+            output = json.loads(text)
             results = list(output.get("results", []))
             exists = bool(output.get("entityExists", False))
             state = output.get("entityState") if exists else None

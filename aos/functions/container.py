@@ -90,48 +90,44 @@ class AppRuntime:
         return AgentEntity(self.kinds, self.settings.limits)
 
     @cached_property
-    def history_writer(self) -> HistoryWriter | None:
-        """The entity batches' synchronous path into the archive; ``None`` when no storage is
-        configured (running the entity function on its own), where there is nowhere to write."""
-        if self._history_writer is not None:
-            return self._history_writer
-        settings = self.settings
-        if not settings.storage.configured:
-            logger.warning("no storage configured: entity history is not archived")
-            return None
-        from aos.adapters.azure.clients import sync_table_client
-        from aos.adapters.azure.history import TableHistoryWriter
-
-        return TableHistoryWriter(
-            lambda: sync_table_client(settings.storage, settings.history_table)
-        )
-
-    def archive_batch(self, records: list[HistoryRecord]) -> None:
-        """Archive one entity batch's records before its result goes back to the host."""
-        writer = self.history_writer
-        if records and writer is not None:
-            writer.write(records)
+    def archives(self) -> bool:
+        """Whether entity batches archive their records: with a writer given (tests) or storage
+        configured; without either (the entity function on its own) there is nowhere to write,
+        and records are not even collected."""
+        if self._history_writer is not None or self.settings.storage.configured:
+            return True
+        logger.warning("no storage configured: entity history is not archived")
+        return False
 
     @cached_property
-    def effect_sender(self) -> EffectSender | None:
-        """The entity batches' way to the events queue for sends and publishes; ``None`` when no
-        storage is configured (the entity function on its own), where they are dropped."""
-        if self._effect_sender is not None:
-            return self._effect_sender
-        settings = self.settings
-        if not settings.storage.configured:
-            return None
-        from aos.adapters.azure.clients import sync_queue_client
-        from aos.adapters.azure.queues import QueueEffectSender
+    def emits(self) -> bool:
+        """Whether entity batches send their effects (sends, publishes, reminder and turn
+        control) to the events queue; without storage they are dropped."""
+        return self._effect_sender is not None or self.settings.storage.configured
 
-        return QueueEffectSender(lambda: sync_queue_client(settings.storage, settings.events_queue))
+    async def archive_batch(self, records: list[HistoryRecord]) -> None:
+        """Archive one entity batch's records before its result goes back to the host: through
+        the storage's async client, so the entity function's I/O never holds a worker thread
+        (a thread waiting on a socket also waits for the GIL at every wake-up, measured at most
+        of an entity batch's time under load)."""
+        if not records:
+            return
+        if self._history_writer is not None:
+            self._history_writer.write(records)
+        elif self.settings.storage.configured:
+            await self.storage().history.append(records=records)
 
-    def emit_effects(self, effects: list[Effect]) -> None:
+    async def emit_effects(self, effects: list[Effect]) -> None:
         """Send one entity batch's effects, after its archive write and before its result goes
         back to the host (a failure fails the batch, which runs again with the same ids)."""
-        sender = self.effect_sender
-        if effects and sender is not None:
-            sender.send([effect.text for effect in effects])
+        if not effects:
+            return
+        if self._effect_sender is not None:
+            self._effect_sender.send([effect.text for effect in effects])
+        elif self.settings.storage.configured:
+            queue = self.storage().queue
+            for effect in effects:
+                await queue.send(message=effect.text)
 
     def chat_model(self, adapter_name: str) -> ChatModel:
         """The model an agent's ``adapter_name`` thinks with: its ``AOS_MODELS__<adapter>__*``

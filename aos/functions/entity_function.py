@@ -7,7 +7,10 @@ is registered as the SDK's own decorator registers it -- an ``entityTrigger`` bi
 ``context`` (annotated ``EntityContext``, the type the worker's converter checks for) whose
 function returns the SDK's result JSON -- with the SDK's
 handle inside it, and the batch's history records are archived after the handle returns and before
-the result goes back to the host. Nothing of the SDK's execution path is replaced.
+the result goes back to the host. Nothing of the SDK's execution path is replaced. The function is
+``async`` (the worker awaits any async function, whatever its trigger): the handle's CPU work runs
+on a worker thread, and the archive and effect writes use the async storage clients on the
+worker's event loop, so no thread sits on a socket.
 
 Then the batch's effects (events its agents sent or published, ``aos.domain.effects``) go to the
 events queue, with ids derived from the events that caused them.
@@ -19,6 +22,8 @@ again, which the delivery receipts drop.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -34,19 +39,19 @@ def entity_blueprint(runtime: AppRuntime) -> func.Blueprint:
 
     @bp.function_name(ENTITY_NAME)
     @bp.generic_trigger(arg_name="context", type="entityTrigger", entityName=ENTITY_NAME)
-    def agent(context: func.EntityContext) -> str:
+    async def agent(context: func.EntityContext) -> str:
         """One perpetual agent per entity key; operations in ``aos.agents.entity``."""
-        # Without an archive (no storage configured) records are not even collected.
         batch = EntityBatch(
-            journal=[] if runtime.history_writer is not None else None,
-            effects=[] if runtime.effect_sender is not None else None,
+            journal=[] if runtime.archives else None,
+            effects=[] if runtime.emits else None,
         )
         handle = df.Entity.create(runtime.entity.for_batch(batch))
-        result: str = handle(context)
+        # the operations are CPU work: on a worker thread, as the worker runs sync functions
+        result: str = await asyncio.to_thread(handle, context)
         if batch.journal:
-            runtime.archive_batch(batch.journal)
+            await runtime.archive_batch(batch.journal)
         if batch.effects:
-            runtime.emit_effects(batch.effects)
+            await runtime.emit_effects(batch.effects)
         return result
 
     return bp

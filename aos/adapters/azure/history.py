@@ -11,6 +11,7 @@ client, one per thread; reads and deletions come from async functions (``TableHi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator, Sequence
@@ -228,10 +229,21 @@ class TableHistoryWriter:
 
 class TableHistoryArchive(TableAdapter, HistoryArchive):
     async def append(self, *, records: Sequence[HistoryRecord]) -> None:
+        """Upserts (replace): one transaction per group of rows, or single upserts, side by
+        side, for a group of up to ``SMALL_GROUP`` rows. Either way the rows are replaced, so a
+        write that failed half-way is completed by the batch's next execution."""
         try:
             await self._ensure_table()
             for group in transactions(batch_operations(records)):
-                await self._client.submit_transaction(upserts(group))
+                if len(group) <= SMALL_GROUP:
+                    await asyncio.gather(
+                        *(self._client.upsert_entity(row, mode=mode) for row, mode in group)
+                    )
+                else:
+                    await self._client.submit_transaction(upserts(group))
+        except ResourceNotFoundError as exc:  # the table was deleted: create it on the retry
+            self._table_ready = False
+            raise storage_error(exc, "Archiving history records (table missing)") from exc
         except AzureError as exc:
             raise storage_error(exc, f"Archiving {len(records)} history records") from exc
 
