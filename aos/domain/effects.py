@@ -90,7 +90,8 @@ class Effect:
 
 
 class EffectSender(Protocol):
-    """What the entity function needs to emit a batch's effects: queue texts on the events queue,
-    synchronously (the entity function runs on a worker thread). Raises if they cannot be sent."""
+    """A synchronous way to emit a batch's effects (queue texts on the events queue), for an
+    entity function given one (the in-memory adapters, tests); the app's own sends them through
+    its async events queue. Raises if they cannot be sent."""
 
     def send(self, texts: Sequence[str]) -> None: ...

@@ -157,8 +157,9 @@ class HistoryPage:
 
 
 class HistoryWriter(Protocol):
-    """What the entity's batch needs: write records, synchronously (the entity function is
-    synchronous and runs on a worker thread). Writing a row that exists replaces it."""
+    """A synchronous way to write a batch's records, for an entity function given one (the
+    in-memory archive, tests, scripts); the app's own writes through ``HistoryArchive.append``.
+    Writing a row that exists replaces it."""
 
     def write(self, records: Sequence[HistoryRecord]) -> None: ...
 

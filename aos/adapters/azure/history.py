@@ -5,8 +5,10 @@ One row per record (``aos.domain.history`` explains the row keys). The payload i
 characters) and an event alone may be 64 KB; ``json.dumps`` escapes non-ASCII, so a character is
 a byte. The delivery receipts (``aos.ports.receipts``) share the table under ``receipt|`` keys.
 
-Writes come from the entity function's thread, so ``TableHistoryWriter`` uses the synchronous
-client, one per thread; reads and deletions come from async functions (``TableHistoryArchive``).
+The entity function writes a batch's records through ``TableHistoryArchive.append`` (async, on the
+worker's event loop), as do reads and deletions. ``TableHistoryWriter`` writes the same rows with
+the synchronous client, one per thread, for code without an event loop (scripts, benches, tests
+that drive the entity function with a writer of their own).
 """
 
 from __future__ import annotations
