@@ -201,3 +201,22 @@ async def test_a_deleted_history_table_fails_one_write_then_is_created_again(aos
         writer.write(records)
     writer.write(records)  # what the batch's next execution does
     assert [i["event_id"] for i in await history(aos, "a1")] == ["e2"]
+
+
+async def test_the_entity_functions_archive_creates_a_deleted_table_on_the_retry(aos: Aos) -> None:
+    """``TableHistoryArchive.append``, which the entity function writes through: a write to a
+    deleted table fails (the batch fails and runs again), and the next one creates it."""
+    agent = GenericPurposeDrivenAgent("a1", purpose="Keep customers happy")
+    archive = aos.runtime.storage().history
+    agent.receive({"event_id": "e1", "type": "t"})
+    await archive.append(records=agent.take_journal())
+    with SyncTableClient.from_connection_string(
+        aos.connection_string, aos.settings.history_table
+    ) as client:
+        client.delete_table()
+    agent.receive({"event_id": "e2", "type": "t"})
+    records = agent.take_journal()
+    with pytest.raises(StorageError, match="missing"):
+        await archive.append(records=records)
+    await archive.append(records=records)  # what the batch's next execution does
+    assert [i["event_id"] for i in await history(aos, "a1")] == ["e2"]

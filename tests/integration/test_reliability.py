@@ -9,12 +9,12 @@ from typing import Any, ClassVar
 
 import pytest
 import pytest_asyncio
-from azure.data.tables import TableClient as SyncTableClient
+from azure.data.tables.aio import TableClient
 from harness import Aos, running_aos
 from pydantic import JsonValue
 
 from aos import AgentKinds, Event, GenericPurposeDrivenAgent, Limits
-from aos.adapters.azure.history import TRANSACTION_BYTES, TableHistoryWriter
+from aos.adapters.azure.history import TRANSACTION_BYTES, TableHistoryArchive
 from aos.domain.history import HistoryRecord
 from aos.domain.models import AgentSpec
 from aos.ports.index import IndexEntry
@@ -164,17 +164,17 @@ async def test_a_patch_over_the_budget_with_current_goals_changes_neither_index_
 
 # ---- 5. history transactions are sized as they are sent --------------------------------------------
 async def test_large_events_full_of_quotes_and_non_ascii_are_archived(aos: Aos) -> None:
+    """Through the archive the entity function writes with (``TableHistoryArchive.append``)."""
     bodies: list[int] = []
 
-    def client() -> SyncTableClient:
-        def measure(request: Any) -> None:
-            body = request.http_request.body
-            if body:
-                bodies.append(len(body))
+    def measure(request: Any) -> None:
+        body = request.http_request.body
+        if body:
+            bodies.append(len(body))
 
-        return SyncTableClient.from_connection_string(
-            aos.connection_string, aos.settings.history_table, raw_request_hook=measure
-        )
+    client = TableClient.from_connection_string(
+        aos.connection_string, aos.settings.history_table, raw_request_hook=measure
+    )
 
     text = ('"quoted" élan 😀 ' * 3_000)[:43_000]  # about 60 KB as UTF-8 JSON
     assert 55_000 < len(json.dumps(text, ensure_ascii=False).encode()) < 64_000
@@ -185,9 +185,9 @@ async def test_large_events_full_of_quotes_and_non_ascii_are_archived(aos: Aos) 
         )
         for i in range(1, 61)
     ]  # fmt: skip
-    writer = TableHistoryWriter(client)
-    writer.write(records)
-    writer.close()
+    archive = TableHistoryArchive(client)
+    await archive.append(records=records)
+    await archive.close()
     assert len(bodies) > 1  # split over several transactions
     assert max(bodies) <= TRANSACTION_BYTES < 4 * 1024 * 1024
     items = await history(aos, "big", limit="100")
