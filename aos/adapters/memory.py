@@ -22,7 +22,14 @@ from aos.domain.history import HistoryWriter
 from aos.domain.models import format_timestamp, utc_now
 from aos.errors import AgentExistsError, ConflictError, StorageError
 from aos.ports.entity_client import EntityClient
-from aos.ports.index import AgentIndex, IndexEntry, Page, decode_token, encode_token
+from aos.ports.index import (
+    AgentIndex,
+    IndexEntry,
+    Page,
+    decode_position,
+    decode_token,
+    encode_token,
+)
 from aos.ports.letters import LetterQueue, LetterStore, StoredLetter
 from aos.ports.queue import DeadLetter, EventQueue
 from aos.ports.receipts import Claim, DeliveryReceipts, claim_decision
@@ -78,7 +85,7 @@ class InMemoryAgentIndex(AgentIndex):
         self._entries.pop(entry.agent_id, None)
 
     async def page(self, *, limit: int, continuation: str | None = None) -> Page[IndexEntry]:
-        after = decode_token(continuation) if continuation else None
+        after = decode_position(continuation) if continuation else None
         ids = sorted(i for i in self._entries if after is None or i > after)
         chosen = ids[:limit]
         more = len(ids) > limit

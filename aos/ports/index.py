@@ -20,7 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from aos.domain.models import AgentSpec, format_timestamp, utc_now
+from aos.domain.models import AGENT_ID_PATTERN, AgentSpec, format_timestamp, full_match, utc_now
 from aos.errors import FieldError, InvalidInputError
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "IndexEntry",
     "IndexStatus",
     "Page",
+    "decode_position",
     "decode_token",
     "encode_token",
     "invalid_token",
@@ -91,6 +92,16 @@ def decode_token(token: str) -> Any:
         return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (ValueError, RecursionError) as exc:
         raise invalid_token("not base64url of JSON") from exc
+
+
+def decode_position(token: str) -> str:
+    """The last agent id a page of the listing returned, from its continuation token: a valid
+    agent id (which bounds its length and characters), else ``InvalidInputError`` (a forged
+    token is the caller's 400, in every adapter)."""
+    position = decode_token(token)
+    if not isinstance(position, str) or not full_match(AGENT_ID_PATTERN, position):
+        raise invalid_token("not a position in the agents index")
+    return position
 
 
 def invalid_token(reason: str) -> InvalidInputError:

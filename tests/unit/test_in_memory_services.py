@@ -21,7 +21,7 @@ from aos.agents.entity import AgentEntity
 from aos.domain.contexts import ContextMCPServer
 from aos.domain.history import HistoryQuery, InMemoryHistoryArchive
 from aos.domain.models import AgentSpec, GoalCreate
-from aos.errors import AgentExistsError, LimitExceededError, StorageError
+from aos.errors import AgentExistsError, InvalidInputError, LimitExceededError, StorageError
 from aos.ports.index import IndexEntry, IndexStatus
 from aos.services.agents import AgentService
 from aos.services.contexts import EntityContextServer
@@ -163,3 +163,11 @@ async def test_a_broadcast_failing_for_one_recipient_is_retried_for_it_alone(
     for i in range(40):
         context = await services.manager.get_context(f"s{i}")
         assert context["counters"]["events_handled"] == 1
+
+
+async def test_a_forged_listing_token_is_invalid_input_in_memory_too(services: Services) -> None:
+    from aos.ports.index import encode_token
+
+    for forged in ("%%%", encode_token({"PartitionKey": "x"}), encode_token("history|x")):
+        with pytest.raises(InvalidInputError):
+            await services.manager.list_agents(limit=10, continuation=forged)

@@ -45,7 +45,6 @@ from aos.adapters.azure.index_layout import (
     agent_row,
     entry_from_row,
     key,
-    position,
     shard_of,
     subscription_partition,
     subscription_row,
@@ -53,7 +52,7 @@ from aos.adapters.azure.index_layout import (
 )
 from aos.adapters.azure.tables import TableAdapter, storage_error
 from aos.errors import AgentExistsError, ConflictError, StorageError
-from aos.ports.index import AgentIndex, IndexEntry, Page, decode_token, encode_token
+from aos.ports.index import AgentIndex, IndexEntry, Page, decode_position, encode_token
 
 if TYPE_CHECKING:
     from azure.data.tables.aio import TableClient
@@ -91,7 +90,7 @@ class TableAgentIndex(TableAdapter, AgentIndex):
     async def page(self, *, limit: int, continuation: str | None = None) -> Page[IndexEntry]:
         """A k-way merge: the first ``limit + 1`` agents after the position from every shard (in
         parallel), merged in id order; the extra one says whether there is a next page."""
-        after = position(decode_token(continuation)) if continuation else None
+        after = decode_position(continuation) if continuation else None
         shards = await self._call(
             lambda: self._each(
                 range(SHARDS), lambda shard: self._first_agents(shard, after, limit + 1)

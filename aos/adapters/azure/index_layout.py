@@ -33,8 +33,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from aos.domain.models import AGENT_ID_PATTERN, AgentSpec, format_timestamp, full_match
-from aos.ports.index import IndexEntry, IndexStatus, invalid_token
+from aos.domain.models import AgentSpec, format_timestamp
+from aos.ports.index import IndexEntry, IndexStatus
 
 __all__ = [
     "LEGACY_PARTITION",
@@ -44,7 +44,6 @@ __all__ = [
     "agent_row",
     "entry_from_row",
     "key",
-    "position",
     "shard_of",
     "subscription_partition",
     "subscription_row",
@@ -120,12 +119,3 @@ def entry_from_row(row: Any) -> IndexEntry:
         updated_at=datetime.fromisoformat(row["updated_at"]),
         etag=row.metadata.get("etag"),
     )
-
-
-def position(token: Any) -> str:
-    """The last agent id a page returned, from a decoded continuation token: a valid agent id
-    (which bounds its length and characters), or ``invalid_token`` (a forged token is the
-    caller's 400)."""
-    if not isinstance(token, str) or not full_match(AGENT_ID_PATTERN, token):
-        raise invalid_token("not a position in the agents index")
-    return token
