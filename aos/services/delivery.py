@@ -148,8 +148,8 @@ class EventDelivery:
             "event %s (%s): signalled %s, already delivered to %s",
             event.event_id,
             event.type,
-            signalled,
-            duplicates,
+            _some(signalled),
+            _some(duplicates),
             extra={"event_id": event.event_id, "correlation_id": event.correlation_id},
         )
         return DeliveryOutcome(event.event_id, tuple(signalled), tuple(duplicates))
@@ -275,3 +275,10 @@ class EventDelivery:
             await self.letters.add(letter=StoredLetter.of("deadletter", letter))
         logger.warning("dead-lettered message %s: %s", message_id, reason)
         return DeliveryOutcome(None, dead_letter_reason=reason)
+
+
+def _some(agent_ids: list[str], shown: int = 10) -> str:
+    """Agent ids for a log line: all of a direct event's, the first few of a broadcast's."""
+    if len(agent_ids) <= shown:
+        return str(agent_ids)
+    return f"{agent_ids[:shown]} and {len(agent_ids) - shown} more"
