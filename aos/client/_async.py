@@ -20,6 +20,7 @@ from aos.api.schemas import (
     Health,
     HistoryItem,
     MessageAccepted,
+    PurgeJob,
     TurnResource,
 )
 from aos.client import _calls as calls
@@ -127,6 +128,11 @@ class AsyncAosClient:
         """Deregister the agent; ``purge`` also deletes its history and receipts, in the background
         (progress at ``GET /api/agents/{id}/purge``)."""
         await self._send(calls.delete_agent(agent_id, purge))
+
+    async def get_purge(self, agent_id: str) -> PurgeJob:
+        """The progress of a purge (``delete_agent(..., purge=True)``): rows deleted so far, and
+        ``status`` ``"done"`` once finished. ``NotFoundError`` if the agent was never purged."""
+        return await self._send(calls.get_purge(agent_id))
 
     # ------------------------------------------------------------------------------ goals
     def list_goals(self, agent_id: str) -> AsyncIterator[Goal]:

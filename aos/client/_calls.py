@@ -30,6 +30,7 @@ from aos.api.schemas import (
     HistoryItem,
     HistoryList,
     MessageAccepted,
+    PurgeJob,
     RegisterAgent,
     ReminderList,
     ReplaceAgent,
@@ -355,6 +356,10 @@ def update_agent(agent_id: str, changes: Body) -> Call[AgentResource]:
 def delete_agent(agent_id: str, purge: bool) -> Call[None]:
     params = _params(purge=True) if purge else None
     return Call("DELETE", f"/api/agents/{_segment(agent_id)}", _nothing, params=params)
+
+
+def get_purge(agent_id: str) -> Call[PurgeJob]:
+    return Call("GET", f"/api/agents/{_segment(agent_id)}/purge", _model(PurgeJob))
 
 
 def list_goals(agent_id: str) -> Call[Page[Goal]]:

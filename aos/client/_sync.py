@@ -19,6 +19,7 @@ from aos.api.schemas import (
     Health,
     HistoryItem,
     MessageAccepted,
+    PurgeJob,
     TurnResource,
 )
 from aos.client import _calls as calls
@@ -125,6 +126,11 @@ class AosClient:
         """Deregister the agent; ``purge`` also deletes its history and receipts, in the background
         (progress at ``GET /api/agents/{id}/purge``)."""
         self._send(calls.delete_agent(agent_id, purge))
+
+    def get_purge(self, agent_id: str) -> PurgeJob:
+        """The progress of a purge (``delete_agent(..., purge=True)``): rows deleted so far, and
+        ``status`` ``"done"`` once finished. ``NotFoundError`` if the agent was never purged."""
+        return self._send(calls.get_purge(agent_id))
 
     # ------------------------------------------------------------------------------ goals
     def list_goals(self, agent_id: str) -> Iterator[Goal]:

@@ -133,6 +133,9 @@ def test_agents_commands(host: HostProcess, tmp_path: Path) -> None:
     }
     stderr = fails(host, 4, "agents", "show", billing)
     assert f"aos: error: Agent '{billing}' is not registered" in stderr
+    purge = ok(host, "agents", "purge-status", billing)
+    assert purge["agent_id"] == billing
+    assert purge["status"] in ("purging", "done")
 
 
 def test_goals_commands(host: HostProcess) -> None:

@@ -128,6 +128,10 @@ def test_a_purge_runs_in_the_background_under_the_local_host(
         assert finished["history_deleted"] == 3
         assert finished["receipts_deleted"] == 3
         assert http.get(f"/api/agents/{ops}/history").status_code == 404
+    job = client.get_purge(ops)  # the same, through the client
+    assert (job.status, job.history_deleted, job.receipts_deleted) == ("done", 3, 3)
+    with pytest.raises(NotFoundError):
+        client.get_purge(new_id("never"))
 
 
 def test_lists_follow_next_link(client: AosClient) -> None:

@@ -69,7 +69,7 @@ def test_public_names_are_pinned() -> None:
         "ConflictError", "DeadLetterItem", "DeadLetterReplayed", "EventAccepted", "EventIn",
         "FieldError", "Goal", "GoalChanges", "GoalCreate", "Health", "HistoryItem",
         "InvalidInputError", "LimitExceededError", "MessageAccepted", "NotFoundError",
-        "PayloadTooLargeError", "PendingToolCall", "RegisterAgent", "ReplaceAgent", "Retry",
+        "PayloadTooLargeError", "PendingToolCall", "PurgeJob", "RegisterAgent", "ReplaceAgent", "Retry",
         "ServiceError", "StorageError", "ToolCallView", "TurnResource", "TurnTimeoutError",
         "UnsupportedMediaTypeError",
     }  # fmt: skip
