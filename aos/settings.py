@@ -349,8 +349,12 @@ class StorageConnection:
             client_id=env.get(f"{name}__clientId") or None,
         )
 
-    def credential(self) -> Any:
+    def credential(self, *, sync: bool = False) -> Any:
         """The Entra credential for identity-based connections (imported only when used)."""
+        if sync:
+            from azure.identity import DefaultAzureCredential as SyncCredential
+
+            return SyncCredential(managed_identity_client_id=self.client_id)
         from azure.identity.aio import DefaultAzureCredential
 
         return DefaultAzureCredential(managed_identity_client_id=self.client_id)

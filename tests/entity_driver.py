@@ -6,10 +6,8 @@ The function is the one registered on the real app object, so the SDK's own enti
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,22 +96,9 @@ class EntityDriver:
             "exists": self.exists,
             "batch": list(ops),
         }
-        out = json.loads(_complete(self.handle(EntityContext(json.dumps(body)))))
+        out = json.loads(self.handle(EntityContext(json.dumps(body))))
         self.exists = out["entityExists"]
         self.state_text = out["entityState"] if self.exists else None
         result = BatchResult(self.exists, self.state_text, out["results"])
         self.batches.append(result)
         return result
-
-
-def _complete(result: Any) -> Any:
-    """The entity function is async (the worker awaits it): run it to completion, on a thread of
-    its own when the caller is itself running an event loop (an async test)."""
-    if not asyncio.iscoroutine(result):
-        return result
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(result)
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, result).result()

@@ -11,10 +11,10 @@ An agent's context has two parts (see ``aos.domain.history``):
 
 ``ContextStore`` puts both behind one object: the HTTP API and the MCP endpoint read through it,
 and ``PerpetualAgent.initialize`` creates one (in memory) when none is given, as the seed
-describes; ``save_state`` saves and archives through it. (The entity function writes the same
-archive when its batch ends, through ``HistoryArchive.append``.) It is
-not itself an MCP server: the seed calls it ``ContextMCPServer`` because the same contexts are
-what the MCP endpoint (``aos.api.mcp``) serves, and that name is kept as an alias.
+describes; ``save_state`` saves and archives through it. (The entity function archives its
+batches into the same archive when they end.) It is not itself an MCP server: the seed calls it
+``ContextMCPServer`` because the same contexts are what the MCP endpoint (``aos.api.mcp``)
+serves, and that name is kept as an alias.
 """
 
 from __future__ import annotations

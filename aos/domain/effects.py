@@ -90,8 +90,8 @@ class Effect:
 
 
 class EffectSender(Protocol):
-    """A synchronous way to emit a batch's effects (queue texts on the events queue), for an
-    entity function given one (the in-memory adapters, tests); the app's own sends them through
-    its async events queue. Raises if they cannot be sent."""
+    """Send a batch's effects (texts for the events queue) synchronously, from the entity
+    function's worker thread, when no event loop runs to send on (``AppRuntime.complete_batch``).
+    Raises if they cannot be sent."""
 
     def send(self, texts: Sequence[str]) -> None: ...

@@ -157,9 +157,9 @@ class HistoryPage:
 
 
 class HistoryWriter(Protocol):
-    """A synchronous way to write a batch's records, for an entity function given one (the
-    in-memory archive, tests, scripts); the app's own writes through ``HistoryArchive.append``.
-    Writing a row that exists replaces it."""
+    """Write a batch's records synchronously, from the entity function's worker thread: what it
+    uses when no event loop runs to write on (``AppRuntime.complete_batch``), and what tests and
+    the in-memory archive provide. Writing a row that exists replaces it."""
 
     def write(self, records: Sequence[HistoryRecord]) -> None: ...
 

@@ -40,6 +40,9 @@ __all__ = ["AppRuntime", "Storage"]
 
 logger = logging.getLogger("aos.runtime")
 HEALTH_TIMEOUT_SECONDS = 5.0
+BATCH_WRITE_TIMEOUT_SECONDS = 120.0
+"""How long an entity batch waits for its archive and effect writes on the event loop (the
+storage clients' own retries end well before)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,29 +108,81 @@ class AppRuntime:
         control) to the events queue; without storage they are dropped."""
         return self._effect_sender is not None or self.settings.storage.configured
 
-    async def archive_batch(self, records: list[HistoryRecord]) -> None:
-        """Archive one entity batch's records before its result goes back to the host: through
-        the storage's async client, so the entity function's I/O never holds a worker thread
-        (a thread waiting on a socket also waits for the GIL at every wake-up, measured at most
-        of an entity batch's time under load)."""
-        if not records:
-            return
-        if self._history_writer is not None:
-            self._history_writer.write(records)
-        elif self.settings.storage.configured:
-            await self.storage().history.append(records=records)
+    def complete_batch(self, journal: list[HistoryRecord], effects: list[Effect]) -> None:
+        """Archive one entity batch's records, then send its effects, before its result goes
+        back to the host (a failure fails the batch, which runs again with the same keys and
+        ids). Called from the entity function on a worker thread.
 
-    async def emit_effects(self, effects: list[Effect]) -> None:
-        """Send one entity batch's effects, after its archive write and before its result goes
-        back to the host (a failure fails the batch, which runs again with the same ids)."""
-        if not effects:
+        When the worker's event loop is running (the app's async functions opened the storage
+        on it), the writes go there, through the async clients, and this thread waits for
+        them. A thread that does its own socket I/O wakes at every step of every request and
+        waits for the GIL each time while the loop is busy: measured, most of an entity batch's
+        time under load (docs/PERFORMANCE.md). Otherwise (no loop yet, or a writer given) the
+        synchronous clients write from this thread."""
+        if not journal and not effects:
             return
+        loop = self._app_loop()
+        if loop is not None:
+            done = asyncio.run_coroutine_threadsafe(self._complete(journal, effects), loop)
+            done.result(timeout=BATCH_WRITE_TIMEOUT_SECONDS)
+            return
+        writer, sender = self.history_writer, self.effect_sender
+        if journal and writer is not None:
+            writer.write(journal)
+        if effects and sender is not None:
+            sender.send([effect.text for effect in effects])
+
+    async def _complete(self, journal: list[HistoryRecord], effects: list[Effect]) -> None:
+        storage = self.storage()
+        if journal:
+            await storage.history.append(records=journal)
+        for effect in effects:
+            await storage.queue.send(message=effect.text)
+
+    def _app_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The running event loop the app's storage lives on, if this thread may wait for it."""
+        if self._history_writer is not None or self._effect_sender is not None:
+            return None  # writers given (tests): they are synchronous
+        if self._storage is None:
+            return None
+        loop = self._storage[0]
+        if loop.is_closed() or not loop.is_running():
+            return None
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        return None if current is loop else loop  # waiting on our own loop would deadlock
+
+    @cached_property
+    def history_writer(self) -> HistoryWriter | None:
+        """The entity batches' synchronous path into the archive, when there is no event loop
+        to write on; ``None`` without storage."""
+        if self._history_writer is not None:
+            return self._history_writer
+        settings = self.settings
+        if not settings.storage.configured:
+            return None
+        from aos.adapters.azure.clients import sync_table_client
+        from aos.adapters.azure.history import TableHistoryWriter
+
+        return TableHistoryWriter(
+            lambda: sync_table_client(settings.storage, settings.history_table)
+        )
+
+    @cached_property
+    def effect_sender(self) -> EffectSender | None:
+        """The entity batches' synchronous way to the events queue, when there is no event loop
+        to send on; ``None`` without storage (effects are dropped)."""
         if self._effect_sender is not None:
-            self._effect_sender.send([effect.text for effect in effects])
-        elif self.settings.storage.configured:
-            queue = self.storage().queue
-            for effect in effects:
-                await queue.send(message=effect.text)
+            return self._effect_sender
+        settings = self.settings
+        if not settings.storage.configured:
+            return None
+        from aos.adapters.azure.clients import sync_queue_client
+        from aos.adapters.azure.queues import QueueEffectSender
+
+        return QueueEffectSender(lambda: sync_queue_client(settings.storage, settings.events_queue))
 
     def chat_model(self, adapter_name: str) -> ChatModel:
         """The model an agent's ``adapter_name`` thinks with: its ``AOS_MODELS__<adapter>__*``

@@ -8,9 +8,9 @@ is registered as the SDK's own decorator registers it -- an ``entityTrigger`` bi
 function returns the SDK's result JSON -- with the SDK's
 handle inside it, and the batch's history records are archived after the handle returns and before
 the result goes back to the host. Nothing of the SDK's execution path is replaced. The function is
-``async`` (the worker awaits any async function, whatever its trigger): the handle's CPU work runs
-on a worker thread, and the archive and effect writes use the async storage clients on the
-worker's event loop, so no thread sits on a socket.
+synchronous, as the SDK's entity functions are (the worker runs it on a thread); its writes go
+through ``AppRuntime.complete_batch``, which hands them to the worker's event loop when one is
+running, so that the thread does not sit on a socket.
 
 Then the batch's effects (events its agents sent or published, ``aos.domain.effects``) go to the
 events queue, with ids derived from the events that caused them.
@@ -22,8 +22,6 @@ again, which the delivery receipts drop.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -39,19 +37,15 @@ def entity_blueprint(runtime: AppRuntime) -> func.Blueprint:
 
     @bp.function_name(ENTITY_NAME)
     @bp.generic_trigger(arg_name="context", type="entityTrigger", entityName=ENTITY_NAME)
-    async def agent(context: func.EntityContext) -> str:
+    def agent(context: func.EntityContext) -> str:
         """One perpetual agent per entity key; operations in ``aos.agents.entity``."""
         batch = EntityBatch(
             journal=[] if runtime.archives else None,
             effects=[] if runtime.emits else None,
         )
         handle = df.Entity.create(runtime.entity.for_batch(batch))
-        # the operations are CPU work: on a worker thread, as the worker runs sync functions
-        result: str = await asyncio.to_thread(handle, context)
-        if batch.journal:
-            await runtime.archive_batch(batch.journal)
-        if batch.effects:
-            await runtime.emit_effects(batch.effects)
+        result: str = handle(context)
+        runtime.complete_batch(batch.journal or [], batch.effects or [])
         return result
 
     return bp

@@ -3,6 +3,7 @@ read through ``GET /api/agents/{id}/history``, purged by deregistration and by r
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -19,6 +20,8 @@ from aos import GenericPurposeDrivenAgent, StorageError
 from aos.adapters.azure.history import TableHistoryWriter
 from aos.domain.history import HistoryRecord
 from aos.domain.models import format_timestamp, utc_now
+from aos.functions.app import create_app
+from aos.functions.container import AppRuntime
 from devhost import Azurite
 from devhost.storage_names import UniqueName
 
@@ -220,3 +223,45 @@ async def test_the_entity_functions_archive_creates_a_deleted_table_on_the_retry
         await archive.append(records=records)
     await archive.append(records=records)  # what the batch's next execution does
     assert [i["event_id"] for i in await history(aos, "a1")] == ["e2"]
+
+
+# ---- where the entity function's writes go (AppRuntime.complete_batch) -------------------------
+def _entity_function(runtime: AppRuntime) -> Any:
+    return entity_handle(create_app(runtime=runtime))
+
+
+async def test_a_batch_hands_its_writes_to_the_running_event_loop(aos: Aos) -> None:
+    """The storage is open on this (running) loop: a batch run on a worker thread, as the worker
+    runs the entity function, archives through the loop's async client, not its own sockets."""
+    runtime = AppRuntime(load_settings=lambda: aos.settings)
+    runtime.storage()  # opened on this loop, as the app's async functions open it
+    appended: list[int] = []
+    real_append = runtime.storage().history.append
+
+    async def append(*, records: Any) -> None:
+        appended.append(len(records))
+        await real_append(records=records)
+
+    runtime.storage().history.append = append  # type: ignore[method-assign]
+    driver = EntityDriver(_entity_function(runtime), key="looped")
+    await asyncio.to_thread(driver.run, operation("configure", SPEC))
+    ops = [operation("handle_event", event(f"e{i}")) for i in range(3)]
+    await asyncio.to_thread(driver.run, *ops)
+    assert appended == [3]
+    assert [i["event_id"] for i in await history(aos, "looped")] == ["e2", "e1", "e0"]
+    assert "history_writer" not in runtime.__dict__  # the synchronous writer was never made
+    await runtime.aclose()
+
+
+async def test_without_a_running_loop_a_batch_writes_through_the_synchronous_clients(
+    aos: Aos,
+) -> None:
+    """No storage opened on a loop yet (an instance that has only run entity batches): the
+    worker thread writes itself."""
+    runtime = AppRuntime(load_settings=lambda: aos.settings)
+    driver = EntityDriver(_entity_function(runtime), key="threaded")
+    await asyncio.to_thread(driver.run, operation("configure", SPEC))
+    await asyncio.to_thread(driver.run, operation("handle_event", event("e0")))
+    assert [i["event_id"] for i in await history(aos, "threaded")] == ["e0"]
+    assert runtime.history_writer is not None
+    assert runtime._storage is None  # nothing was opened on a loop

@@ -14,12 +14,16 @@ from typing import TYPE_CHECKING, Any, cast
 from aos.settings import StorageConnection
 
 if TYPE_CHECKING:
+    from azure.data.tables import TableClient as SyncTableClient
     from azure.data.tables.aio import TableClient
+    from azure.storage.queue import QueueClient as SyncQueueClient
     from azure.storage.queue.aio import QueueClient
 
 __all__ = [
     "REQUEST_HOOKS",
     "queue_client",
+    "sync_queue_client",
+    "sync_table_client",
     "table_client",
 ]
 
@@ -87,11 +91,33 @@ def table_client(connection: StorageConnection, table_name: str) -> TableClient:
     )
 
 
-def _client(cls: Any, connection: StorageConnection, endpoint: str | None, name: str) -> Any:
+def sync_table_client(connection: StorageConnection, table_name: str) -> SyncTableClient:
+    """A synchronous client, for code that runs on a worker thread (the entity function)."""
+    from azure.data.tables import TableClient as SyncTableClient
+
+    return cast(
+        "SyncTableClient",
+        _client(SyncTableClient, connection, connection.table_endpoint, table_name, sync=True),
+    )
+
+
+def sync_queue_client(connection: StorageConnection, queue_name: str) -> SyncQueueClient:
+    """A synchronous queue client, for the entity function's effects (a worker thread)."""
+    from azure.storage.queue import QueueClient as SyncQueueClient
+
+    return cast(
+        "SyncQueueClient",
+        _client(SyncQueueClient, connection, connection.queue_endpoint, queue_name, sync=True),
+    )
+
+
+def _client(
+    cls: Any, connection: StorageConnection, endpoint: str | None, name: str, *, sync: bool = False
+) -> Any:
     """From the connection string (Azurite, keys) or from the endpoint and an Entra credential."""
     connection.require()
     options = {**OPTIONS, **_transport_options(), **_hook_options(cls)}
     if connection.connection_string:
         return cls.from_connection_string(connection.connection_string, name, **options)
-    credential = connection.credential()
+    credential = connection.credential(sync=sync)
     return cls(str(endpoint), name, credential=credential, **options)

@@ -5,10 +5,10 @@ One row per record (``aos.domain.history`` explains the row keys). The payload i
 characters) and an event alone may be 64 KB; ``json.dumps`` escapes non-ASCII, so a character is
 a byte. The delivery receipts (``aos.ports.receipts``) share the table under ``receipt|`` keys.
 
-The entity function writes a batch's records through ``TableHistoryArchive.append`` (async, on the
-worker's event loop), as do reads and deletions. ``TableHistoryWriter`` writes the same rows with
-the synchronous client, one per thread, for code without an event loop (scripts, benches, tests
-that drive the entity function with a writer of their own).
+The entity function's batches are written through ``TableHistoryArchive.append`` on the worker's
+event loop when one is running (``AppRuntime.complete_batch``), as reads and deletions are;
+otherwise, and for code without an event loop, ``TableHistoryWriter`` writes the same rows with
+the synchronous client, one per thread.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ plain JSON text (host.json sets the queue extension's ``messageEncoding`` to ``n
 
 from __future__ import annotations
 
+import threading
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
@@ -14,10 +15,13 @@ from aos.adapters.azure.tables import storage_error
 from aos.errors import StorageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from azure.storage.queue import QueueClient as SyncQueueClient
     from azure.storage.queue.aio import QueueClient
 from aos.ports.queue import DeadLetter, EventQueue
 
-__all__ = ["AzureEventQueue"]
+__all__ = ["AzureEventQueue", "QueueEffectSender"]
 
 
 class AzureEventQueue(EventQueue):
@@ -55,3 +59,40 @@ class AzureEventQueue(EventQueue):
             raise StorageError(f"Queue {client.queue_name!r} does not exist") from None
         except AzureError as exc:
             raise storage_error(exc, f"Queue {client.queue_name!r}") from exc
+
+
+class QueueEffectSender:
+    """The entity function's way out (``aos.domain.effects.EffectSender``): a batch's sends and
+    publishes as messages on the events queue, synchronously, one client per worker thread."""
+
+    def __init__(self, make_client: Callable[[], SyncQueueClient]) -> None:
+        self._make_client = make_client
+        self._local = threading.local()
+
+    def send(self, texts: Sequence[str]) -> None:
+        client = self._client()
+        try:
+            for text in texts:
+                client.send_message(text)
+        except ResourceNotFoundError as exc:  # deleted under us: create it on the retry
+            self._local.client = None
+            raise StorageError(f"Queue {client.queue_name!r} does not exist") from exc
+        except AzureError as exc:
+            raise storage_error(exc, f"Sending {len(texts)} events") from exc
+
+    def _client(self) -> SyncQueueClient:
+        client: SyncQueueClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._make_client()
+            try:
+                with suppress(ResourceExistsError):
+                    client.create_queue()
+            except AzureError as exc:
+                raise storage_error(exc, f"Queue {client.queue_name!r}") from exc
+            self._local.client = client
+        return client
+
+    def close(self) -> None:
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            client.close()
