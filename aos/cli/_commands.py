@@ -271,20 +271,18 @@ def agents_delete(
     _done(session, {"agent_id": agent_id, "status": "deleted"}, f"Deleted agent {agent_id}.")
 
 
+AgentArg = Annotated[str, typer.Argument(help="The agent's id.")]
+GoalArg = Annotated[str, typer.Argument(help="The goal's id.")]
+TurnArg = Annotated[str, typer.Argument(help="The turn's id (turn-…, as `aos agents ask` shows).")]
+
+
 @agents_app.command("purge-status")
-def agents_purge_status(
-    ctx: typer.Context, agent_id: Annotated[str, typer.Argument(help="The agent's id.")]
-) -> None:
+def agents_purge_status(ctx: typer.Context, agent_id: AgentArg) -> None:
     """Show how far the purge of an agent (`aos agents delete --purge`) has got."""
     session = _session(ctx)
     with session.client() as aos:
         job = aos.get_purge(agent_id)
     session.out.record(job, title=f"Purge of {job.agent_id}: {job.status}")
-
-
-AgentArg = Annotated[str, typer.Argument(help="The agent's id.")]
-GoalArg = Annotated[str, typer.Argument(help="The goal's id.")]
-TurnArg = Annotated[str, typer.Argument(help="The turn's id (turn-…, as `aos agents ask` shows).")]
 
 
 @agents_app.command("ask")

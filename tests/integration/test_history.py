@@ -189,17 +189,21 @@ async def test_retention_deletes_only_old_records(aos: Aos) -> None:
     assert [i["event_id"] for i in await history(aos, "a1")] == ["e151", "e150"]
 
 
-async def test_a_deleted_history_table_fails_one_write_then_is_created_again(aos: Aos) -> None:
-    agent = GenericPurposeDrivenAgent("a1", purpose="Keep customers happy")
-    writer = table_writer(aos)
-    agent.receive({"event_id": "e1", "type": "t"})
-    writer.write(agent.take_journal())
+def _delete_the_table_then_record_e2(aos: Aos, agent: GenericPurposeDrivenAgent) -> Any:
     with SyncTableClient.from_connection_string(
         aos.connection_string, aos.settings.history_table
     ) as client:
         client.delete_table()
     agent.receive({"event_id": "e2", "type": "t"})
-    records = agent.take_journal()
+    return agent.take_journal()
+
+
+async def test_a_deleted_history_table_fails_one_write_then_is_created_again(aos: Aos) -> None:
+    agent = GenericPurposeDrivenAgent("a1", purpose="Keep customers happy")
+    writer = table_writer(aos)
+    agent.receive({"event_id": "e1", "type": "t"})
+    writer.write(agent.take_journal())
+    records = _delete_the_table_then_record_e2(aos, agent)
     with pytest.raises(StorageError, match="missing"):
         writer.write(records)
     writer.write(records)  # what the batch's next execution does
@@ -213,12 +217,7 @@ async def test_the_entity_functions_archive_creates_a_deleted_table_on_the_retry
     archive = aos.runtime.storage().history
     agent.receive({"event_id": "e1", "type": "t"})
     await archive.append(records=agent.take_journal())
-    with SyncTableClient.from_connection_string(
-        aos.connection_string, aos.settings.history_table
-    ) as client:
-        client.delete_table()
-    agent.receive({"event_id": "e2", "type": "t"})
-    records = agent.take_journal()
+    records = _delete_the_table_then_record_e2(aos, agent)
     with pytest.raises(StorageError, match="missing"):
         await archive.append(records=records)
     await archive.append(records=records)  # what the batch's next execution does
