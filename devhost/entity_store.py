@@ -237,6 +237,30 @@ class EntityStore:
             with contextlib.suppress(ResourceNotFoundError):
                 await self._table.delete_entity(pk, key)
 
+    @staticmethod
+    def _state_rows(entity: EntityId, state: str | None) -> list[dict[str, Any]]:
+        """The rows a state is stored in (the head row first, with ``exists`` and ``rows``);
+        ``EntityStateTooLargeError`` past ``MAX_STATE_ROWS``."""
+        chunks = _chunks(state if state is not None else "null")
+        count = -(-len(chunks) // CHUNKS_PER_ROW)
+        if count > MAX_STATE_ROWS:
+            raise EntityStateTooLargeError(
+                f"state of {entity} is {len(chunks) * CHUNK_CHARS // 1000}k+ characters; the "
+                f"local host stores at most {MAX_STATE_ROWS * CHUNKS_PER_ROW * CHUNK_CHARS} "
+                "characters per entity"
+            )
+        rows: list[dict[str, Any]] = []
+        for row_name, group in zip(
+            _state_row_names(count), _grouped(chunks, CHUNKS_PER_ROW), strict=True
+        ):
+            row: dict[str, Any] = {"PartitionKey": entity.partition_key, "RowKey": row_name}
+            if row_name == STATE_ROW:
+                row |= {"exists": True, "rows": count}
+            for i, chunk in enumerate(group):
+                row[f"s{i:03d}"] = chunk
+            rows.append(row)
+        return rows
+
     async def commit(
         self,
         entity: EntityId,
@@ -253,59 +277,30 @@ class EntityStore:
         consumed = list(consumed)
         if len(consumed) > MAX_SIGNALS_PER_COMMIT:
             raise ValueError(f"at most {MAX_SIGNALS_PER_COMMIT} signals per commit")
-        applied = (*previous.applied, *(signal.seq for signal in consumed))
-        text = state if state is not None else "null"
-        if exists and previous.rows <= 1 and len(applied) <= MAX_APPLIED and _fits_one_row(text):
-            head: dict[str, Any] = {
-                "PartitionKey": pk,
-                "RowKey": STATE_ROW,
-                "exists": True,
-                "rows": 1,
-                APPLIED: ",".join(applied),
-            }
-            for i, chunk in enumerate(_chunks(text)):
-                head[f"s{i:03d}"] = chunk
-            await self._table.upsert_entity(head, mode=UpdateMode.REPLACE)
-            return StoredState(True, state, 1, applied)
         if not exists and previous.applied:  # the rows go with the head row that lists them
             await self.forget(entity, previous.applied)
             previous = replace(previous, applied=())
-        ops: list[tuple[Any, ...]] = []
-        new_rows = 0
-        if exists:
-            chunks = _chunks(state if state is not None else "null")
-            new_rows = -(-len(chunks) // CHUNKS_PER_ROW)
-            if new_rows > MAX_STATE_ROWS:
-                raise EntityStateTooLargeError(
-                    f"state of {entity} is {len(chunks) * CHUNK_CHARS // 1000}k+ characters; the "
-                    f"local host stores at most {MAX_STATE_ROWS * CHUNKS_PER_ROW * CHUNK_CHARS} "
-                    "characters per entity"
-                )
-            for row_name, group in zip(
-                _state_row_names(new_rows), _grouped(chunks, CHUNKS_PER_ROW), strict=True
-            ):
-                row: dict[str, Any] = {"PartitionKey": pk, "RowKey": row_name}
-                if row_name == STATE_ROW:
-                    row |= {"exists": True, "rows": new_rows, APPLIED: ",".join(previous.applied)}
-                for i, chunk in enumerate(group):
-                    row[f"s{i:03d}"] = chunk
-                ops.append(("upsert", row, {"mode": UpdateMode.REPLACE}))
+        rows = self._state_rows(entity, state) if exists else []
+        new_rows = len(rows)
+        applied = (*previous.applied, *(signal.seq for signal in consumed))
+        if new_rows == 1 and previous.rows <= 1 and len(applied) <= MAX_APPLIED:
+            rows[0][APPLIED] = ",".join(applied)
+            await self._table.upsert_entity(rows[0], mode=UpdateMode.REPLACE)
+            return StoredState(True, state, 1, applied)
+        if rows:  # this batch's signal rows go in the transaction: only earlier ones stay listed
+            rows[0][APPLIED] = ",".join(previous.applied)
+        ops: list[tuple[Any, ...]] = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows]
         for row_name in _state_row_names(previous.rows)[new_rows:]:
             ops.append(("delete", {"PartitionKey": pk, "RowKey": row_name}))
         for signal in consumed:
             ops.append(("delete", {"PartitionKey": pk, "RowKey": signal.row_key}))
         if ops:
             await self._table.submit_transaction(ops)
-        # this batch's rows went with the transaction; earlier ones still listed stay listed
         return StoredState(exists, state if exists else None, new_rows, previous.applied)
 
 
 _SMALL_GROUP = 4
 """Up to this many rows, single deletes cost the client less CPU than a transaction."""
-
-
-def _fits_one_row(text: str) -> bool:
-    return len(text) <= CHUNK_CHARS * CHUNKS_PER_ROW
 
 
 def _applied(head: dict[str, Any]) -> tuple[str, ...]:
