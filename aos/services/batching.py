@@ -126,21 +126,11 @@ class DeliveryBatcher:
 
     async def _claim_and_signal(self, agent_id: str, batch: _Batch) -> list[Claim]:
         items = batch.items
-        if len(items) == 1:
-            claims = [
-                await self._receipts.claim(
-                    agent_id=agent_id,
-                    event_id=items[0].event.event_id,
-                    message_id=items[0].message_id,
-                    generation=batch.generation,
-                )
-            ]
-        else:
-            claims = await self._receipts.claim_many(
-                agent_id=agent_id,
-                claims=[(item.event.event_id, item.message_id) for item in items],
-                generation=batch.generation,
-            )
+        claims = await self._receipts.claim_many(
+            agent_id=agent_id,
+            claims=[(item.event.event_id, item.message_id) for item in items],
+            generation=batch.generation,
+        )
         chosen = [item for item, claim in zip(items, claims, strict=True) if claim.should_signal]
         if len(chosen) == 1:
             await chosen[0].entities.signal(
@@ -165,9 +155,7 @@ class DeliveryBatcher:
             if claim.should_signal
         ]
         try:
-            if len(signalled) == 1:
-                await self._receipts.mark_signalled(agent_id=agent_id, event_id=signalled[0])
-            elif signalled:
+            if signalled:
                 await self._receipts.mark_many_signalled(agent_id=agent_id, event_ids=signalled)
         except Exception as exc:
             _fail(batch, exc)

@@ -74,9 +74,10 @@ class EventDelivery:
         concurrency: int = 16,
         batcher: DeliveryBatcher | None = None,
     ) -> None:
-        self.batcher = batcher
-        """Shared by the deliveries of one worker, so that events arriving together for one
-        agent share a signal (``aos.services.batching``); without it each signals alone."""
+        self.batcher = batcher or DeliveryBatcher(receipts)
+        """Claims, signals and confirms each recipient's delivery (``aos.services.batching``).
+        Shared by the deliveries of one worker, so that events arriving together for one agent
+        share a signal; without one given, this delivery's own."""
         self.reminders = reminders
         self.turns = turns
         self.letters = letters
@@ -84,7 +85,6 @@ class EventDelivery:
         self.index = index
         self.queue = queue
         self.entities = entities
-        self.receipts = receipts
         self.concurrency = concurrency
         """How many recipients of one broadcast are looked up and signalled at once."""
 
@@ -191,28 +191,14 @@ class EventDelivery:
         agent_id = entry.agent_id
         if entry.status is IndexStatus.REGISTERING:  # a registration that answered 202
             entry = await finish_registration(self.index, self.entities, entry)
-        if self.batcher is not None:
-            return await self.batcher.deliver(
-                entities=self.entities,
-                entry=entry,
-                event=event,
-                payload={**payload, "agent_id": agent_id},
-                message_id=message_id,
-                size=size,
-            )
-        claim = await self.receipts.claim(
-            agent_id=agent_id,
-            event_id=event.event_id,
+        return await self.batcher.deliver(
+            entities=self.entities,
+            entry=entry,
+            event=event,
+            payload={**payload, "agent_id": agent_id},
             message_id=message_id,
-            generation=entry.generation,
+            size=size,
         )
-        if not claim.should_signal:
-            return False
-        await self.entities.signal(
-            agent_id=agent_id, operation="handle_event", value={**payload, "agent_id": agent_id}
-        )
-        await self.receipts.mark_signalled(agent_id=agent_id, event_id=event.event_id)
-        return True
 
     async def _each(self, items: Sequence[T], work: Callable[[T], Awaitable[R]]) -> list[R]:
         """``work`` on every item, at most ``concurrency`` at a time (a broadcast's recipients).
