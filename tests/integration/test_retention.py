@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -96,6 +96,20 @@ def populate(aos: Aos) -> None:
     write_receipts(aos, "d4", [old] * 3)  # receipts only
 
 
+def populated(
+    aos: Aos,
+) -> tuple[datetime, dict[tuple[str, str], dict[str, Any]], set[tuple[str, str]]]:
+    """``populate``, then the cutoff, every row, and the keys of the rows retention must keep."""
+    populate(aos)
+    cutoff = utc_now() - timedelta(days=DAYS)
+    before = rows(aos)
+    return (
+        cutoff,
+        before,
+        {k for k, r in before.items() if not expired(r, format_timestamp(cutoff))},
+    )
+
+
 def retention(aos: Aos, clock: Any = None) -> TableRetention:
     client = TableClient.from_connection_string(aos.connection_string, aos.settings.history_table)
     return TableRetention(client) if clock is None else TableRetention(client, clock=clock)
@@ -104,10 +118,7 @@ def retention(aos: Aos, clock: Any = None) -> TableRetention:
 async def test_retention_deletes_exactly_the_expired_rows_and_keeps_everything_else(
     aos: Aos,
 ) -> None:
-    populate(aos)
-    cutoff = utc_now() - timedelta(days=DAYS)
-    before = rows(aos)
-    keep = {k for k, r in before.items() if not expired(r, format_timestamp(cutoff))}
+    cutoff, before, keep = populated(aos)
     store = retention(aos)
     try:
         done = await store.run(older_than=cutoff, budget_seconds=3600, pass_interval_seconds=600)
@@ -135,10 +146,7 @@ async def test_retention_deletes_exactly_the_expired_rows_and_keeps_everything_e
 async def test_a_run_stopped_by_its_budget_is_continued_by_the_next_from_the_cursor(
     aos: Aos,
 ) -> None:
-    populate(aos)
-    cutoff = utc_now() - timedelta(days=DAYS)
-    before = rows(aos)
-    keep = {k for k, r in before.items() if not expired(r, format_timestamp(cutoff))}
+    cutoff, _, keep = populated(aos)
     ticks = itertools.count()  # a clock that advances one "second" per look: no real time
     runs = []
     for _ in range(50):
