@@ -5,8 +5,9 @@ the table."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
-from aos.ports.index import AgentIndex, IndexEntry, IndexStatus, Page
+from aos.ports.index import AgentIndex, IndexEntry, IndexStatus, Page, Recipient
 
 __all__ = ["CachedAgentIndex"]
 
@@ -57,6 +58,11 @@ class CachedAgentIndex(AgentIndex):
 
     async def subscribers(self, *, event_type: str) -> list[str]:
         return await self._inner.subscribers(event_type=event_type)
+
+    async def recipients(self, *, event_type: str, agent_ids: Sequence[str]) -> list[Recipient]:
+        """The inner index's, uncached: it reads a broadcast's recipients a range at a time,
+        cheaper than a cache miss each."""
+        return await self._inner.recipients(event_type=event_type, agent_ids=agent_ids)
 
     async def ping(self) -> None:
         await self._inner.ping()

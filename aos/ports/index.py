@@ -12,9 +12,11 @@ request finishes it; an agent can never be reachable without being listed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -28,6 +30,7 @@ __all__ = [
     "IndexEntry",
     "IndexStatus",
     "Page",
+    "Recipient",
     "decode_position",
     "decode_token",
     "encode_token",
@@ -71,6 +74,22 @@ class IndexEntry:
 
     def with_status(self, status: IndexStatus) -> IndexEntry:
         return replace(self, status=status, updated_at=utc_now())
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A broadcast's recipient as its delivery needs it: which agent, which registration of it
+    (its delivery receipts are per registration), and -- only when that registration may not be
+    finished (status ``registering``) -- the full entry, which delivery finishes first."""
+
+    agent_id: str
+    generation: str
+    unfinished: IndexEntry | None = None
+
+    @staticmethod
+    def of(entry: IndexEntry) -> Recipient:
+        unfinished = entry if entry.status is IndexStatus.REGISTERING else None
+        return Recipient(entry.agent_id, entry.generation, unfinished)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +154,26 @@ class AgentIndex(ABC):
     @abstractmethod
     async def subscribers(self, *, event_type: str) -> list[str]:
         """Ids of agents subscribed to ``event_type`` or to every type (``*``)."""
+
+    async def recipients(self, *, event_type: str, agent_ids: Sequence[str]) -> list[Recipient]:
+        """Those of ``agent_ids`` that are still registered (not deregistering) and subscribed
+        to ``event_type`` or to every type, in the order given: a broadcast's cheap check that
+        its named recipients are still there. This default reads each entry, 16 at a time;
+        adapters that can read many at once override it."""
+        gate = asyncio.Semaphore(16)
+
+        async def read(agent_id: str) -> IndexEntry | None:
+            async with gate:
+                return await self.get(agent_id=agent_id)
+
+        entries = await asyncio.gather(*(read(a) for a in dict.fromkeys(agent_ids)))
+        return [
+            Recipient.of(entry)
+            for entry in entries
+            if entry is not None
+            and entry.status is not IndexStatus.DEREGISTERING
+            and entry.subscribes_to(event_type)
+        ]
 
     @abstractmethod
     async def ping(self) -> None:

@@ -28,7 +28,15 @@ Taking over is conditioned on the receipt's ETag, so of two deliveries racing fo
 take-over can signal an event twice only if the first delivery is still in flight; the entity's
 window of recent ids drops the second.
 
-Receipts live in the history table (partition = agent id, row key ``receipt|<event_id>``).
+Receipts live in the history table: partition = agent id, row key ``receipt|<event_id>``, for
+events sent to one agent. A broadcast's receipts live together instead, in the event's partition
+``b|<event_id>`` (row key ``receipt|<agent_id>``; ``broadcast_partition``), where the recipients of one
+message are claimed and marked a hundred to a table transaction rather than two requests each
+(``claim_broadcast``, ``mark_broadcast_signalled``). The rules are the same in both places. What
+that costs: the same event id sent directly to an agent and also broadcast to it is caught by the
+agent's window of recent ids only, not by a receipt; and a deregistration with ``purge`` leaves
+the agent's broadcast receipts to retention (they hold ids and times, no content). A failed
+event's receipt is released in both places (``aos.adapters.azure.history``).
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-__all__ = ["Claim", "DeliveryReceipts", "claim_decision", "receipt_key"]
+__all__ = ["Claim", "DeliveryReceipts", "broadcast_partition", "claim_decision", "receipt_key"]
 
 
 class Claim(StrEnum):
@@ -86,6 +94,24 @@ class DeliveryReceipts(ABC):
         for event_id in event_ids:
             await self.mark_signalled(agent_id=agent_id, event_id=event_id)
 
+    async def claim_broadcast(
+        self, *, event_id: str, message_id: str, recipients: Sequence[tuple[str, str]]
+    ) -> list[Claim]:
+        """Claim ``event_id`` for each ``(agent_id, generation)`` a broadcast message names, in
+        order (distinct agents); the same answers as ``claim`` for each. Adapters that keep a
+        broadcast's receipts together override this to claim many in one request."""
+        return [
+            await self.claim(
+                agent_id=agent_id, event_id=event_id, message_id=message_id, generation=generation
+            )
+            for agent_id, generation in recipients
+        ]
+
+    async def mark_broadcast_signalled(self, *, event_id: str, agent_ids: Sequence[str]) -> None:
+        """``mark_signalled`` for the recipients of a broadcast that were signalled."""
+        for agent_id in agent_ids:
+            await self.mark_signalled(agent_id=agent_id, event_id=event_id)
+
     @abstractmethod
     async def purge(self, *, older_than: datetime, limit: int) -> int:
         """Delete at most ``limit`` receipts claimed before ``older_than``; returns how many."""
@@ -100,6 +126,12 @@ class DeliveryReceipts(ABC):
 
 def receipt_key(event_id: str) -> str:
     return f"receipt|{event_id}"
+
+
+def broadcast_partition(event_id: str) -> str:
+    """Where a broadcast's receipts live (row keys ``receipt_key(agent_id)``): no agent id
+    contains ``|``, so this partition is never an agent's."""
+    return f"b|{event_id}"
 
 
 _TAKE_OVER: Literal["take-over"] = "take-over"

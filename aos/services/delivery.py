@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from uuid import uuid4
 
 from pydantic import ValidationError
@@ -33,7 +32,7 @@ from aos.domain.reminders import ReminderControl, ReminderMessage, instance_id
 from aos.domain.turns import TurnControl, TurnMessage
 from aos.errors import InvalidInputError
 from aos.ports.entity_client import EntityClient
-from aos.ports.index import AgentIndex, IndexEntry, IndexStatus
+from aos.ports.index import AgentIndex, IndexEntry, IndexStatus, Recipient
 from aos.ports.letters import LetterStore, StoredLetter
 from aos.ports.queue import DeadLetter, EventQueue
 from aos.ports.receipts import DeliveryReceipts
@@ -42,11 +41,16 @@ from aos.ports.turns import TurnScheduler
 from aos.services.batching import DeliveryBatcher
 from aos.services.registration import finish_registration
 
-__all__ = ["DeliveryOutcome", "EventDelivery"]
+__all__ = ["BROADCAST_GROUP", "DeliveryOutcome", "EventDelivery"]
 
-T = TypeVar("T")
-R = TypeVar("R")
 logger = logging.getLogger("aos.services.delivery")
+
+BROADCAST_GROUP = 100
+"""Recipients of a broadcast whose receipts are claimed (and marked) together: the most rows one
+table transaction may hold."""
+_GROUPS_IN_FLIGHT = 4
+"""Groups of one broadcast message under way at once: enough that claims and marks overlap the
+signals of other groups, few enough that a failure leaves little claimed and unsignalled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,7 @@ class EventDelivery:
         concurrency: int = 16,
         batcher: DeliveryBatcher | None = None,
     ) -> None:
+        self.receipts = receipts
         self.batcher = batcher or DeliveryBatcher(receipts)
         """Claims, signals and confirms each recipient's delivery (``aos.services.batching``).
         Shared by the deliveries of one worker, so that events arriving together for one agent
@@ -86,7 +91,7 @@ class EventDelivery:
         self.queue = queue
         self.entities = entities
         self.concurrency = concurrency
-        """How many recipients of one broadcast are looked up and signalled at once."""
+        """How many recipients of one broadcast message are signalled at once."""
 
     async def deliver(
         self, *, body: bytes, message_id: str | None = None, dequeue_count: int | None = None
@@ -124,6 +129,9 @@ class EventDelivery:
                 message_id,
                 dequeue_count,
             )
+        payload = event.model_dump(mode="json")
+        # Without a message id (never from the Functions host) every delivery is new.
+        message_id = message_id or uuid4().hex
         if message.target == "agent":
             agent_id = str(event.agent_id)
             entry = await self.index.get(agent_id=agent_id)
@@ -131,19 +139,13 @@ class EventDelivery:
                 return await self._dead_letter(
                     f"agent {agent_id!r} is not registered", text, message_id, dequeue_count
                 )
-            recipients = [entry]
+            done = await self._deliver_to(entry, event, payload, message_id, len(text))
+            signalled, duplicates = ([agent_id], []) if done else ([], [agent_id])
         else:
             recipients = await self._recipients(message)
-
-        payload = event.model_dump(mode="json")
-        # Without a message id (never from the Functions host) every delivery is new.
-        message_id = message_id or uuid4().hex
-        delivered = await self._each(
-            recipients,
-            lambda entry: self._deliver_to(entry, event, payload, message_id, len(text)),
-        )
-        signalled = [e.agent_id for e, done in zip(recipients, delivered, strict=True) if done]
-        duplicates = [e.agent_id for e, done in zip(recipients, delivered, strict=True) if not done]
+            delivered = await self._broadcast(recipients, event, payload, message_id)
+            signalled = [r.agent_id for r, d in zip(recipients, delivered, strict=True) if d]
+            duplicates = [r.agent_id for r, d in zip(recipients, delivered, strict=True) if not d]
         logger.info(
             "event %s (%s): signalled %s, already delivered to %s",
             event.event_id,
@@ -200,43 +202,82 @@ class EventDelivery:
             size=size,
         )
 
-    async def _each(self, items: Sequence[T], work: Callable[[T], Awaitable[R]]) -> list[R]:
-        """``work`` on every item, at most ``concurrency`` at a time (a broadcast's recipients).
-        If any fails, the others still finish, then the first error is raised: the message is
-        retried and the recipients done already are skipped by their receipts."""
-        if len(items) == 1:
-            return [await work(items[0])]
-        gate = asyncio.Semaphore(self.concurrency)
+    async def _broadcast(
+        self,
+        recipients: list[Recipient],
+        event: Event,
+        payload: dict[str, Any],
+        message_id: str,
+    ) -> list[bool]:
+        """A broadcast message's recipients, a group of up to ``BROADCAST_GROUP`` at a time:
+        the group's receipts claimed together (one table transaction, in the event's partition),
+        its new recipients signalled (at most ``concurrency`` signals in flight across groups),
+        the signalled ones marked together. Groups overlap, so one group's claim or mark is
+        under way while another's signals go. Per recipient that leaves its signal and a share
+        of two transactions, where a delivery of its own costs a claim and a mark each.
 
-        async def bounded(item: T) -> R:
-            async with gate:
-                return await work(item)
+        If a signal fails, the group's other recipients still finish and are marked, then the
+        first error is raised: the message comes back, and the receipts say who has it."""
+        signals = asyncio.Semaphore(self.concurrency)
+        groups = asyncio.Semaphore(_GROUPS_IN_FLIGHT)
 
-        results = await asyncio.gather(*(bounded(i) for i in items), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return results  # type: ignore[return-value]
+        async def signal(recipient: Recipient) -> None:
+            async with signals:
+                await self.entities.signal(
+                    agent_id=recipient.agent_id,
+                    operation="handle_event",
+                    value={**payload, "agent_id": recipient.agent_id},
+                )
 
-    async def _recipients(self, message: QueueMessage) -> list[IndexEntry]:
+        async def group(members: list[Recipient]) -> list[bool]:
+            async with groups:
+                claims = await self.receipts.claim_broadcast(
+                    event_id=event.event_id,
+                    message_id=message_id,
+                    recipients=[(r.agent_id, r.generation) for r in members],
+                )
+                chosen = [r for r, c in zip(members, claims, strict=True) if c.should_signal]
+                results = await asyncio.gather(*map(signal, chosen), return_exceptions=True)
+                sent = [
+                    r.agent_id
+                    for r, result in zip(chosen, results, strict=True)
+                    if not isinstance(result, BaseException)
+                ]
+                if sent:
+                    await self.receipts.mark_broadcast_signalled(
+                        event_id=event.event_id, agent_ids=sent
+                    )
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
+                return [claim.should_signal for claim in claims]
+
+        size = BROADCAST_GROUP
+        parts = [recipients[i : i + size] for i in range(0, len(recipients), size)]
+        answers = await asyncio.gather(*map(group, parts), return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        return [done for answer in answers for done in answer]  # type: ignore[union-attr]
+
+    async def _recipients(self, message: QueueMessage) -> list[Recipient]:
         """A broadcast's recipients that are still registered and subscribed to its type: those
         it names (the subscribers when it was published), or, for a broadcast that names none
-        (another producer's), the subscribers now. One index look-up each (cached for active
-        agents), never a scan of every subscription."""
+        (another producer's), the subscribers now. The index checks them a key range at a time
+        (``AgentIndex.recipients``), never with a scan of every subscription; one whose
+        registration answered 202 and is unfinished is finished here first."""
         event_type = message.event.type
         names = message.recipients
         if names is None:
             names = await self.index.subscribers(event_type=event_type)
-        found = await self._each(
-            list(dict.fromkeys(names)), lambda agent_id: self.index.get(agent_id=agent_id)
-        )
-        return [
-            entry
-            for entry in found
-            if entry is not None
-            and entry.status is not IndexStatus.DEREGISTERING
-            and entry.subscribes_to(event_type)
+        found = await self.index.recipients(event_type=event_type, agent_ids=names)
+        finished = [
+            Recipient.of(await finish_registration(self.index, self.entities, r.unfinished))
+            if r.unfinished is not None
+            else r
+            for r in found
         ]
+        return [Recipient(r.agent_id, r.generation) for r in finished]
 
     async def _dead_letter(
         self,

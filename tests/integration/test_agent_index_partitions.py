@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from azure.core.exceptions import ServiceRequestError
+from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from aos.adapters.azure.agent_index import TableAgentIndex
@@ -183,7 +184,7 @@ async def test_many_subscribers_are_read_shard_by_shard(
     ids = [f"agent-{i:06d}" for i in range(2500)]
     by_partition: dict[str, list[dict[str, Any]]] = {}
     for agent_id in ids:
-        row = subscription_row("tick", agent_id)
+        row = subscription_row("tick", entry(agent_id, "tick"))
         by_partition.setdefault(row["PartitionKey"], []).append(row)
     await index.ping()  # the table exists
     for rows in by_partition.values():
@@ -200,6 +201,71 @@ async def test_many_subscribers_are_read_shard_by_shard(
     assert await index.subscribers(event_type="tick") == ids
     assert 0 < len(shard_reads) <= 16
     assert await index.subscribers(event_type="tock") == []
+
+
+async def test_recipients_are_checked_a_key_range_at_a_time(
+    index: TableAgentIndex, client: TableClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broadcast's named recipients: the active subscribers come from their subscription rows
+    (a range query per shard and type, no agent row read), in the order named; whoever left,
+    never subscribed, is deregistering or was never registered is dropped; a registering one is
+    read from its agent row and comes with its entry; the answers match the port's default (one
+    look-up each) on the in-memory index."""
+    memory = InMemoryAgentIndex()
+    active = [entry(f"agent-{i:04d}", "tick") for i in range(300)]
+    everything = entry("watcher", "*")
+    other = entry("other-type", "tock")
+    leaving = entry("leaving", "tick", status=IndexStatus.DEREGISTERING)
+    joining = entry("joining", "tick", status=IndexStatus.REGISTERING)
+    gone = entry("gone", "tick")
+    for e in [*active, everything, other, leaving, joining, gone]:
+        await index.create(entry=e)
+        await memory.create(entry=e)
+    await index.delete(entry=gone)
+    await memory.delete(entry=gone)
+    named = [
+        "joining",
+        *[e.agent_id for e in reversed(active)],
+        "watcher",
+        "other-type",
+        "leaving",
+        "gone",
+        "never-registered",
+    ]
+    reads: list[str] = []
+    read = index.get
+
+    async def counted(*, agent_id: str) -> IndexEntry | None:
+        reads.append(agent_id)
+        return await read(agent_id=agent_id)
+
+    monkeypatch.setattr(index, "get", counted)
+    found = await index.recipients(event_type="tick", agent_ids=named)
+    expected = await memory.recipients(event_type="tick", agent_ids=named)
+    assert [r.agent_id for r in found] == [r.agent_id for r in expected]
+    assert [r.agent_id for r in found] == named[: len(active) + 2]
+    stored = {e.agent_id: await read(agent_id=e.agent_id) for e in [*active, everything, joining]}
+    for recipient in found:
+        entry_now = stored[recipient.agent_id]
+        assert entry_now is not None
+        assert recipient.generation == entry_now.generation
+        assert (recipient.unfinished is not None) is (recipient.agent_id == "joining")
+    assert sorted(reads) == ["joining", "leaving"]  # rows not saying active: the agent row
+
+
+async def test_recipients_from_rows_without_a_status_read_the_agent_row(
+    index: TableAgentIndex, client: TableClient
+) -> None:
+    """Subscription rows written before rows carried the agent's generation and status (or by
+    hand) are still found; the agent row then says who is registered."""
+    created = await index.create(entry=entry("older", "tick"))
+    row = subscription_row("tick", created)
+    await client.upsert_entity(
+        {k: v for k, v in row.items() if k not in ("generation", "status")}, mode=UpdateMode.REPLACE
+    )
+    [recipient] = await index.recipients(event_type="tick", agent_ids=["older"])
+    assert recipient.generation == created.generation
+    assert recipient.unfinished is None
 
 
 async def test_replace_moves_the_subscriptions(index: TableAgentIndex, client: TableClient) -> None:

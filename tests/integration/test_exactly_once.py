@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -12,6 +13,8 @@ from azure.functions.queue import QueueMessage as FuncQueueMessage
 from harness import Aos, running_aos
 
 from aos import Limits
+from aos.adapters.azure.durable import DurableEntityClient
+from aos.errors import StorageError
 from aos.ports.receipts import Claim
 from devhost import Azurite
 from devhost.storage_names import UniqueName
@@ -136,3 +139,64 @@ async def test_concurrent_deliveries_to_one_agent_share_signals_and_apply_once(a
         await aos.deliver(envelope("a1", f"later-{i}"))
     await aos.deliver(messages[0][0], message_id="m-0", dequeue_count=2)
     assert await handled(aos, "a1") == 40 + WINDOW + 4
+
+
+def broadcast(event_id: str, recipients: list[str]) -> str:
+    event = {"event_id": event_id, "type": "tick"}
+    message = {"version": 1, "target": "subscribers", "event": event, "recipients": recipients}
+    return json.dumps(message)
+
+
+async def test_a_broadcast_signal_that_failed_is_retried_for_its_recipient_alone(
+    aos: Aos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agents = [f"s{i}" for i in range(7)]  # more than a handful: receipts go in transactions
+    for agent_id in agents:
+        await aos.register(agent_id, subscriptions=["tick"])
+    failing = {"s3"}
+    real = DurableEntityClient.signal
+
+    async def flaky(
+        self: DurableEntityClient, *, agent_id: str, operation: str, value: Any
+    ) -> None:
+        if agent_id in failing:
+            failing.discard(agent_id)
+            raise StorageError("the Durable extension is unavailable")
+        await real(self, agent_id=agent_id, operation=operation, value=value)
+
+    monkeypatch.setattr(DurableEntityClient, "signal", flaky)
+    with pytest.raises(StorageError):
+        await aos.deliver(broadcast("b1", agents), message_id="mb")
+    await aos.host.wait_idle()
+    assert [await handled(aos, a) for a in agents] == [1, 1, 1, 0, 1, 1, 1]
+    await aos.deliver(broadcast("b1", agents), message_id="mb", dequeue_count=2)
+    assert [await handled(aos, a) for a in agents] == [1] * 7
+    for i in range(WINDOW + 4):  # s0 forgets b1; its receipt does not
+        await aos.deliver(envelope("s0", f"later-{i}"))
+    await aos.deliver(broadcast("b1", agents), message_id="mb", dequeue_count=3)
+    await aos.deliver(broadcast("b1", agents), message_id="another")  # published again
+    assert [await handled(aos, a) for a in agents] == [1 + WINDOW + 4] + [1] * 6
+
+
+async def test_broadcast_receipts_follow_the_rules_a_transaction_at_a_time(aos: Aos) -> None:
+    """``claim_broadcast`` over more than one transaction's worth of recipients answers as
+    ``claim`` does for each (``aos.ports.receipts``)."""
+    receipts = aos.runtime.storage().receipts
+    recipients = [(f"r{i:03d}", "g1") for i in range(130)]
+    ids = [agent_id for agent_id, _ in recipients]
+
+    async def claims(message_id: str, who: list[tuple[str, str]] = recipients) -> list[Claim]:
+        return await receipts.claim_broadcast(event_id="b7", message_id=message_id, recipients=who)
+
+    assert await claims("m1") == [Claim.NEW] * 130
+    assert await claims("m1") == [Claim.RETRY] * 130  # claimed, never confirmed: signal again
+    await receipts.mark_broadcast_signalled(event_id="b7", agent_ids=ids[:120])
+    assert await claims("m1") == [Claim.DONE] * 120 + [Claim.RETRY] * 10
+    await receipts.mark_broadcast_signalled(event_id="b7", agent_ids=ids[120:])
+    assert await claims("m2") == [Claim.OTHER] * 130  # the same event in another message
+    reborn = [(agent_id, "g2" if agent_id == "r005" else g) for agent_id, g in recipients[:10]]
+    assert await claims("m2", reborn) == [Claim.OTHER] * 5 + [Claim.RETRY] + [Claim.OTHER] * 4
+    fresh = [("r999", "g1"), *recipients[6:12]]  # a new one among claimed ones: one by one
+    assert await claims("m1", fresh) == [Claim.NEW] + [Claim.DONE] * 6
+    # the direct path's receipts are elsewhere: the same (agent, event) is new there
+    assert await receipts.claim(agent_id="r000", event_id="b7", message_id="m1") is Claim.NEW

@@ -94,6 +94,30 @@ async def test_a_failing_handler_is_recorded_and_the_event_applies_when_sent_aga
     assert (await context(aos, "f1"))["counters"]["events_handled"] == 1
 
 
+async def test_a_broadcast_that_failed_for_its_recipients_applies_when_published_again(
+    aos: Aos,
+) -> None:
+    """A broadcast's receipts live in the event's partition, not the agent's: the failure
+    releases the receipt there too, so the same event published again reaches them."""
+    agents = [f"f{i}" for i in range(6)]
+    for agent_id in agents:
+        await aos.register(agent_id, kind="flaky", subscriptions=["explode"])
+
+    async def publish() -> None:
+        response = await aos.call("POST", "events", {"event_id": "b1", "type": "explode"})
+        assert response.status == 202, response.text
+        assert await aos.deliver_queued() == 1
+
+    await publish()
+    counters = [(await context(aos, a))["counters"] for a in agents]
+    assert {(c["events_handled"], c["events_failed"]) for c in counters} == {(0, 1)}
+    FlakyAgent.fixed = True
+    await publish()
+    await publish()  # once applied, a duplicate
+    counters = [(await context(aos, a))["counters"] for a in agents]
+    assert {(c["events_handled"], c["events_failed"]) for c in counters} == {(1, 1)}
+
+
 # ---- 2. a claim that never confirmed its signal does not count as delivered ----------------------
 async def test_an_unconfirmed_claim_of_another_message_is_taken_over(aos: Aos) -> None:
     await aos.register("a1")

@@ -33,7 +33,7 @@ from aos.domain.history import (
     HistoryRecord,
 )
 from aos.domain.models import format_timestamp
-from aos.ports.receipts import receipt_key
+from aos.ports.receipts import broadcast_partition, receipt_key
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient as SyncTableClient
@@ -113,16 +113,21 @@ def record_from_row(row: Any) -> HistoryRecord:
     )
 
 
-def receipt_release_row(record: HistoryRecord) -> dict[str, Any]:
+def receipt_release_rows(record: HistoryRecord) -> list[dict[str, Any]]:
     """For a ``failure`` record: marks the event's delivery receipt failed (merged into the
     receipt, so that a delivery confirming its signal later cannot undo it), which lets the same
-    event sent again be delivered (``aos.ports.receipts``)."""
-    return {
-        "PartitionKey": record.agent_id,
-        "RowKey": receipt_key(record.event_id),
-        "failed": True,
-        "failed_at": record.recorded_at,
-    }
+    event sent again be delivered (``aos.ports.receipts``). The entity does not know whether the
+    event came to the agent alone or in a broadcast, so both places are marked: a failure costs
+    one more write, and the row that had no receipt holds a release that retention removes."""
+    release = {"failed": True, "failed_at": record.recorded_at}
+    return [
+        {"PartitionKey": record.agent_id, "RowKey": receipt_key(record.event_id), **release},
+        {
+            "PartitionKey": broadcast_partition(record.event_id),
+            "RowKey": receipt_key(record.agent_id),
+            **release,
+        },
+    ]
 
 
 Operation = tuple[dict[str, Any], UpdateMode]
@@ -130,13 +135,18 @@ Operation = tuple[dict[str, Any], UpdateMode]
 
 
 def batch_operations(records: Sequence[HistoryRecord]) -> list[Operation]:
-    """What archiving ``records`` writes: a row each, and a receipt release per failure."""
+    """What archiving ``records`` writes: a row each, and receipt releases per failure (those in
+    the agent's partition among its rows, the broadcast ones after them, so that the agent's
+    rows still group into as few transactions as they did)."""
     operations: list[Operation] = []
+    elsewhere: list[Operation] = []
     for record in records:
         operations.append((row_from_record(record), UpdateMode.REPLACE))
         if record.kind == "failure":
-            operations.append((receipt_release_row(record), UpdateMode.MERGE))
-    return operations
+            own, broadcast = receipt_release_rows(record)
+            operations.append((own, UpdateMode.MERGE))
+            elsewhere.append((broadcast, UpdateMode.MERGE))
+    return operations + elsewhere
 
 
 def sent_bytes(row: dict[str, Any]) -> int:

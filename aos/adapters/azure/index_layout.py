@@ -10,7 +10,8 @@ there are. So the rows are spread over ``SHARDS`` partitions by a stable hash of
                                                                   timestamps; the truth
     PartitionKey "s|<event type>|<shard>"  RowKey "<agent id>"   one row per subscription: an
                                                                   index that may have extras,
-                                                                  never misses
+                                                                  never misses; with the
+                                                                  agent's generation and status
     PartitionKey "m"                       RowKey "layout"       which layout this table holds
 
 ``<shard>`` is two digits, ``00`` to ``15``; an agent's subscription rows use its own shard, so a
@@ -45,6 +46,7 @@ __all__ = [
     "entry_from_row",
     "key",
     "shard_of",
+    "subscription_key",
     "subscription_partition",
     "subscription_row",
     "subscription_shards",
@@ -101,12 +103,25 @@ def agent_row(entry: IndexEntry) -> dict[str, Any]:
     }
 
 
-def subscription_row(event_type: str, agent_id: str) -> dict[str, Any]:
+def subscription_key(event_type: str, agent_id: str) -> tuple[str, str]:
+    """The (PartitionKey, RowKey) of ``agent_id``'s subscription to ``event_type``."""
+    return subscription_partition(event_type, shard_of(agent_id)), key(agent_id)
+
+
+def subscription_row(event_type: str, entry: IndexEntry) -> dict[str, Any]:
+    """The subscription row, with the registration it belongs to (``generation``) and the
+    agent's status when it was written: what a broadcast's delivery needs of each recipient, so
+    that it reads the rows of its recipients a key range at a time instead of one agent row each
+    (``TableAgentIndex.recipients``). Every change of status rewrites the rows (``replace``)
+    before the agent row; anything but ``active`` sends delivery to the agent row, the truth."""
+    partition, row_key = subscription_key(event_type, entry.agent_id)
     return {
-        "PartitionKey": subscription_partition(event_type, shard_of(agent_id)),
-        "RowKey": key(agent_id),
-        "agent_id": agent_id,
+        "PartitionKey": partition,
+        "RowKey": row_key,
+        "agent_id": entry.agent_id,
         "event_type": event_type,
+        "generation": entry.generation,
+        "status": entry.status.value,
     }
 
 

@@ -1,11 +1,13 @@
 """Delivery receipts in the history table (``TableDeliveryReceipts``): partition = agent id, row
-key ``receipt|<event_id>``. The rules (``claim_decision``) and why they are what they are are in
+key ``receipt|<event_id>``; a broadcast's in partition ``b|<event_id>``, row key
+``receipt|<agent_id>``. The rules (``claim_decision``) and why they are what they are are in
 ``aos.ports.receipts``; this module applies them with ETag-conditioned writes."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
@@ -18,11 +20,18 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from aos.adapters.azure.history import SMALL_GROUP
+from aos.adapters.azure.history import SMALL_GROUP, TRANSACTION_ROWS
 from aos.adapters.azure.tables import TableAdapter, storage_error
 from aos.domain.models import format_timestamp, utc_now
 from aos.errors import StorageError
-from aos.ports.receipts import _TAKE_OVER, Claim, DeliveryReceipts, claim_decision, receipt_key
+from aos.ports.receipts import (
+    _TAKE_OVER,
+    Claim,
+    DeliveryReceipts,
+    broadcast_partition,
+    claim_decision,
+    receipt_key,
+)
 
 __all__ = ["TableDeliveryReceipts"]
 
@@ -34,7 +43,13 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
     async def claim(
         self, *, agent_id: str, event_id: str, message_id: str, generation: str | None = None
     ) -> Claim:
-        row = _claim_row(agent_id, event_id, message_id, generation, format_timestamp(utc_now()))
+        now = format_timestamp(utc_now())
+        row = _claim_row(agent_id, receipt_key(event_id), message_id, generation, now)
+        return await self._claim(row)
+
+    async def _claim(self, row: dict[str, Any]) -> Claim:
+        """Claim the receipt ``row`` would be, wherever it lives (an agent's partition or a
+        broadcast's): insert it, or decide on the one there (``claim_decision``)."""
         try:
             await self._ensure_table()
             for _ in range(_CLAIM_ATTEMPTS):
@@ -44,10 +59,14 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
                 except ResourceExistsError:
                     pass
                 try:
-                    existing: Any = await self._client.get_entity(agent_id, receipt_key(event_id))
+                    existing: Any = await self._client.get_entity(
+                        row["PartitionKey"], row["RowKey"]
+                    )
                 except ResourceNotFoundError:
                     continue  # deleted (retention, purge) between the two calls: create it
-                decision = claim_decision(existing, message_id=message_id, generation=generation)
+                decision = claim_decision(
+                    existing, message_id=row["message_id"], generation=row["generation"] or None
+                )
                 if decision != _TAKE_OVER:
                     return Claim(decision)
                 try:
@@ -62,7 +81,62 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
                     continue  # changed meanwhile: decide again on what is there now
         except AzureError as exc:
             raise storage_error(exc, "Delivery receipts") from exc
-        raise StorageError(f"Receipt for {event_id!r} kept changing while being claimed; retry")
+        raise StorageError(f"Receipt {row['RowKey']!r} kept changing while being claimed; retry")
+
+    async def claim_broadcast(
+        self, *, event_id: str, message_id: str, recipients: Sequence[tuple[str, str]]
+    ) -> list[Claim]:
+        """The recipients' receipts in the broadcast's partition, a transaction per 100 (the
+        most one holds); a transaction that finds any receipt there already writes nothing, and
+        its receipts are then claimed one by one, which decides what the existing ones mean."""
+        partition, now = broadcast_partition(event_id), format_timestamp(utc_now())
+        rows = [
+            _claim_row(partition, receipt_key(agent_id), message_id, generation, now)
+            for agent_id, generation in recipients
+        ]
+        claims: list[Claim] = []
+        for start in range(0, len(rows), TRANSACTION_ROWS):
+            claims += await self._claim_together(rows[start : start + TRANSACTION_ROWS])
+        return claims
+
+    async def _claim_together(self, rows: list[dict[str, Any]]) -> list[Claim]:
+        """Rows of one partition, distinct keys, at most 100: one transaction if they are new."""
+        if len(rows) > SMALL_GROUP and len({row["RowKey"] for row in rows}) == len(rows):
+            try:
+                await self._ensure_table()
+                await self._client.submit_transaction([("create", row) for row in rows])
+                return [Claim.NEW] * len(rows)
+            except (TableTransactionError, ResourceExistsError):
+                pass  # some were claimed before: decide one by one below
+            except AzureError as exc:
+                raise storage_error(exc, "Delivery receipts") from exc
+            return list(await asyncio.gather(*(self._claim(row) for row in rows)))
+        return [await self._claim(row) for row in rows]  # in order: a key may repeat
+
+    async def mark_broadcast_signalled(self, *, event_id: str, agent_ids: Sequence[str]) -> None:
+        partition = broadcast_partition(event_id)
+        keys = [receipt_key(agent_id) for agent_id in dict.fromkeys(agent_ids)]
+        for start in range(0, len(keys), TRANSACTION_ROWS):
+            await self._mark_together(partition, keys[start : start + TRANSACTION_ROWS])
+
+    async def _mark_together(self, partition: str, keys: list[str]) -> None:
+        patches = [{"PartitionKey": partition, "RowKey": k, "status": "signalled"} for k in keys]
+        try:
+            if len(patches) > SMALL_GROUP:
+                try:
+                    await self._client.submit_transaction(
+                        [("update", patch, {"mode": UpdateMode.MERGE}) for patch in patches]
+                    )
+                    return
+                except (TableTransactionError, ResourceNotFoundError):
+                    pass  # one receipt went meanwhile (retention): mark the others one by one
+            await asyncio.gather(*(self._mark(patch) for patch in patches))
+        except AzureError as exc:
+            raise storage_error(exc, "Delivery receipts") from exc
+
+    async def _mark(self, patch: dict[str, Any]) -> None:
+        with suppress(ResourceNotFoundError):  # gone (retention): nothing left to confirm
+            await self._client.update_entity(patch, mode=UpdateMode.MERGE)
 
     async def claim_many(
         self, *, agent_id: str, claims: Sequence[tuple[str, str]], generation: str | None = None
@@ -77,7 +151,7 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
         if len(claims) > SMALL_GROUP:
             now = format_timestamp(utc_now())
             rows = [
-                _claim_row(agent_id, event_id, message_id, generation, now)
+                _claim_row(agent_id, receipt_key(event_id), message_id, generation, now)
                 for event_id, message_id in claims
             ]
             try:
@@ -142,11 +216,13 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
 
 
 def _claim_row(
-    agent_id: str, event_id: str, message_id: str, generation: str | None, now: str
+    partition: str, row_key: str, message_id: str, generation: str | None, now: str
 ) -> dict[str, Any]:
+    """A claimed receipt: in an agent's partition (the agent id; ``receipt_key(event_id)``) or
+    a broadcast's (``broadcast_partition(event_id)``; ``receipt_key(agent_id)``)."""
     return {
-        "PartitionKey": agent_id,
-        "RowKey": receipt_key(event_id),
+        "PartitionKey": partition,
+        "RowKey": row_key,
         "message_id": message_id,
         "status": "claimed",
         "claimed_at": now,
