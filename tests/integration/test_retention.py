@@ -173,3 +173,26 @@ async def test_the_hourly_timer_runs_retention(aos: Aos) -> None:
     await aos.host.invoke("purge_history", timer=TimerRequest(past_due=False))
     history = [k for k in rows(aos) if k[0] == "a1"]
     assert len(history) == 2
+
+
+async def test_broadcast_receipts_and_releases_expire_like_an_agents_receipts(aos: Aos) -> None:
+    """A broadcast's receipts live in its event's partition (``b|<event_id>``), and a failed
+    event's release may be the only row of one: retention walks those partitions like an
+    agent's and deletes by the same times."""
+    old, new = DAYS + 10, DAYS - 1
+    with sync_table(aos) as client:
+        client.create_table()
+    write_receipts(aos, "b|ev1", [old, new, old])
+    released = format_timestamp(utc_now() - timedelta(days=old))
+    with sync_table(aos) as client:
+        client.upsert_entity(
+            {"PartitionKey": "b|ev2", "RowKey": "receipt|a1", "failed": True, "failed_at": released}
+        )
+    store = retention(aos)
+    try:
+        run = await store.run(older_than=utc_now() - timedelta(days=DAYS), budget_seconds=3600)
+    finally:
+        await store.close()
+    assert (run.receipts_deleted, run.partitions, run.pass_finished) == (3, 2, True)
+    kept = {k for k in rows(aos) if k[0] != MAINTENANCE_PARTITION}
+    assert kept == {("b|ev1", "receipt|r0001")}
