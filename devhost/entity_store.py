@@ -3,9 +3,16 @@
 Layout (one partition per entity, so one transaction can cover everything an entity batch changes):
 
     PartitionKey  `<entity name>@<key>` (characters Table keys forbid are %-escaped)
-    RowKey        `state`          exists flag and the state JSON, in chunks (`s000`, `s001`, ...)
-                  `state-001`...   more chunks when the state outgrows one row (1 MB per row)
-                  `sig-<seq>`      one pending signal: operation name, id, input (also chunked)
+    RowKey        `state~<tag>`         exists flag and the state JSON, in chunks (`s000`, ...)
+                  `state~<tag>-001`...  more chunks when the state outgrows one row (1 MB per row)
+                  `sig-<seq>`           one pending signal: operation name, id, input (chunked)
+
+`<tag>` is 16 hex digits of the partition key's sha256: no two entities' state rows share a row
+key. Azurite finds a row by its row key first (its index), then compares the partition key of
+every row with that row key, so with the one name `state` for every entity (the layout before) each
+commit and load cost Azurite time in proportion to the number of entities (measured: an upsert
+2.8 ms of Azurite CPU at 20,000 entities, 0.6 ms with distinct keys). Rows of that layout are
+still read, and replaced by the entity's next commit.
 
 A signal row is written before the signal is acknowledged. The state a batch produced is stored
 together with the sequence numbers of the signals it applied (`applied` on the `state` row), in one
@@ -21,6 +28,7 @@ one row is still written, with the deletes, in one transaction.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import re
 import threading
@@ -42,6 +50,7 @@ __all__ = [
     "EntityStore",
     "Signal",
     "StoredState",
+    "state_row_names",
 ]
 
 CHUNK_CHARS = 16_000  # <= 64 KiB as UTF-16 even if every char is a surrogate pair
@@ -52,6 +61,9 @@ TRANSACTION_LIMIT = 100
 # State rows to upsert + stale rows to delete + consumed signals must fit one transaction.
 MAX_SIGNALS_PER_COMMIT = TRANSACTION_LIMIT - 2 * MAX_STATE_ROWS
 STATE_ROW = "state"
+"""The prefix of every state row's key, and the whole key of a head row in the older layout."""
+_STATE_END = "statf"
+"""Just past every state row key, both layouts."""
 SIGNAL_PREFIX = "sig-"
 APPLIED = "applied"
 """The `state` row's list of the signal rows (sequence numbers) its state has applied."""
@@ -111,6 +123,8 @@ class StoredState:
     rows: int = 0  # how many state rows are stored (0 = none)
     applied: tuple[str, ...] = ()
     """Signal rows (sequence numbers) this state has applied that may not be deleted yet."""
+    legacy: bool = False
+    """Stored under the older row names (``state``, ``state-001``...): the next commit moves it."""
 
 
 class _SeqGenerator:
@@ -180,22 +194,19 @@ class EntityStore:
 
     async def load_state(self, entity: EntityId) -> StoredState:
         pk = entity.partition_key.replace("'", "''")
-        rows = [
-            row
-            async for row in self._table.query_entities(
-                f"PartitionKey eq '{pk}' and RowKey ge 'state' and RowKey lt 'state.'"
-            )
-        ]
-        head = next((r for r in rows if r["RowKey"] == STATE_ROW), None)
+        rows = self._table.query_entities(
+            f"PartitionKey eq '{pk}' and RowKey ge '{STATE_ROW}' and RowKey lt '{_STATE_END}'"
+        )
+        by_key = {r["RowKey"]: r async for r in rows}
+        legacy = state_row_names(entity, 1)[0] not in by_key
+        head = by_key.get(state_row_names(entity, 1, legacy=legacy)[0])
         if head is None:
             return StoredState()
-        by_key = {r["RowKey"]: r for r in rows}
-        text = "".join(
-            _join(by_key[name], "s") for name in _state_row_names(int(head.get("rows", 1)))
-        )
-        exists = bool(head.get("exists", False))
         rows_stored = int(head.get("rows", 1))
-        return StoredState(exists, text if exists else None, rows_stored, _applied(head))
+        names = state_row_names(entity, rows_stored, legacy=legacy)
+        text = "".join(_join(by_key[name], "s") for name in names)
+        exists = bool(head.get("exists", False))
+        return StoredState(exists, text if exists else None, rows_stored, _applied(head), legacy)
 
     async def pending_signals(self) -> dict[EntityId, list[Signal]]:
         """Every signal not yet applied, per entity, in arrival order (for resuming at start-up)."""
@@ -250,11 +261,10 @@ class EntityStore:
                 "characters per entity"
             )
         rows: list[dict[str, Any]] = []
-        for row_name, group in zip(
-            _state_row_names(count), _grouped(chunks, CHUNKS_PER_ROW), strict=True
-        ):
+        names = state_row_names(entity, count)
+        for row_name, group in zip(names, _grouped(chunks, CHUNKS_PER_ROW), strict=True):
             row: dict[str, Any] = {"PartitionKey": entity.partition_key, "RowKey": row_name}
-            if row_name == STATE_ROW:
+            if row_name == names[0]:
                 row |= {"exists": True, "rows": count}
             for i, chunk in enumerate(group):
                 row[f"s{i:03d}"] = chunk
@@ -283,15 +293,22 @@ class EntityStore:
         rows = self._state_rows(entity, state) if exists else []
         new_rows = len(rows)
         applied = (*previous.applied, *(signal.seq for signal in consumed))
-        if new_rows == 1 and previous.rows <= 1 and len(applied) <= MAX_APPLIED:
+        if (
+            new_rows == 1
+            and previous.rows <= 1
+            and not previous.legacy
+            and len(applied) <= MAX_APPLIED
+        ):
             rows[0][APPLIED] = ",".join(applied)
             await self._table.upsert_entity(rows[0], mode=UpdateMode.REPLACE)
             return StoredState(True, state, 1, applied)
         if rows:  # this batch's signal rows go in the transaction: only earlier ones stay listed
             rows[0][APPLIED] = ",".join(previous.applied)
         ops: list[tuple[Any, ...]] = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows]
-        for row_name in _state_row_names(previous.rows)[new_rows:]:
-            ops.append(("delete", {"PartitionKey": pk, "RowKey": row_name}))
+        kept = {row["RowKey"] for row in rows}
+        for row_name in state_row_names(entity, previous.rows, legacy=previous.legacy):
+            if row_name not in kept:
+                ops.append(("delete", {"PartitionKey": pk, "RowKey": row_name}))
         for signal in consumed:
             ops.append(("delete", {"PartitionKey": pk, "RowKey": signal.row_key}))
         if ops:
@@ -308,8 +325,11 @@ def _applied(head: dict[str, Any]) -> tuple[str, ...]:
     return tuple(listed.split(",")) if listed else ()
 
 
-def _state_row_names(count: int) -> list[str]:
-    return [STATE_ROW if i == 0 else f"{STATE_ROW}-{i:03d}" for i in range(count)]
+def state_row_names(entity: EntityId, count: int, *, legacy: bool = False) -> list[str]:
+    """The keys of an entity's ``count`` state rows, the head row first (see the layout)."""
+    tag = hashlib.sha256(entity.partition_key.encode()).hexdigest()[:16]
+    head = STATE_ROW if legacy else f"{STATE_ROW}~{tag}"
+    return [head if i == 0 else f"{head}-{i:03d}" for i in range(count)]
 
 
 def _grouped(items: list[str], size: int) -> Iterator[list[str]]:

@@ -12,7 +12,7 @@ from azure.data.tables import TableClient
 from helpers import fast_config, run, sample_host
 
 from devhost.azurite import Azurite
-from devhost.entity_store import EntityId, EntityStore
+from devhost.entity_store import EntityId, EntityStore, state_row_names
 from devhost.host import entities_table_name
 from devhost.storage_names import UniqueName
 
@@ -115,7 +115,62 @@ def test_a_crash_between_commit_and_deleting_the_signal_rows_applies_nothing_twi
         keys = [
             row["RowKey"] for row in t.query_entities(f"PartitionKey eq '{entity.partition_key}'")
         ]
-    assert keys == ["state"]  # every signal row deleted once applied
+    assert keys == state_row_names(entity, 1)  # every signal row deleted once applied
+
+
+def test_state_stored_by_the_older_layout_is_read_and_moved_by_the_next_commit(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    """A local Azurite kept from before state rows had per-entity keys (``state``,
+    ``state-001``): the state is read, and the entity's next commit stores it under its own keys
+    and deletes the old rows, in one transaction."""
+    hub = unique_name.table_name("Hub")
+    table = entities_table_name(hub)
+    small, large = EntityId.of("counter", "old1"), EntityId.of("counter", "old2")
+    big_blob = "b" * 200_000  # two rows of 12 chunks in either layout
+
+    def old_rows(entity: EntityId, state: dict[str, Any]) -> list[dict[str, Any]]:
+        text = json.dumps(state)
+        chunks = [text[i : i + 16_000] for i in range(0, len(text), 16_000)]
+        groups = [chunks[i : i + 12] for i in range(0, len(chunks), 12)]
+        rows = []
+        for n, group in enumerate(groups):
+            row: dict[str, Any] = {
+                "PartitionKey": entity.partition_key,
+                "RowKey": "state" if n == 0 else f"state-{n:03d}",
+            }
+            if n == 0:
+                row |= {"exists": True, "rows": len(groups), "applied": ""}
+            row |= {f"s{i:03d}": chunk for i, chunk in enumerate(group)}
+            rows.append(row)
+        return rows
+
+    async def scenario() -> None:
+        store = EntityStore(azurite.connection_string, table)
+        await store.open()
+        await store.close()
+        with TableClient.from_connection_string(azurite.connection_string, table) as t:
+            for row in old_rows(small, {"total": 4, "ops": 1, "seen": [4]}):
+                t.create_entity(row)
+            for row in old_rows(large, {"total": 1, "ops": 1, "seen": [1], "blob": big_blob}):
+                t.create_entity(row)
+        async with sample_host(azurite.connection_string, hub) as host:
+            assert (await _read(host, "old1")).entity_state["total"] == 4
+            assert (await _read(host, "old2")).entity_state["blob"] == big_blob
+            client = df.DurableOrchestrationClient(host.client_binding())
+            await client.signal_entity(df.EntityId("counter", "old1"), "add", 5)
+            await client.signal_entity(df.EntityId("counter", "old2"), "add", 2)
+            await host.wait_idle()
+        async with sample_host(azurite.connection_string, hub) as again:
+            assert (await _read(again, "old1")).entity_state["seen"] == [4, 5]
+            moved = (await _read(again, "old2")).entity_state
+            assert (moved["total"], moved["seen"]) == (3, [1, 2])  # `add` keeps no blob
+
+    run(scenario())
+    with TableClient.from_connection_string(azurite.connection_string, table) as t:
+        for entity, count in ((small, 1), (large, 1)):  # both old rows of old2 gone
+            query = f"PartitionKey eq '{entity.partition_key}'"
+            assert [r["RowKey"] for r in t.query_entities(query)] == state_row_names(entity, count)
 
 
 def test_client_input_arrives_encoded_twice(azurite: Azurite, unique_name: UniqueName) -> None:
@@ -198,7 +253,8 @@ def test_large_state_is_split_not_truncated(azurite: Azurite, unique_name: Uniqu
     with TableClient.from_connection_string(
         azurite.connection_string, entities_table_name(hub)
     ) as t:
-        assert [r["RowKey"] for r in t.query_entities("PartitionKey eq 'counter@big'")] == ["state"]
+        rows = [r["RowKey"] for r in t.query_entities("PartitionKey eq 'counter@big'")]
+    assert rows == state_row_names(EntityId.of("counter", "big"), 1)
 
 
 def test_oversized_state_is_refused_loudly_and_old_state_kept(
