@@ -27,6 +27,7 @@ one row is still written, with the deletes, in one transaction.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import itertools
@@ -62,8 +63,6 @@ TRANSACTION_LIMIT = 100
 MAX_SIGNALS_PER_COMMIT = TRANSACTION_LIMIT - 2 * MAX_STATE_ROWS
 STATE_ROW = "state"
 """The prefix of every state row's key, and the whole key of a head row in the older layout."""
-_STATE_END = "statf"
-"""Just past every state row key, both layouts."""
 SIGNAL_PREFIX = "sig-"
 APPLIED = "applied"
 """The `state` row's list of the signal rows (sequence numbers) its state has applied."""
@@ -193,20 +192,28 @@ class EntityStore:
         await self._table.create_entity(row)
 
     async def load_state(self, entity: EntityId) -> StoredState:
-        pk = entity.partition_key.replace("'", "''")
-        rows = self._table.query_entities(
-            f"PartitionKey eq '{pk}' and RowKey ge '{STATE_ROW}' and RowKey lt '{_STATE_END}'"
-        )
-        by_key = {r["RowKey"]: r async for r in rows}
-        legacy = state_row_names(entity, 1)[0] not in by_key
-        head = by_key.get(state_row_names(entity, 1, legacy=legacy)[0])
+        """The entity's stored state: its head row, then any further rows, read by key (point
+        reads; Azurite answers a query by scanning the whole table)."""
+        head, legacy = await self._row(entity, state_row_names(entity, 1)[0]), False
         if head is None:
-            return StoredState()
+            head, legacy = await self._row(entity, STATE_ROW), True
+            if head is None:
+                return StoredState()
         rows_stored = int(head.get("rows", 1))
         names = state_row_names(entity, rows_stored, legacy=legacy)
-        text = "".join(_join(by_key[name], "s") for name in names)
+        rest = await asyncio.gather(*(self._row(entity, name) for name in names[1:]))
+        parts = [head, *rest]
+        if any(part is None for part in parts):
+            raise ResourceNotFoundError(f"state rows of {entity} changed while being read")
+        text = "".join(_join(part, "s") for part in parts if part is not None)
         exists = bool(head.get("exists", False))
         return StoredState(exists, text if exists else None, rows_stored, _applied(head), legacy)
+
+    async def _row(self, entity: EntityId, row_key: str) -> dict[str, Any] | None:
+        try:
+            return dict(await self._table.get_entity(entity.partition_key, row_key))
+        except ResourceNotFoundError:
+            return None
 
     async def pending_signals(self) -> dict[EntityId, list[Signal]]:
         """Every signal not yet applied, per entity, in arrival order (for resuming at start-up)."""
