@@ -162,16 +162,18 @@ Subscription = Annotated[
 
 
 class _Input(BaseModel):
-    """What callers send: unknown fields are errors."""
+    """What callers send: unknown fields are errors. Models build their validators when first
+    used (``defer_build``), not when ``function_app`` is imported: a cold start pays only for the
+    ones its first requests need."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 class _State(BaseModel):
     """What the entity stores: immutable, unknown fields are errors (a schema change bumps
     ``AgentContext.schema_version``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def not_null(value: T) -> T:
