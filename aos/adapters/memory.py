@@ -151,6 +151,10 @@ class InMemoryDeliveryReceipts(DeliveryReceipts):
     async def mark_signalled(self, *, agent_id: str, event_id: str) -> None:
         self._rows.setdefault((agent_id, event_id), {})["status"] = "signalled"
 
+    def confirm(self, *, agent_id: str, event_id: str) -> None:
+        """What the entity function does for an event applied by ``handle_events``."""
+        self._rows.setdefault((agent_id, event_id), {})["status"] = "signalled"
+
     def release(self, *, agent_id: str, event_id: str) -> None:
         """What the entity function does for a failure record: mark the receipt failed."""
         self._rows.setdefault((agent_id, event_id), {})["failed"] = True
@@ -228,8 +232,8 @@ class InMemoryEntities(EntityClient):
         """Run one operation now and return its result (``AOSError`` if it is refused)."""
         stored = self._states.get(agent_id)
         context = _Operation(agent_id, operation, value, json.loads(stored) if stored else None)
-        batch = EntityBatch(
-            journal=[] if self.history is not None else None,
+        batch = EntityBatch(  # a journal when anything reads it: the archive, or the receipts
+            journal=[] if self.history is not None or self.receipts is not None else None,
             effects=[] if self.effects is not None else None,
         )
         self.entity.run(context, batch)
@@ -239,11 +243,15 @@ class InMemoryEntities(EntityClient):
         else:
             self._states[agent_id] = json.dumps(context.state)
         if journal:
-            assert self.history is not None
-            self.history.write(journal)
+            if self.history is not None:
+                self.history.write(journal)
             for record in journal:
-                if record.kind == "failure" and self.receipts is not None:
+                if self.receipts is None:
+                    break
+                if record.kind == "failure":
                     self.receipts.release(agent_id=agent_id, event_id=record.event_id)
+                elif record.confirms_receipt:
+                    self.receipts.confirm(agent_id=agent_id, event_id=record.event_id)
         if batch.effects and self.effects is not None:
             self.effects.messages.extend(effect.text for effect in batch.effects)
         return context.result

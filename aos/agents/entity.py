@@ -161,7 +161,11 @@ class AgentEntity:
         self._finish(context, result)
         if batch.agent is not None:
             if batch.journal is not None:
-                batch.journal.extend(batch.agent.take_journal())
+                records = batch.agent.take_journal()
+                if name == "handle_events":  # the delivery's receipts: confirmed as archived
+                    for record in records:
+                        record.confirms_receipt = record.kind == "event"
+                batch.journal.extend(records)
             effects = batch.agent.take_effects()
             if batch.effects is not None:
                 batch.effects.extend(effects)

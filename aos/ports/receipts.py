@@ -7,21 +7,25 @@ by which time thousands of other events may have reached the agent; a client tha
 never got an answer to sends a second message with the same ``event_id``.
 
 So before the queue function signals an agent it *claims* the (agent, event) pair with the queue
-message's id and the agent's generation (when it was registered), and marks the claim once the
-signal is accepted:
+message's id and the agent's generation (when it was registered), and the claim is marked
+``signalled`` once the event is safe: for an event sent to one agent, by the entity, in the same
+write that archives the event as applied (``aos.adapters.azure.history``), so a receipt never says
+less than what the agent applied, whenever the delivering process dies; for a broadcast, by the
+delivery once the signals are accepted (``mark_broadcast_signalled``):
 
     no receipt                           → claim it, signal, mark it signalled
     receipt of this message, signalled   → a redelivery of work already done: skip
-    receipt of this message, claimed     → the last attempt died before or while signalling:
-                                           signal again
+    receipt of this message, claimed     → the last attempt died before its signal, or the
+                                           event is signalled and not yet applied: signal again
+                                           (the entity's window drops a repeat that close)
     receipt of another generation        → the agent was deregistered and registered anew since:
                                            a new agent, take the receipt over and signal
     receipt marked failed                → the agent's handler raised on this event (the entity
                                            function marks it, see ``aos.adapters.azure.history``):
                                            the event is sent again, take over and signal
-    receipt of another message, claimed  → that delivery never confirmed its signal (storage or
-                                           the host failed, its message was poisoned): take over
-                                           and signal
+    receipt of another message, claimed  → that delivery died before its signal (storage or the
+                                           host failed, its message was poisoned), or its event
+                                           is not applied yet: take over and signal
     receipt of another message, signalled → the same event sent twice: skip
 
 Taking over is conditioned on the receipt's ETag, so of two deliveries racing for it one wins. A
@@ -88,11 +92,6 @@ class DeliveryReceipts(ABC):
             )
             for event_id, message_id in claims
         ]
-
-    async def mark_many_signalled(self, *, agent_id: str, event_ids: Sequence[str]) -> None:
-        """``mark_signalled`` for several events of one agent."""
-        for event_id in event_ids:
-            await self.mark_signalled(agent_id=agent_id, event_id=event_id)
 
     async def claim_broadcast(
         self, *, event_id: str, message_id: str, recipients: Sequence[tuple[str, str]]

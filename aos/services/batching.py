@@ -1,19 +1,21 @@
 """Group commit for deliveries to one agent: events that arrive together share a signal.
 
-Each queued event is one function invocation, and on its own it costs a receipt claim, a signal
-(an HTTP call to the Durable extension, which stores a message for the entity) and a receipt mark.
-When an agent is busy -- a burst of events to one agent, the common case for a hot agent -- those
-invocations run side by side in the same worker. ``DeliveryBatcher`` lets them meet: per agent, at
-most one batch is being claimed and signalled; the deliveries that arrive meanwhile wait in the
-next batch, which goes as soon as that signal is sent (while the first batch's receipts are marked). A batch claims its receipts together (one table transaction
-when it is large enough to pay for itself), sends *one* ``handle_events`` operation with the events
-in arrival order, and marks the receipts together. An agent that is not busy gets a batch of one
-at once, so nothing waits for a timer and latency at low rates is unchanged.
+Each queued event is one function invocation, and on its own it costs a receipt claim and a signal
+(an HTTP call to the Durable extension, which stores a message for the entity). When an agent is
+busy -- a burst of events to one agent, the common case for a hot agent -- those invocations run
+side by side in the same worker. ``DeliveryBatcher`` lets them meet: per agent, at most one batch
+is being claimed and signalled; the deliveries that arrive meanwhile wait in the next batch, which
+goes as soon as that signal is sent. A batch claims its receipts together (one table transaction
+when it is large enough to pay for itself) and sends *one* ``handle_events`` operation with the
+events in arrival order. An agent that is not busy gets a batch of one at once, so nothing waits
+for a timer and latency at low rates is unchanged.
 
-Nothing about exactly-once changes: each event keeps its own receipt, claimed with its own queue
-message id, and the entity applies each event of the operation as it would a ``handle_event`` (its
-window of recent ids drops a repeat). If the batch fails, every delivery in it fails and its
-message comes back; the receipts then say which events were signalled already.
+The receipts are confirmed (marked ``signalled``) by the entity, in the write that archives the
+events it applied, not here: a delivery that dies after its signal was stored (the host killed)
+left them claimed, and its message, redelivered after its lease, signalled all of them again,
+long after the entity's window of recent ids could recognise them (a kill-and-restart test saw a
+whole batch of 32 applied twice). Each event keeps its own receipt, claimed with its own queue
+message id. If the batch fails, every delivery in it fails and its message comes back.
 """
 
 from __future__ import annotations
@@ -85,8 +87,8 @@ class DeliveryBatcher:
         message_id: str,
         size: int,
     ) -> bool:
-        """Claim, signal and confirm ``event`` for ``entry``'s agent, with whatever else arrives
-        for that agent meanwhile; ``False`` if the agent had the event already."""
+        """Claim and signal ``event`` for ``entry``'s agent, with whatever else arrives for that
+        agent meanwhile; ``False`` if the agent had the event already."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         item = _Delivery(entry, event, payload, message_id, size, entities, done)
         agent_id = entry.agent_id
@@ -101,10 +103,13 @@ class DeliveryBatcher:
         batch.size += size
         return await done
 
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _drain(self, agent_id: str, batches: deque[_Batch]) -> None:
-        """Send the agent's batches in order until none is waiting. A batch's confirmation (the
-        receipts marked signalled) overlaps the next batch's claim and signal: only the signals
-        must go one after another, so that the agent gets its events in order."""
+        """Send the agent's batches in order until none is waiting: the signals must go one
+        after another, so that the agent gets its events in order."""
         try:
             while batches:
                 batch = batches.popleft()
@@ -113,18 +118,18 @@ class DeliveryBatcher:
                 except Exception as exc:
                     _fail(batch, exc)
                     continue
-                self._track(
-                    asyncio.get_running_loop().create_task(self._confirm(agent_id, batch, claims))
-                )
+                for item, claim in zip(batch.items, claims, strict=True):
+                    if not item.done.done():
+                        item.done.set_result(claim.should_signal)
         finally:
             # no await since the loop's last check: a delivery arriving now starts a new drain
             del self._waiting[agent_id]
 
-    def _track(self, task: asyncio.Task[None]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _claim_and_signal(self, agent_id: str, batch: _Batch) -> list[Claim]:
+        """Claim the batch's receipts, then signal its new events in one ``handle_events``
+        operation (even one event): the entity confirms each receipt in the write that archives
+        the event (``aos.adapters.azure.history``), so no receipt is left saying less than what
+        the agent applied, whenever this process dies."""
         items = batch.items
         claims = await self._receipts.claim_many(
             agent_id=agent_id,
@@ -132,37 +137,15 @@ class DeliveryBatcher:
             generation=batch.generation,
         )
         chosen = [item for item, claim in zip(items, claims, strict=True) if claim.should_signal]
-        if len(chosen) == 1:
-            await chosen[0].entities.signal(
-                agent_id=agent_id, operation="handle_event", value=chosen[0].payload
-            )
-        elif chosen:
+        if chosen:
             await chosen[0].entities.signal(
                 agent_id=agent_id,
                 operation="handle_events",
                 value=[item.payload for item in chosen],
             )
-            logger.debug("agent %s: %d events in one operation", agent_id, len(chosen))
-        if chosen:
             self.operations_sent += 1
+            logger.debug("agent %s: %d events in one operation", agent_id, len(chosen))
         return claims
-
-    async def _confirm(self, agent_id: str, batch: _Batch, claims: list[Claim]) -> None:
-        """Mark the signalled events' receipts, then let their deliveries finish."""
-        signalled = [
-            item.event.event_id
-            for item, claim in zip(batch.items, claims, strict=True)
-            if claim.should_signal
-        ]
-        try:
-            if signalled:
-                await self._receipts.mark_many_signalled(agent_id=agent_id, event_ids=signalled)
-        except Exception as exc:
-            _fail(batch, exc)
-            return
-        for item, claim in zip(batch.items, claims, strict=True):
-            if not item.done.done():
-                item.done.set_result(claim.should_signal)
 
 
 def _fail(batch: _Batch, exc: Exception) -> None:

@@ -16,6 +16,7 @@ from aos import Limits
 from aos.adapters.azure.durable import DurableEntityClient
 from aos.errors import StorageError
 from aos.ports.receipts import Claim
+from aos.services.batching import DeliveryBatcher
 from devhost import Azurite
 from devhost.storage_names import UniqueName
 
@@ -200,3 +201,38 @@ async def test_broadcast_receipts_follow_the_rules_a_transaction_at_a_time(aos: 
     assert await claims("m1", fresh) == [Claim.NEW] + [Claim.DONE] * 6
     # the direct path's receipts are elsewhere: the same (agent, event) is new there
     assert await receipts.claim(agent_id="r000", event_id="b7", message_id="m1") is Claim.NEW
+
+
+async def test_a_delivery_that_died_after_its_signal_is_not_applied_again_much_later(
+    aos: Aos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process died once the batch's signal was stored, before anything else (its messages
+    stay on the queue): the entity confirmed each receipt in the write that archived the event,
+    so the messages, back long after the entity's window has moved on, signal nothing."""
+    await aos.register("a1")
+    real = DeliveryBatcher._claim_and_signal
+
+    async def dies_after_signalling(self: DeliveryBatcher, agent_id: str, batch: Any) -> Any:
+        await real(self, agent_id, batch)
+        raise StorageError("the host was killed")
+
+    monkeypatch.setattr(DeliveryBatcher, "_claim_and_signal", dies_after_signalling)
+    messages = [(envelope("a1", f"k{i}"), f"mk{i}") for i in range(3)]
+
+    async def deliver(body: str, message_id: str, dequeue_count: int) -> None:
+        message = FuncQueueMessage(id=message_id, body=body.encode(), dequeue_count=dequeue_count)  # type: ignore[no-untyped-call]
+        await aos.host.invoke("deliver_events", msg=message)
+
+    results = await asyncio.gather(
+        *(deliver(body, message_id, 1) for body, message_id in messages), return_exceptions=True
+    )
+    assert all(isinstance(r, StorageError) for r in results)
+    await aos.host.wait_idle()
+    assert await handled(aos, "a1") == 3  # the signals were stored: applied
+    monkeypatch.undo()
+    for i in range(WINDOW + 4):  # the entity forgets k0..k2
+        await aos.deliver(envelope("a1", f"later-{i}"))
+    for body, message_id in messages:  # the lease ends: the messages come back
+        await deliver(body, message_id, 2)
+    await aos.host.wait_idle()
+    assert await handled(aos, "a1") == 3 + WINDOW + 4

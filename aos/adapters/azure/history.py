@@ -135,9 +135,10 @@ Operation = tuple[dict[str, Any], UpdateMode]
 
 
 def batch_operations(records: Sequence[HistoryRecord]) -> list[Operation]:
-    """What archiving ``records`` writes: a row each, and receipt releases per failure (those in
-    the agent's partition among its rows, the broadcast ones after them, so that the agent's
-    rows still group into as few transactions as they did)."""
+    """What archiving ``records`` writes: a row each, a receipt confirmed per event applied by
+    ``handle_events``, and receipt releases per failure (those in the agent's partition among its
+    rows, the broadcast ones after them, so that the agent's rows still group into as few
+    transactions as they did)."""
     operations: list[Operation] = []
     elsewhere: list[Operation] = []
     for record in records:
@@ -146,7 +147,20 @@ def batch_operations(records: Sequence[HistoryRecord]) -> list[Operation]:
             own, broadcast = receipt_release_rows(record)
             operations.append((own, UpdateMode.MERGE))
             elsewhere.append((broadcast, UpdateMode.MERGE))
+        elif record.confirms_receipt:
+            operations.append((receipt_confirmation_row(record), UpdateMode.MERGE))
     return operations + elsewhere
+
+
+def receipt_confirmation_row(record: HistoryRecord) -> dict[str, Any]:
+    """For an event applied by ``handle_events``: its receipt marked ``signalled``, in the write
+    that archives the event, so that a receipt never says less than what the agent applied (a
+    delivery that died after its signal leaves nothing to redo: ``aos.ports.receipts``)."""
+    return {
+        "PartitionKey": record.agent_id,
+        "RowKey": receipt_key(record.event_id),
+        "status": "signalled",
+    }
 
 
 def sent_bytes(row: dict[str, Any]) -> int:

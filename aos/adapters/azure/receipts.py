@@ -87,21 +87,31 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
         self, *, event_id: str, message_id: str, recipients: Sequence[tuple[str, str]]
     ) -> list[Claim]:
         """The recipients' receipts in the broadcast's partition, a transaction per 100 (the
-        most one holds); a transaction that finds any receipt there already writes nothing, and
-        its receipts are then claimed one by one, which decides what the existing ones mean."""
+        most one holds; ``_claim_rows``)."""
         partition, now = broadcast_partition(event_id), format_timestamp(utc_now())
-        rows = [
-            _claim_row(partition, receipt_key(agent_id), message_id, generation, now)
-            for agent_id, generation in recipients
-        ]
+        return await self._claim_rows(
+            [
+                _claim_row(partition, receipt_key(agent_id), message_id, generation, now)
+                for agent_id, generation in recipients
+            ]
+        )
+
+    async def _claim_rows(self, rows: list[dict[str, Any]]) -> list[Claim]:
+        """Receipts of one partition, claimed in order, up to 100 at a time together."""
         claims: list[Claim] = []
         for start in range(0, len(rows), TRANSACTION_ROWS):
             claims += await self._claim_together(rows[start : start + TRANSACTION_ROWS])
         return claims
 
     async def _claim_together(self, rows: list[dict[str, Any]]) -> list[Claim]:
-        """Rows of one partition, distinct keys, at most 100: one transaction if they are new."""
-        if len(rows) > SMALL_GROUP and len({row["RowKey"] for row in rows}) == len(rows):
+        """New receipts in one transaction; if any exists already the transaction writes nothing
+        and each is claimed on its own, which decides what the existing ones mean. A few are
+        claimed side by side instead: the SDK's transaction body costs more client CPU than a
+        few single writes (``SMALL_GROUP``). A key twice (the same event twice in one batch):
+        one after another, in order."""
+        if len({row["RowKey"] for row in rows}) < len(rows):
+            return [await self._claim(row) for row in rows]
+        if len(rows) > SMALL_GROUP:
             try:
                 await self._ensure_table()
                 await self._client.submit_transaction([("create", row) for row in rows])
@@ -110,8 +120,7 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
                 pass  # some were claimed before: decide one by one below
             except AzureError as exc:
                 raise storage_error(exc, "Delivery receipts") from exc
-            return list(await asyncio.gather(*(self._claim(row) for row in rows)))
-        return [await self._claim(row) for row in rows]  # in order: a key may repeat
+        return list(await asyncio.gather(*(self._claim(row) for row in rows)))
 
     async def mark_broadcast_signalled(self, *, event_id: str, agent_ids: Sequence[str]) -> None:
         partition = broadcast_partition(event_id)
@@ -141,58 +150,14 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
     async def claim_many(
         self, *, agent_id: str, claims: Sequence[tuple[str, str]], generation: str | None = None
     ) -> list[Claim]:
-        """New receipts in one transaction (they share the agent's partition); if any exists
-        already the transaction writes nothing and each is claimed on its own, which decides
-        what the existing ones mean. Small groups are claimed concurrently instead: the SDK's
-        transaction body costs more client CPU than a few single writes (``SMALL_GROUP``)."""
-        event_ids = [event_id for event_id, _ in claims]
-        if len(set(event_ids)) < len(event_ids):  # the same event twice: decide in order
-            return await super().claim_many(agent_id=agent_id, claims=claims, generation=generation)
-        if len(claims) > SMALL_GROUP:
-            now = format_timestamp(utc_now())
-            rows = [
+        """The batch's receipts together: they share the agent's partition (``_claim_rows``)."""
+        now = format_timestamp(utc_now())
+        return await self._claim_rows(
+            [
                 _claim_row(agent_id, receipt_key(event_id), message_id, generation, now)
                 for event_id, message_id in claims
             ]
-            try:
-                await self._ensure_table()
-                await self._client.submit_transaction([("create", row) for row in rows])
-                return [Claim.NEW] * len(claims)
-            except (TableTransactionError, ResourceExistsError):
-                pass  # some were claimed before: decide one by one below
-            except AzureError as exc:
-                raise storage_error(exc, "Delivery receipts") from exc
-        return list(
-            await asyncio.gather(
-                *(
-                    self.claim(
-                        agent_id=agent_id,
-                        event_id=event_id,
-                        message_id=message_id,
-                        generation=generation,
-                    )
-                    for event_id, message_id in claims
-                )
-            )
         )
-
-    async def mark_many_signalled(self, *, agent_id: str, event_ids: Sequence[str]) -> None:
-        if len(event_ids) <= SMALL_GROUP:
-            await asyncio.gather(
-                *(self.mark_signalled(agent_id=agent_id, event_id=e) for e in event_ids)
-            )
-            return
-        patches = [
-            ("update", _signalled_patch(agent_id, event_id), {"mode": UpdateMode.MERGE})
-            for event_id in dict.fromkeys(event_ids)
-        ]
-        try:
-            await self._client.submit_transaction(patches)
-        except (TableTransactionError, ResourceNotFoundError):
-            # one receipt went meanwhile (purged): mark the others one by one
-            await super().mark_many_signalled(agent_id=agent_id, event_ids=event_ids)
-        except AzureError as exc:
-            raise storage_error(exc, "Delivery receipts") from exc
 
     async def mark_signalled(self, *, agent_id: str, event_id: str) -> None:
         try:
