@@ -66,9 +66,9 @@ class _Entity:
     stored: StoredState | None = None
     worker: asyncio.Task[None] | None = None
     failed_attempts: int = 0
+    """Invocations of the current batch that raised (reset when a batch completes)."""
     forgetting: asyncio.Task[None] | None = None
     """Deleting the signal rows the last committed state applied (awaited before the next commit)."""
-    """Invocations of the current batch that raised (reset when a batch completes)."""
 
 
 ReplySink = Callable[[dict[str, Any], str, dict[str, Any]], Awaitable[None]]

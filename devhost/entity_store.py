@@ -15,7 +15,7 @@ commit and load cost Azurite time in proportion to the number of entities (measu
 still read, and replaced by the entity's next commit.
 
 A signal row is written before the signal is acknowledged. The state a batch produced is stored
-together with the sequence numbers of the signals it applied (`applied` on the `state` row), in one
+together with the sequence numbers of the signals it applied (`applied` on the head row), in one
 write, and the signal rows are deleted after it. A crash at any point leaves either the old state
 with the signal rows (applied again on restart) or the new state, whose `applied` list says which
 of the rows still present were applied already (skipped and deleted on restart): every signal
@@ -65,7 +65,7 @@ STATE_ROW = "state"
 """The prefix of every state row's key, and the whole key of a head row in the older layout."""
 SIGNAL_PREFIX = "sig-"
 APPLIED = "applied"
-"""The `state` row's list of the signal rows (sequence numbers) its state has applied."""
+"""The head state row's list of the signal rows (sequence numbers) its state has applied."""
 MAX_APPLIED = 2 * MAX_SIGNALS_PER_COMMIT
 """Applied rows not deleted yet beyond this many (deletes kept failing): commit and delete them in
 one transaction instead of growing the list."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -148,11 +148,13 @@ class InMemoryDeliveryReceipts(DeliveryReceipts):
             return Claim.RETRY
         return Claim(decision)
 
-    async def mark_signalled(self, *, agent_id: str, event_id: str) -> None:
-        self._rows.setdefault((agent_id, event_id), {})["status"] = "signalled"
+    async def mark_broadcast_signalled(self, *, event_id: str, agent_ids: Sequence[str]) -> None:
+        for agent_id in agent_ids:
+            self.confirm(agent_id=agent_id, event_id=event_id)
 
     def confirm(self, *, agent_id: str, event_id: str) -> None:
-        """What the entity function does for an event applied by ``handle_events``."""
+        """Mark the receipt signalled: what the entity function does for an event applied by
+        ``handle_events``, and the delivery for a broadcast's recipients."""
         self._rows.setdefault((agent_id, event_id), {})["status"] = "signalled"
 
     def release(self, *, agent_id: str, event_id: str) -> None:

@@ -114,10 +114,10 @@ class HistoryRecord:
     result: Any = None
     error: dict[str, str] | None = None
     effect: int = 0
+    """For ``send`` and ``publish`` records: which of its event's effects (1, 2, ...)."""
     confirms_receipt: bool = False
     """An event applied by ``handle_events``: its delivery left the receipt claimed, and archiving
     this record marks it ``signalled`` in the same write (``aos.ports.receipts``). Not stored."""
-    """For ``send`` and ``publish`` records: which of its event's effects (1, 2, ...)."""
 
     @property
     def row_key(self) -> str:

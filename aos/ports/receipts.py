@@ -77,9 +77,6 @@ class DeliveryReceipts(ABC):
         """Claim the (agent, event) pair for a delivery (see the module's table). ``generation``
         identifies the agent's registration; ``None`` when unknown (not compared)."""
 
-    @abstractmethod
-    async def mark_signalled(self, *, agent_id: str, event_id: str) -> None: ...
-
     async def claim_many(
         self, *, agent_id: str, claims: Sequence[tuple[str, str]], generation: str | None = None
     ) -> list[Claim]:
@@ -106,10 +103,10 @@ class DeliveryReceipts(ABC):
             for agent_id, generation in recipients
         ]
 
+    @abstractmethod
     async def mark_broadcast_signalled(self, *, event_id: str, agent_ids: Sequence[str]) -> None:
-        """``mark_signalled`` for the recipients of a broadcast that were signalled."""
-        for agent_id in agent_ids:
-            await self.mark_signalled(agent_id=agent_id, event_id=event_id)
+        """Mark the receipts of a broadcast's recipients that were signalled. (An event sent to
+        one agent has its receipt marked by the entity, as it archives the event.)"""
 
     @abstractmethod
     async def purge(self, *, older_than: datetime, limit: int) -> int:

@@ -189,7 +189,8 @@ class EventDelivery:
     async def _deliver_to(
         self, entry: IndexEntry, event: Event, payload: dict[str, Any], message_id: str, size: int
     ) -> bool:
-        """Claim, signal and confirm one recipient; ``False`` if it had the event already."""
+        """Claim and signal one recipient (through the batcher); ``False`` if it had the event
+        already."""
         agent_id = entry.agent_id
         if entry.status is IndexStatus.REGISTERING:  # a registration that answered 202
             entry = await finish_registration(self.index, self.entities, entry)
@@ -271,13 +272,12 @@ class EventDelivery:
         if names is None:
             names = await self.index.subscribers(event_type=event_type)
         found = await self.index.recipients(event_type=event_type, agent_ids=names)
-        finished = [
+        return [
             Recipient.of(await finish_registration(self.index, self.entities, r.unfinished))
             if r.unfinished is not None
             else r
             for r in found
         ]
-        return [Recipient(r.agent_id, r.generation) for r in finished]
 
     async def _dead_letter(
         self,

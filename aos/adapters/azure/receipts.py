@@ -159,14 +159,6 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
             ]
         )
 
-    async def mark_signalled(self, *, agent_id: str, event_id: str) -> None:
-        try:
-            await self._client.update_entity(
-                _signalled_patch(agent_id, event_id), mode=UpdateMode.MERGE
-            )
-        except AzureError as exc:
-            raise storage_error(exc, "Delivery receipts") from exc
-
     async def purge(self, *, older_than: datetime, limit: int) -> int:
         # Fixed-width UTC timestamps compare as strings, so the service filters them for us.
         query = "claimed_at lt @cutoff or failed_at lt @cutoff"
@@ -193,7 +185,3 @@ def _claim_row(
         "claimed_at": now,
         "generation": generation or "",
     }
-
-
-def _signalled_patch(agent_id: str, event_id: str) -> dict[str, Any]:
-    return {"PartitionKey": agent_id, "RowKey": receipt_key(event_id), "status": "signalled"}
