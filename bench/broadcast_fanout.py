@@ -95,7 +95,9 @@ class Observer:
 
     async def _signals_pending(self) -> bool:
         rows = self.entities.query_entities(
-            "RowKey ge 'sig-' and RowKey lt 'sig.'", select=["PartitionKey"], results_per_page=1
+            "PartitionKey eq 'entities' and RowKey ge 'sig|' and RowKey lt 'sig}'",
+            select=["RowKey"],
+            results_per_page=1,
         )
         async for _ in rows:
             return True

@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError
@@ -67,8 +67,6 @@ class _Entity:
     worker: asyncio.Task[None] | None = None
     failed_attempts: int = 0
     """Invocations of the current batch that raised (reset when a batch completes)."""
-    forgetting: asyncio.Task[None] | None = None
-    """Deleting the signal rows the last committed state applied (awaited before the next commit)."""
 
 
 ReplySink = Callable[[dict[str, Any], str, dict[str, Any]], Awaitable[None]]
@@ -124,8 +122,6 @@ class EntityRuntime:
         self._stopping = True
         workers = [e.worker for e in self._entities.values() if e.worker is not None]
         await asyncio.gather(*workers, return_exceptions=True)
-        forgetting = [e.forgetting for e in self._entities.values() if e.forgetting is not None]
-        await asyncio.gather(*forgetting, return_exceptions=True)
 
     async def signal(self, name: str, key: str, operation: str, input_text: str | None) -> str:
         """Persist a signal, then queue it; returns once it is durable (the 202 point)."""
@@ -218,12 +214,10 @@ class EntityRuntime:
                     if not signal.durable or len(batch) >= self.max_batch_size:
                         break
                     batch.append(signal)
-                async with self._slots:
-                    await self._run_batch(entity, batch)
+                await self._run_batch(entity, batch)
                 for _ in batch:
                     entity.queue.popleft()
                 await self._settled(len(batch))
-                self._forget_applied(entity)
         except Exception:
             failed = True
             log.exception("entity %s: batch failed; its signals stay stored, retrying", entity.id)
@@ -234,32 +228,17 @@ class EntityRuntime:
         else:
             self._kick(entity)
 
-    def _forget_applied(self, entity: _Entity) -> None:
-        """Delete the signal rows the committed state lists as applied, in the background: the
-        entity's next batch runs meanwhile and waits for it only before its own commit. If the
-        delete fails the rows stay listed (and are skipped on restart); the next batch retries."""
-        stored = entity.stored
-        if stored is None or not stored.applied or entity.forgetting is not None:
-            return
-        entity.forgetting = asyncio.get_running_loop().create_task(
-            self._forget(entity, stored.applied), name=f"forget {entity.id}"
-        )
-
-    async def _forget(self, entity: _Entity, applied: tuple[str, ...]) -> None:
-        try:
-            await self._store.forget(entity.id, applied)
-        except AzureError as exc:
-            log.warning("entity %s: applied signal rows not deleted yet: %s", entity.id, exc)
-        else:
-            stored = entity.stored
-            if stored is not None:  # no commit ran meanwhile: they wait for this task
-                gone = set(applied)
-                remaining = tuple(seq for seq in stored.applied if seq not in gone)
-                entity.stored = replace(stored, applied=remaining)
-        finally:
-            entity.forgetting = None
-
     async def _run_batch(self, entity: _Entity, batch: list[Signal]) -> None:
+        """Invoke the function on the batch (one of ``concurrency`` slots), then commit what it
+        left outside the slot: commits wait for a shared transaction (``PartitionWriter``), and
+        the more entities wait at once, the more commits it holds."""
+        async with self._slots:
+            stored, exists, state = await self._invoke(entity, batch)
+        entity.stored = await self._commit(entity, stored, exists, state, batch)
+
+    async def _invoke(
+        self, entity: _Entity, batch: list[Signal]
+    ) -> tuple[StoredState, bool, str | None]:
         if entity.stored is None:
             entity.stored = await self._store.load_state(entity.id)
         stored = entity.stored
@@ -307,10 +286,7 @@ class EntityRuntime:
         await self._reply(batch, results)
         entity.failed_attempts = 0
         self.batches_run += 1
-        if entity.forgetting is not None:  # the rows the previous state applied
-            await asyncio.gather(entity.forgetting, return_exceptions=True)
-        stored = entity.stored or stored  # with the rows just deleted no longer listed
-        entity.stored = await self._commit(entity, stored, exists, state, batch)
+        return stored, exists, state
 
     async def _reply(self, batch: list[Signal], results: list[dict[str, Any]]) -> None:
         """Send calls' results before the batch commits: a crash in between runs the batch again

@@ -1,28 +1,27 @@
 """Durable entity state and pending signals, persisted in one Azure Table (Azurite locally).
 
-Layout (one partition per entity, so one transaction can cover everything an entity batch changes):
+Layout: every row is in the partition `entities`; `<pk>` is `<entity name>@<key>` with the
+characters Table keys forbid %-escaped.
 
-    PartitionKey  `<entity name>@<key>` (characters Table keys forbid are %-escaped)
-    RowKey        `state~<tag>`         exists flag and the state JSON, in chunks (`s000`, ...)
-                  `state~<tag>-001`...  more chunks when the state outgrows one row (1 MB per row)
-                  `sig-<seq>`           one pending signal: operation name, id, input (chunked)
+    RowKey  `state|<pk>|`         the head state row: exists flag, row count, state JSON in chunks
+            `state|<pk>|001`...   more chunks when the state outgrows one row (1 MB per row)
+            `sig|<pk>|<seq>`      one accepted signal not yet applied: operation, id, input
 
-`<tag>` is 16 hex digits of the partition key's sha256: no two entities' state rows share a row
-key. Azurite finds a row by its row key first (its index), then compares the partition key of
-every row with that row key, so with the one name `state` for every entity (the layout before) each
-commit and load cost Azurite time in proportion to the number of entities (measured: an upsert
-2.8 ms of Azurite CPU at 20,000 entities, 0.6 ms with distinct keys). Rows of that layout are
-still read, and replaced by the entity's next commit.
+A signal row is written before the signal is acknowledged (the 202). The state a batch produced is
+stored, and the rows of the signals it applied are deleted, in one transaction: a crash leaves
+either the old state with the signal rows (applied again on restart) or the new state without them,
+so every signal changes the state exactly once.
 
-A signal row is written before the signal is acknowledged. The state a batch produced is stored
-together with the sequence numbers of the signals it applied (`applied` on the head row), in one
-write, and the signal rows are deleted after it. A crash at any point leaves either the old state
-with the signal rows (applied again on restart) or the new state, whose `applied` list says which
-of the rows still present were applied already (skipped and deleted on restart): every signal
-changes the state exactly once. One single-row write per batch costs the client a third of what a
-two-row transaction does (the SDK builds a transaction's multipart body with the `email` package;
-measured: upsert 1.2 ms of CPU, delete 0.8 ms, a two-row transaction 3.6 ms). A state of more than
-one row is still written, with the deletes, in one transaction.
+One partition for every entity is what lets the commits of entities that finish at the same moment
+share that transaction (`PartitionWriter`): a broadcast ends hundreds of entity batches a second,
+and one request per commit and one per signal delete were the largest part of the local host's CPU
+and of Azurite's. Azurite finds a row by its row key first (its index), so every row key is unique
+across entities; with no partition per entity, the row keys carry the entity. (In Azure a partition
+serves about 2,000 operations a second: this layout is for the local host, not for production.)
+
+Older layouts kept each entity in its own partition (`state~<tag>` or `state`, `state-001`...,
+and `sig-<seq>` rows, with an `applied` list on the head row): that state is still read and moved
+by the entity's next commit, and those signal rows are moved (or, if applied, deleted) at start-up.
 """
 
 from __future__ import annotations
@@ -35,22 +34,27 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from devhost.errors import EntityStateTooLargeError
+from devhost.partition_writer import Operation, PartitionWriter
 from devhost.storage_clients import client_options
 
 __all__ = [
+    "ENTITIES_PARTITION",
     "MAX_SIGNALS_PER_COMMIT",
+    "SIGNAL_END",
+    "SIGNAL_PREFIX",
     "EntityId",
     "EntityStore",
     "Signal",
     "StoredState",
+    "signal_row_key",
     "state_row_names",
 ]
 
@@ -61,14 +65,17 @@ MAX_SIGNAL_CHUNKS = CHUNKS_PER_ROW
 TRANSACTION_LIMIT = 100
 # State rows to upsert + stale rows to delete + consumed signals must fit one transaction.
 MAX_SIGNALS_PER_COMMIT = TRANSACTION_LIMIT - 2 * MAX_STATE_ROWS
-STATE_ROW = "state"
-"""The prefix of every state row's key, and the whole key of a head row in the older layout."""
-SIGNAL_PREFIX = "sig-"
+ENTITIES_PARTITION = "entities"
+"""The partition of every entity's rows (an entity's own partition key always has an `@`)."""
+STATE_PREFIX = "state|"
+SIGNAL_PREFIX = "sig|"
+SIGNAL_END = "sig}"
+"""Just past every signal row key (`}` follows `|`): signal rows are the range [prefix, end)."""
+OLD_STATE_ROW = "state"
+"""The prefix of every state row's key in the older layouts (entity partitions)."""
+OLD_SIGNAL_PREFIX = "sig-"
 APPLIED = "applied"
-"""The head state row's list of the signal rows (sequence numbers) its state has applied."""
-MAX_APPLIED = 2 * MAX_SIGNALS_PER_COMMIT
-"""Applied rows not deleted yet beyond this many (deletes kept failing): commit and delete them in
-one transaction instead of growing the list."""
+"""An older head row's list of the signals (sequence numbers) its state had applied."""
 _FORBIDDEN = re.compile(r"[%/\\#?\x00-\x1f\x7f-\x9f]")
 
 
@@ -110,9 +117,9 @@ class Signal:
     reply: str | None = None
     """For a call from an orchestration: JSON `{"instance", "execution"}` to send the result to."""
 
-    @property
-    def row_key(self) -> str:
-        return SIGNAL_PREFIX + self.seq
+
+Layout = Literal["current", "tagged", "plain"]
+"""Where a state is stored: `entities` partition, or the entity's own (`state~<tag>`, `state`)."""
 
 
 @dataclass(frozen=True)
@@ -120,10 +127,10 @@ class StoredState:
     exists: bool = False
     state: str | None = None
     rows: int = 0  # how many state rows are stored (0 = none)
+    layout: Layout = "current"
+    """An older layout's state is moved by the entity's next commit."""
     applied: tuple[str, ...] = ()
-    """Signal rows (sequence numbers) this state has applied that may not be deleted yet."""
-    legacy: bool = False
-    """Stored under the older row names (``state``, ``state-001``...): the next commit moves it."""
+    """An older head row's list of the signals it had applied (their rows may still be there)."""
 
 
 class _SeqGenerator:
@@ -159,12 +166,14 @@ class EntityStore:
             **client_options(retry_total=5, retry_backoff_factor=0.2),
         )
         self._seq = _SeqGenerator()
+        self._writer = PartitionWriter(self._table, ENTITIES_PARTITION)
 
     async def open(self) -> None:
         with contextlib.suppress(ResourceExistsError):
             await self._table.create_table()
 
     async def close(self) -> None:
+        await self._writer.drain()
         await self._table.close()
 
     def new_signal(self, signal_id: str, operation: str, input_text: str | None) -> Signal:
@@ -175,9 +184,9 @@ class EntityStore:
         return input_text is None or len(input_text) <= CHUNK_CHARS * MAX_SIGNAL_CHUNKS
 
     async def add_signal(self, entity: EntityId, signal: Signal) -> None:
+        """Store a signal (``ResourceExistsError`` if its sequence number is stored already)."""
         row: dict[str, Any] = {
-            "PartitionKey": entity.partition_key,
-            "RowKey": signal.row_key,
+            "RowKey": signal_row_key(entity, signal.seq),
             "op": signal.operation,
             "id": signal.id,
             "has_input": signal.input is not None,
@@ -189,71 +198,65 @@ class EntityStore:
                 raise EntityStateTooLargeError(f"signal input for {entity} is too large")
             for i, chunk in enumerate(_chunks(signal.input)):
                 row[f"i{i:03d}"] = chunk
-        await self._table.create_entity(row)
+        await self._writer.create(row)
 
     async def load_state(self, entity: EntityId) -> StoredState:
         """The entity's stored state: its head row, then any further rows, read by key (point
-        reads; Azurite answers a query by scanning the whole table)."""
-        head, legacy = await self._row(entity, state_row_names(entity, 1)[0]), False
-        if head is None:
-            head, legacy = await self._row(entity, STATE_ROW), True
-            if head is None:
-                return StoredState()
+        reads; Azurite answers a query by scanning the whole table). Older layouts are looked for
+        only when the current one has no head row."""
+        layout: Layout
+        for layout in ("current", "tagged", "plain"):
+            partition, names = _state_rows_of(entity, 1, layout)
+            head = await self._row(partition, names[0])
+            if head is not None:
+                break
+        else:
+            return StoredState()
         rows_stored = int(head.get("rows", 1))
-        names = state_row_names(entity, rows_stored, legacy=legacy)
-        rest = await asyncio.gather(*(self._row(entity, name) for name in names[1:]))
+        partition, names = _state_rows_of(entity, rows_stored, layout)
+        rest = await asyncio.gather(*(self._row(partition, name) for name in names[1:]))
         parts = [head, *rest]
         if any(part is None for part in parts):
             raise ResourceNotFoundError(f"state rows of {entity} changed while being read")
         text = "".join(_join(part, "s") for part in parts if part is not None)
         exists = bool(head.get("exists", False))
-        return StoredState(exists, text if exists else None, rows_stored, _applied(head), legacy)
+        return StoredState(exists, text if exists else None, rows_stored, layout, _applied(head))
 
-    async def _row(self, entity: EntityId, row_key: str) -> dict[str, Any] | None:
+    async def _row(self, partition: str, row_key: str) -> dict[str, Any] | None:
         try:
-            return dict(await self._table.get_entity(entity.partition_key, row_key))
+            return dict(await self._table.get_entity(partition, row_key))
         except ResourceNotFoundError:
             return None
 
     async def pending_signals(self) -> dict[EntityId, list[Signal]]:
-        """Every signal not yet applied, per entity, in arrival order (for resuming at start-up)."""
+        """Every signal not yet applied, per entity, in arrival order (for resuming at start-up).
+        Signal rows of the older layout are moved first (deleted if their state had applied them)."""
+        await self._move_old_signals()
         found: dict[EntityId, list[Signal]] = {}
-        query = f"RowKey ge '{SIGNAL_PREFIX}' and RowKey lt 'sig.'"
-        async for row in self._table.query_entities(query):
-            entity = EntityId.from_partition_key(row["PartitionKey"])
-            signal = Signal(
-                seq=row["RowKey"][len(SIGNAL_PREFIX) :],
-                id=str(row.get("id", "")),
-                operation=str(row["op"]),
-                input=_join(row, "i") if row.get("has_input") else None,
-                durable=True,
-                reply=row.get("reply"),
-            )
-            found.setdefault(entity, []).append(signal)
-        for entity, signals in found.items():
+        query = "PartitionKey eq @partition and RowKey ge @first and RowKey lt @end"
+        parameters = {"partition": ENTITIES_PARTITION, "first": SIGNAL_PREFIX, "end": SIGNAL_END}
+        async for row in self._table.query_entities(query, parameters=parameters):
+            entity, seq = _parse_signal_key(str(row["RowKey"]))
+            found.setdefault(entity, []).append(_signal(row, seq))
+        for signals in found.values():
             signals.sort(key=lambda s: s.seq)
-            applied = set((await self.load_state(entity)).applied)
-            done = [s for s in signals if s.seq in applied]
-            if done:  # applied before a restart, not deleted yet: delete now, never run again
-                await self.forget(entity, [signal.seq for signal in done])
-                found[entity] = [s for s in signals if s.seq not in applied]
-        return {entity: signals for entity, signals in found.items() if signals}
+        return found
 
-    async def forget(self, entity: EntityId, applied: Iterable[str]) -> None:
-        """Delete the rows of signals (sequence numbers) a committed state has applied; its
-        `applied` list keeps them from running again until they are gone."""
-        pk = entity.partition_key
-        keys = [SIGNAL_PREFIX + seq for seq in applied]
-        if len(keys) > _SMALL_GROUP:
-            with contextlib.suppress(TableTransactionError, ResourceNotFoundError):
-                await self._table.submit_transaction(
-                    [("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys]
-                )
-                return
-            # some were gone already (an earlier attempt got part way): one by one
-        for key in keys:
+    async def _move_old_signals(self) -> None:
+        query = f"RowKey ge '{OLD_SIGNAL_PREFIX}' and RowKey lt 'sig.'"
+        applied: dict[EntityId, set[str]] = {}
+        async for row in self._table.query_entities(query):
+            if row["PartitionKey"] == ENTITIES_PARTITION:
+                continue
+            entity = EntityId.from_partition_key(str(row["PartitionKey"]))
+            seq = str(row["RowKey"])[len(OLD_SIGNAL_PREFIX) :]
+            if entity not in applied:
+                applied[entity] = set((await self.load_state(entity)).applied)
+            if seq not in applied[entity]:  # moved, then deleted: a crash in between moves again
+                with contextlib.suppress(ResourceExistsError):
+                    await self.add_signal(entity, _signal(row, seq))
             with contextlib.suppress(ResourceNotFoundError):
-                await self._table.delete_entity(pk, key)
+                await self._table.delete_entity(entity.partition_key, str(row["RowKey"]))
 
     @staticmethod
     def _state_rows(entity: EntityId, state: str | None) -> list[dict[str, Any]]:
@@ -270,7 +273,7 @@ class EntityStore:
         rows: list[dict[str, Any]] = []
         names = state_row_names(entity, count)
         for row_name, group in zip(names, _grouped(chunks, CHUNKS_PER_ROW), strict=True):
-            row: dict[str, Any] = {"PartitionKey": entity.partition_key, "RowKey": row_name}
+            row: dict[str, Any] = {"RowKey": row_name}
             if row_name == names[0]:
                 row |= {"exists": True, "rows": count}
             for i, chunk in enumerate(group):
@@ -286,45 +289,50 @@ class EntityStore:
         state: str | None,
         consumed: Iterable[Signal],
     ) -> StoredState:
-        """Store the state a batch produced, with which signals it applied (``consumed`` and the
-        ones ``previous`` applied that may not be deleted yet). One row: a single write, after
-        which the caller deletes the signal rows (``forget``). More rows: one transaction that
-        also deletes the signal rows."""
-        pk = entity.partition_key
+        """Store the state a batch produced and delete the rows of the signals it applied, in one
+        transaction (shared with other entities' commits made at the same moment). A state of an
+        older layout is stored anew and its old rows deleted after that."""
         consumed = list(consumed)
         if len(consumed) > MAX_SIGNALS_PER_COMMIT:
             raise ValueError(f"at most {MAX_SIGNALS_PER_COMMIT} signals per commit")
-        if not exists and previous.applied:  # the rows go with the head row that lists them
-            await self.forget(entity, previous.applied)
-            previous = replace(previous, applied=())
         rows = self._state_rows(entity, state) if exists else []
-        new_rows = len(rows)
-        applied = (*previous.applied, *(signal.seq for signal in consumed))
-        if (
-            new_rows == 1
-            and previous.rows <= 1
-            and not previous.legacy
-            and len(applied) <= MAX_APPLIED
-        ):
-            rows[0][APPLIED] = ",".join(applied)
-            await self._table.upsert_entity(rows[0], mode=UpdateMode.REPLACE)
-            return StoredState(True, state, 1, applied)
-        if rows:  # this batch's signal rows go in the transaction: only earlier ones stay listed
-            rows[0][APPLIED] = ",".join(previous.applied)
-        ops: list[tuple[Any, ...]] = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows]
-        kept = {row["RowKey"] for row in rows}
-        for row_name in state_row_names(entity, previous.rows, legacy=previous.legacy):
-            if row_name not in kept:
-                ops.append(("delete", {"PartitionKey": pk, "RowKey": row_name}))
+        operations: list[Operation] = [
+            ("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows
+        ]
+        if previous.layout == "current":
+            kept = {row["RowKey"] for row in rows}
+            for name in state_row_names(entity, previous.rows):
+                if name not in kept:
+                    operations.append(("delete", {"RowKey": name}))
         for signal in consumed:
-            ops.append(("delete", {"PartitionKey": pk, "RowKey": signal.row_key}))
-        if ops:
-            await self._table.submit_transaction(ops)
-        return StoredState(exists, state if exists else None, new_rows, previous.applied)
+            operations.append(("delete", {"RowKey": signal_row_key(entity, signal.seq)}))
+        await self._writer.submit(operations)
+        if previous.layout != "current" and previous.rows:
+            await self._delete_old_state(entity, previous)
+        return StoredState(exists, state if exists else None, len(rows))
+
+    async def _delete_old_state(self, entity: EntityId, previous: StoredState) -> None:
+        partition, names = _state_rows_of(entity, previous.rows, previous.layout)
+        if len(names) > 1:
+            with contextlib.suppress(ResourceNotFoundError, TableTransactionError):
+                await self._table.submit_transaction(
+                    [("delete", {"PartitionKey": partition, "RowKey": name}) for name in names]
+                )
+                return
+        for name in names:
+            with contextlib.suppress(ResourceNotFoundError):
+                await self._table.delete_entity(partition, name)
 
 
-_SMALL_GROUP = 4
-"""Up to this many rows, single deletes cost the client less CPU than a transaction."""
+def _signal(row: dict[str, Any], seq: str) -> Signal:
+    return Signal(
+        seq=seq,
+        id=str(row.get("id", "")),
+        operation=str(row["op"]),
+        input=_join(row, "i") if row.get("has_input") else None,
+        durable=True,
+        reply=row.get("reply"),
+    )
 
 
 def _applied(head: dict[str, Any]) -> tuple[str, ...]:
@@ -332,11 +340,35 @@ def _applied(head: dict[str, Any]) -> tuple[str, ...]:
     return tuple(listed.split(",")) if listed else ()
 
 
-def state_row_names(entity: EntityId, count: int, *, legacy: bool = False) -> list[str]:
-    """The keys of an entity's ``count`` state rows, the head row first (see the layout)."""
-    tag = hashlib.sha256(entity.partition_key.encode()).hexdigest()[:16]
-    head = STATE_ROW if legacy else f"{STATE_ROW}~{tag}"
-    return [head if i == 0 else f"{head}-{i:03d}" for i in range(count)]
+def signal_row_key(entity: EntityId, seq: str) -> str:
+    """A signal row's key: the entity, then its 20-digit sequence number (read back from the end,
+    so an entity key holding `|` is no ambiguity)."""
+    return f"{SIGNAL_PREFIX}{entity.partition_key}|{seq}"
+
+
+def _parse_signal_key(row_key: str) -> tuple[EntityId, str]:
+    pk, _, seq = row_key[len(SIGNAL_PREFIX) :].rpartition("|")
+    return EntityId.from_partition_key(pk), seq
+
+
+def state_row_names(entity: EntityId, count: int) -> list[str]:
+    """The keys of an entity's ``count`` state rows, the head row first (see the layout): the
+    head row ends in `|`, the others in `|` and three digits, so no two entities' keys meet."""
+    head = f"{STATE_PREFIX}{entity.partition_key}|"
+    return [head if i == 0 else f"{head}{i:03d}" for i in range(count)]
+
+
+def _state_rows_of(entity: EntityId, count: int, layout: Layout) -> tuple[str, list[str]]:
+    """The partition and row keys of a state stored in ``layout``."""
+    if layout == "current":
+        return ENTITIES_PARTITION, state_row_names(entity, count)
+    if layout == "tagged":
+        tag = hashlib.sha256(entity.partition_key.encode()).hexdigest()[:16]
+        head = f"{OLD_STATE_ROW}~{tag}"
+    else:
+        head = OLD_STATE_ROW
+    names = [head if i == 0 else f"{head}-{i:03d}" for i in range(count)]
+    return entity.partition_key, names
 
 
 def _grouped(items: list[str], size: int) -> Iterator[list[str]]:

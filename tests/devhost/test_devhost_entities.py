@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -12,7 +13,13 @@ from azure.data.tables import TableClient
 from helpers import fast_config, run, sample_host
 
 from devhost.azurite import Azurite
-from devhost.entity_store import EntityId, EntityStore, state_row_names
+from devhost.entity_store import (
+    ENTITIES_PARTITION,
+    EntityId,
+    EntityStore,
+    signal_row_key,
+    state_row_names,
+)
 from devhost.host import entities_table_name
 from devhost.storage_names import UniqueName
 
@@ -22,6 +29,15 @@ pytestmark = pytest.mark.azurite
 async def _read(host: Any, key: str) -> Any:
     client = df.DurableOrchestrationClient(host.client_binding())
     return await client.read_entity_state(df.EntityId("counter", key))
+
+
+def _rows_of(azurite: Azurite, table: str, entity: EntityId) -> list[str]:
+    """The keys of the entity's rows (state rows, then signal rows) in the shared partition."""
+    with TableClient.from_connection_string(azurite.connection_string, table) as t:
+        rows = t.query_entities(f"PartitionKey eq '{ENTITIES_PARTITION}'", select=["RowKey"])
+        mine = (f"state|{entity.partition_key}|", f"sig|{entity.partition_key}|")
+        keys = [str(row["RowKey"]) for row in rows]
+    return [key for prefix in mine for key in sorted(keys) if key.startswith(prefix)]
 
 
 def test_signals_apply_in_order_and_persist_across_hosts(
@@ -79,11 +95,11 @@ def test_pending_signals_resume_in_one_batch_with_the_hosts_json(
     assert json.loads(seen[1]["state"])["seen"] == [5, 6]
 
 
-def test_a_crash_between_commit_and_deleting_the_signal_rows_applies_nothing_twice(
+def test_a_commit_stores_the_state_and_deletes_its_signals_together(
     azurite: Azurite, unique_name: UniqueName
 ) -> None:
-    """The state is stored with the list of signals it applied; the rows go after it. A host that
-    died in between left them: the next one skips and deletes them, and runs only the rest."""
+    """A batch's state and the deletes of the signals it applied are one transaction: a host that
+    died right after it runs only the signals not applied, and nothing is left behind."""
     hub = unique_name.table_name("Hub")
     table = entities_table_name(hub)
     entity = EntityId.of("counter", "k4")
@@ -99,9 +115,12 @@ def test_a_crash_between_commit_and_deleting_the_signal_rows_applies_nothing_twi
             await store.add_signal(entity, signal)
         state = json.dumps({"total": 3, "ops": 2, "seen": [1, 2]})
         previous = await store.load_state(entity)
-        committed = await store.commit(entity, previous, True, state, signals[:2])
-        assert committed.applied == (signals[0].seq, signals[1].seq)
-        await store.close()  # ... and the host dies before deleting the two rows
+        await store.commit(entity, previous, True, state, signals[:2])
+        assert _rows_of(azurite, table, entity) == [
+            *state_row_names(entity, 1),
+            signal_row_key(entity, signals[2].seq),
+        ]
+        await store.close()  # ... and the host dies
         async with sample_host(azurite.connection_string, hub) as host:
             await host.wait_idle()
             assert (await _read(host, "k4")).entity_state == {
@@ -111,19 +130,89 @@ def test_a_crash_between_commit_and_deleting_the_signal_rows_applies_nothing_twi
             }
 
     run(scenario())
+    assert _rows_of(azurite, table, entity) == state_row_names(entity, 1)
+
+
+def test_an_entity_that_deleted_itself_leaves_nothing_to_run_again(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    """Deleting itself deletes the state rows and the signals applied in one transaction: a host
+    started after it finds no row of the entity and runs no batch."""
+    hub = unique_name.table_name("Hub")
+    table = entities_table_name(hub)
+    entity = EntityId.of("counter", "gone2")
+
+    async def scenario() -> None:
+        store = EntityStore(azurite.connection_string, table)
+        await store.open()
+        first = store.new_signal("id1", "add", json.dumps(json.dumps(1)))
+        await store.add_signal(entity, first)
+        state = json.dumps({"total": 1, "ops": 1, "seen": [1]})
+        stored = await store.commit(entity, await store.load_state(entity), True, state, [first])
+        delete = store.new_signal("id2", "delete", None)
+        await store.add_signal(entity, delete)
+        await store.commit(entity, stored, False, None, [delete])
+        await store.close()
+        async with sample_host(azurite.connection_string, hub) as host:
+            await host.wait_idle()
+            assert host.runtime.batches_run == 0  # nothing ran again
+            assert not (await _read(host, "gone2")).entity_exists
+
+    run(scenario())
+    assert _rows_of(azurite, table, entity) == []
+
+
+def test_signal_rows_of_the_older_layout_are_moved_and_each_applies_once(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    """A local Azurite kept from before every entity shared one partition: a signal row in the
+    entity's own partition that its head row lists as applied is deleted at start-up, the other is
+    moved and applied; the state moves with the next commit."""
+    hub = unique_name.table_name("Hub")
+    table = entities_table_name(hub)
+    entity = EntityId.of("counter", "oldsig")
+    tag = hashlib.sha256(entity.partition_key.encode()).hexdigest()[:16]
+
+    async def scenario() -> None:
+        with TableClient.from_connection_string(azurite.connection_string, table) as t:
+            t.create_table()
+            t.create_entity(
+                {
+                    "PartitionKey": entity.partition_key,
+                    "RowKey": f"state~{tag}",
+                    "exists": True,
+                    "rows": 1,
+                    "applied": "00000000000000000003",
+                    "s000": json.dumps({"total": 3, "ops": 1, "seen": [3]}),
+                }
+            )
+            for n in (3, 4):
+                t.create_entity(
+                    {
+                        "PartitionKey": entity.partition_key,
+                        "RowKey": f"sig-{n:020d}",
+                        "op": "add",
+                        "id": f"id{n}",
+                        "has_input": True,
+                        "i000": json.dumps(json.dumps(n)),
+                    }
+                )
+        async with sample_host(azurite.connection_string, hub) as host:
+            await host.wait_idle()
+            assert (await _read(host, "oldsig")).entity_state["seen"] == [3, 4]
+
+    run(scenario())
     with TableClient.from_connection_string(azurite.connection_string, table) as t:
-        keys = [
-            row["RowKey"] for row in t.query_entities(f"PartitionKey eq '{entity.partition_key}'")
-        ]
-    assert keys == state_row_names(entity, 1)  # every signal row deleted once applied
+        assert list(t.query_entities(f"PartitionKey eq '{entity.partition_key}'")) == []
+    assert _rows_of(azurite, table, entity) == state_row_names(entity, 1)
 
 
 def test_state_stored_by_the_older_layout_is_read_and_moved_by_the_next_commit(
     azurite: Azurite, unique_name: UniqueName
 ) -> None:
-    """A local Azurite kept from before state rows had per-entity keys (``state``,
-    ``state-001``): the state is read, and the entity's next commit stores it under its own keys
-    and deletes the old rows, in one transaction."""
+    """A local Azurite kept from before every entity shared one partition (here the oldest layout,
+    ``state``, ``state-001`` in the entity's own): the state is read, and the entity's next commit
+    stores it in the current layout and deletes the old rows."""
     hub = unique_name.table_name("Hub")
     table = entities_table_name(hub)
     small, large = EntityId.of("counter", "old1"), EntityId.of("counter", "old2")
@@ -168,9 +257,10 @@ def test_state_stored_by_the_older_layout_is_read_and_moved_by_the_next_commit(
 
     run(scenario())
     with TableClient.from_connection_string(azurite.connection_string, table) as t:
-        for entity, count in ((small, 1), (large, 1)):  # both old rows of old2 gone
-            query = f"PartitionKey eq '{entity.partition_key}'"
-            assert [r["RowKey"] for r in t.query_entities(query)] == state_row_names(entity, count)
+        for entity in (small, large):  # both old rows of old2 gone
+            assert list(t.query_entities(f"PartitionKey eq '{entity.partition_key}'")) == []
+    for entity in (small, large):
+        assert _rows_of(azurite, table, entity) == state_row_names(entity, 1)
 
 
 def test_client_input_arrives_encoded_twice(azurite: Azurite, unique_name: UniqueName) -> None:
@@ -205,10 +295,7 @@ def test_destruct_deletes_the_entity_and_its_rows(
             assert not (await _read(host, "gone")).entity_exists
 
     run(scenario())
-    with TableClient.from_connection_string(
-        azurite.connection_string, entities_table_name(hub)
-    ) as t:
-        assert list(t.query_entities("PartitionKey eq 'counter@gone'")) == []
+    assert _rows_of(azurite, entities_table_name(hub), EntityId.of("counter", "gone")) == []
 
 
 def test_failing_operation_keeps_state_and_later_operations_run(
@@ -250,11 +337,8 @@ def test_large_state_is_split_not_truncated(azurite: Azurite, unique_name: Uniqu
             assert len((await _read(again2, "big")).entity_state["blob"]) == 10
 
     run(scenario())
-    with TableClient.from_connection_string(
-        azurite.connection_string, entities_table_name(hub)
-    ) as t:
-        rows = [r["RowKey"] for r in t.query_entities("PartitionKey eq 'counter@big'")]
-    assert rows == state_row_names(EntityId.of("counter", "big"), 1)
+    big = EntityId.of("counter", "big")
+    assert _rows_of(azurite, entities_table_name(hub), big) == state_row_names(big, 1)
 
 
 def test_oversized_state_is_refused_loudly_and_old_state_kept(

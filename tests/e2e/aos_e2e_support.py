@@ -21,7 +21,7 @@ from azure.storage.queue import QueueClient
 from process_host import HostProcess
 
 from devhost import entities_table_name
-from devhost.entity_store import SIGNAL_PREFIX, EntityId
+from devhost.entity_store import ENTITIES_PARTITION, SIGNAL_PREFIX, EntityId
 
 T = TypeVar("T")
 
@@ -101,18 +101,19 @@ def queue_length(connection_string: str, queue: str) -> int:
 def pending_signals(connection_string: str, hub: str, agent_id: str) -> int:
     """Entity signals the local host has accepted for the agent but not yet applied.
 
-    The local host stores each accepted signal as a `sig-<sequence>` row in the agent's partition of
-    `DevHost<hub>Entities` and deletes it only after the state that applied it is stored
+    The local host stores each accepted signal as a `sig|<entity>|<sequence>` row of
+    `DevHost<hub>Entities` and deletes it in the transaction that stores the state that applied it
     (docs/LOCAL_HOST.md), so no such rows means every accepted signal has been applied.
     """
     table = entities_table_name(hub)
+    prefix = f"{SIGNAL_PREFIX}{EntityId.of('agent', agent_id).partition_key}|"
     with TableClient.from_connection_string(connection_string, table) as client:
         rows = client.query_entities(
-            "PartitionKey eq @pk and RowKey ge @first and RowKey lt @after",
+            "PartitionKey eq @partition and RowKey ge @first and RowKey lt @after",
             parameters={
-                "pk": EntityId.of("agent", agent_id).partition_key,
-                "first": SIGNAL_PREFIX,
-                "after": SIGNAL_PREFIX[:-1] + chr(ord(SIGNAL_PREFIX[-1]) + 1),
+                "partition": ENTITIES_PARTITION,
+                "first": prefix,
+                "after": prefix[:-1] + "}",  # `}` follows `|`
             },
             select=["RowKey"],
         )
