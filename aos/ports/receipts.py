@@ -41,6 +41,15 @@ that costs: the same event id sent directly to an agent and also broadcast to it
 agent's window of recent ids only, not by a receipt; and a deregistration with ``purge`` leaves
 the agent's broadcast receipts to retention (they hold ids and times, no content). A failed
 event's receipt is released in both places (``aos.adapters.azure.history``).
+
+A broadcast that no delivery has claimed yet (its partition is empty: ``broadcast_unclaimed``,
+one query) skips the claims: its recipients are signalled, then recorded as claimed by the message
+and signalled, a hundred to a transaction (``record_broadcast_signalled``). Nothing is lost to
+that: a delivery that dies before recording leaves no receipt, so the next one signals again, as
+it would after a claim it never marked; two deliveries of the same event that both find it
+unclaimed both signal, close together, and the entity's window drops the second, as it does after
+a take-over. It saves a transaction per hundred recipients, the largest part of a broadcast's cost
+in the app after the signals.
 """
 
 from __future__ import annotations
@@ -102,6 +111,26 @@ class DeliveryReceipts(ABC):
             )
             for agent_id, generation in recipients
         ]
+
+    async def broadcast_unclaimed(self, *, event_id: str) -> bool:
+        """True when no receipt of ``event_id`` as a broadcast exists: no delivery of it (nor of
+        a message carrying the same event) has claimed a recipient yet, so this one may signal
+        its recipients first and record them after (``record_broadcast_signalled``) instead of
+        claiming each before. Adapters that cannot tell in one request answer False (every
+        recipient is claimed)."""
+        return False
+
+    async def record_broadcast_signalled(
+        self, *, event_id: str, message_id: str, recipients: Sequence[tuple[str, str]]
+    ) -> None:
+        """Record ``(agent_id, generation)`` recipients of a broadcast no delivery had claimed
+        (``broadcast_unclaimed``) as claimed by ``message_id`` and signalled; a release written
+        meanwhile (the recipient failed the event) is kept. Adapters that keep a broadcast's
+        receipts together write many in one request."""
+        await self.claim_broadcast(event_id=event_id, message_id=message_id, recipients=recipients)
+        await self.mark_broadcast_signalled(
+            event_id=event_id, agent_ids=[agent_id for agent_id, _ in recipients]
+        )
 
     @abstractmethod
     async def mark_broadcast_signalled(self, *, event_id: str, agent_ids: Sequence[str]) -> None:

@@ -215,12 +215,15 @@ class EventDelivery:
         its new recipients signalled (at most ``concurrency`` signals in flight across groups),
         the signalled ones marked together. Groups overlap, so one group's claim or mark is
         under way while another's signals go. Per recipient that leaves its signal and a share
-        of two transactions, where a delivery of its own costs a claim and a mark each.
+        of two transactions, where a delivery of its own costs a claim and a mark each. An event
+        no delivery has claimed yet (the usual case: ``broadcast_unclaimed``) skips the claims:
+        each group is signalled, then recorded (``aos.ports.receipts``).
 
         If a signal fails, the group's other recipients still finish and are marked, then the
         first error is raised: the message comes back, and the receipts say who has it."""
         signals = asyncio.Semaphore(self.concurrency)
         groups = asyncio.Semaphore(_GROUPS_IN_FLIGHT)
+        unclaimed = await self.receipts.broadcast_unclaimed(event_id=event.event_id)
 
         async def signal(recipient: Recipient) -> None:
             async with signals:
@@ -232,26 +235,36 @@ class EventDelivery:
 
         async def group(members: list[Recipient]) -> list[bool]:
             async with groups:
-                claims = await self.receipts.claim_broadcast(
-                    event_id=event.event_id,
-                    message_id=message_id,
-                    recipients=[(r.agent_id, r.generation) for r in members],
-                )
-                chosen = [r for r, c in zip(members, claims, strict=True) if c.should_signal]
+                if unclaimed:
+                    chosen_flags = [True] * len(members)
+                else:
+                    claims = await self.receipts.claim_broadcast(
+                        event_id=event.event_id,
+                        message_id=message_id,
+                        recipients=[(r.agent_id, r.generation) for r in members],
+                    )
+                    chosen_flags = [claim.should_signal for claim in claims]
+                chosen = [r for r, flag in zip(members, chosen_flags, strict=True) if flag]
                 results = await asyncio.gather(*map(signal, chosen), return_exceptions=True)
                 sent = [
-                    r.agent_id
+                    r
                     for r, result in zip(chosen, results, strict=True)
                     if not isinstance(result, BaseException)
                 ]
-                if sent:
+                if sent and unclaimed:
+                    await self.receipts.record_broadcast_signalled(
+                        event_id=event.event_id,
+                        message_id=message_id,
+                        recipients=[(r.agent_id, r.generation) for r in sent],
+                    )
+                elif sent:
                     await self.receipts.mark_broadcast_signalled(
-                        event_id=event.event_id, agent_ids=sent
+                        event_id=event.event_id, agent_ids=[r.agent_id for r in sent]
                     )
                 for result in results:
                     if isinstance(result, BaseException):
                         raise result
-                return [claim.should_signal for claim in claims]
+                return chosen_flags
 
         size = BROADCAST_GROUP
         parts = [recipients[i : i + size] for i in range(0, len(recipients), size)]

@@ -179,6 +179,30 @@ async def test_a_broadcast_signal_that_failed_is_retried_for_its_recipient_alone
     assert [await handled(aos, a) for a in agents] == [1 + WINDOW + 4] + [1] * 6
 
 
+async def test_a_first_broadcast_records_its_recipients_after_signalling_them(aos: Aos) -> None:
+    """No delivery had claimed the event: its recipients are signalled without claims, then
+    recorded as claimed by the message and signalled, so that the receipts answer afterwards as
+    if each had been claimed and marked."""
+    agents = [f"f{i:03d}" for i in range(120)]  # more than one transaction's worth
+    for agent_id in agents:
+        await aos.register(agent_id, subscriptions=["tick"])
+    receipts = aos.runtime.storage().receipts
+    assert await receipts.broadcast_unclaimed(event_id="b9")
+    await aos.deliver(broadcast("b9", agents), message_id="m9")
+    await aos.host.wait_idle()
+    assert not await receipts.broadcast_unclaimed(event_id="b9")
+    found = await aos.runtime.storage().index.recipients(event_type="tick", agent_ids=agents)
+    who = [(recipient.agent_id, recipient.generation) for recipient in found]
+    assert len(who) == len(agents)
+    claims = await receipts.claim_broadcast(event_id="b9", message_id="m9", recipients=who)
+    assert claims == [Claim.DONE] * len(agents)
+    claims = await receipts.claim_broadcast(event_id="b9", message_id="m10", recipients=who)
+    assert claims == [Claim.OTHER] * len(agents)  # the same event in another message
+    await aos.deliver(broadcast("b9", agents), message_id="m9", dequeue_count=2)
+    await aos.deliver(broadcast("b9", agents), message_id="m10")
+    assert {await handled(aos, agent_id) for agent_id in agents} == {1}
+
+
 async def test_broadcast_receipts_follow_the_rules_a_transaction_at_a_time(aos: Aos) -> None:
     """``claim_broadcast`` over more than one transaction's worth of recipients answers as
     ``claim`` does for each (``aos.ports.receipts``)."""

@@ -122,6 +122,51 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
                 raise storage_error(exc, "Delivery receipts") from exc
         return list(await asyncio.gather(*(self._claim(row) for row in rows)))
 
+    async def broadcast_unclaimed(self, *, event_id: str) -> bool:
+        """One query for a single row of the broadcast's partition."""
+        query = "PartitionKey eq @partition"
+        try:
+            await self._ensure_table()
+            rows = self._client.query_entities(
+                query,
+                parameters={"partition": broadcast_partition(event_id)},
+                select=["RowKey"],
+                results_per_page=1,
+            )
+            async for _ in rows:
+                return False
+            return True
+        except AzureError as exc:
+            raise storage_error(exc, "Delivery receipts") from exc
+
+    async def record_broadcast_signalled(
+        self, *, event_id: str, message_id: str, recipients: Sequence[tuple[str, str]]
+    ) -> None:
+        """Merged into whatever is there (a release the entity wrote meanwhile stays), a
+        transaction per 100."""
+        partition, now = broadcast_partition(event_id), format_timestamp(utc_now())
+        rows = [
+            {
+                **_claim_row(partition, receipt_key(agent_id), message_id, generation, now),
+                "status": "signalled",
+            }
+            for agent_id, generation in dict(recipients).items()
+        ]
+        try:
+            await self._ensure_table()
+            for start in range(0, len(rows), TRANSACTION_ROWS):
+                group = rows[start : start + TRANSACTION_ROWS]
+                if len(group) <= SMALL_GROUP:
+                    await asyncio.gather(
+                        *(self._client.upsert_entity(row, mode=UpdateMode.MERGE) for row in group)
+                    )
+                else:
+                    await self._client.submit_transaction(
+                        [("upsert", row, {"mode": UpdateMode.MERGE}) for row in group]
+                    )
+        except AzureError as exc:
+            raise storage_error(exc, "Delivery receipts") from exc
+
     async def mark_broadcast_signalled(self, *, event_id: str, agent_ids: Sequence[str]) -> None:
         partition = broadcast_partition(event_id)
         keys = [receipt_key(agent_id) for agent_id in dict.fromkeys(agent_ids)]
