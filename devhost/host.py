@@ -204,6 +204,10 @@ class DevHost:
             with contextlib.suppress(Exception):
                 await client.create_queue()
         await client.send_message(content)
+        account = self.storage_for(connection)
+        for listener in self.listeners:  # as the queues extension's SharedQueueWatcher does
+            if listener.queue_name == queue and listener.connection_string == account:
+                listener.notify()
 
     async def start(self) -> DevHost:
         await self.store.open()

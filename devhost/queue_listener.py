@@ -61,12 +61,14 @@ class QueueListener:
     ) -> None:
         self.spec = spec
         self.queue_name = queue_name
+        self.connection_string = connection_string
         self.options = options
         self._invoke = invoke
         self._lease = max(1, lease_seconds)
         self._queue = queue_client(connection_string, queue_name)
         self._poison = queue_client(connection_string, f"{queue_name}-poison")
         self._stopping = asyncio.Event()
+        self._enqueued = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self.processed = 0
@@ -76,6 +78,15 @@ class QueueListener:
         with contextlib.suppress(ResourceExistsError):
             await self._queue.create_queue()
         self._task = asyncio.create_task(self._run(), name=f"queue {self.queue_name}")
+
+    def notify(self) -> None:
+        """A function of this host added a message to the queue through an output binding: end
+        the current wait and poll now. The queues extension does the same (its
+        ``SharedQueueWatcher`` calls ``QueueListener.Notify`` whenever an output binding adds a
+        message to a queue a listener of the same host polls), so a message sent that way is
+        picked up at once instead of after the back-off (up to ``maxPollingInterval``). A message
+        sent with the storage SDK waits for the next poll, as in Azure."""
+        self._enqueued.set()
 
     async def stop(self) -> None:
         """Stop polling and let running invocations finish (their messages then get deleted)."""
@@ -106,11 +117,18 @@ class QueueListener:
                 interval = min(max(interval * 2, MIN_POLL), max_interval)
             if received and len(self._inflight) <= self.options.threshold:
                 continue
-            waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._stopping.wait())}
+            if self._enqueued.is_set():  # a message was added while this loop was polling
+                self._enqueued.clear()
+                continue
+            waiters: set[asyncio.Future[Any]] = {
+                asyncio.ensure_future(self._stopping.wait()),
+                asyncio.ensure_future(self._enqueued.wait()),
+            }
             waiters |= set(self._inflight)
             done, _ = await asyncio.wait(
                 waiters, timeout=interval or None, return_when=asyncio.FIRST_COMPLETED
             )
+            self._enqueued.clear()
             idle_wait = not done
             for waiter in waiters:
                 if waiter not in self._inflight and not waiter.done():

@@ -2,8 +2,10 @@
 """The HTTP functions: one Azure Function per path of ``aos.api.paths.FUNCTIONS``.
 
 Every function is ``AuthLevel.FUNCTION`` (Azure requires a function key, local hosts do not) and
-gets the durable client binding, which the services use to signal and read agent entities. The
-handlers and their table (``aos.api.http``) load on the first request.
+gets the durable client binding, which the services use to signal and read agent entities, and a
+queue output binding on the events queue, which carries the events the request sent
+(``aos.adapters.outbox``: the host's own listener then polls at once). The handlers and their
+table (``aos.api.http``) load on the first request.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import azure.durable_functions as df
 import azure.functions as func
 
+from aos.adapters.outbox import invocation_outbox
 from aos.api.paths import FUNCTIONS
 from aos.functions.container import AppRuntime
 
@@ -23,7 +26,10 @@ def http_blueprint(runtime: AppRuntime) -> func.Blueprint:
     bp = func.Blueprint()
     for function, path in FUNCTIONS.items():
         serve = _function(runtime, function)
-        serve = bp.durable_client_input(client_name="client")(serve)
+        serve = bp.durable_client_input(client_name="client")(serve)  # innermost, as documented
+        serve = bp.queue_output(
+            arg_name="outbox", queue_name="%AOS_EVENTS_QUEUE%", connection="AzureWebJobsStorage"
+        )(serve)
         serve = bp.route(
             route=path.route, methods=list(path.methods), auth_level=func.AuthLevel.FUNCTION
         )(serve)
@@ -33,11 +39,15 @@ def http_blueprint(runtime: AppRuntime) -> func.Blueprint:
 
 def _function(runtime: AppRuntime, function: str) -> Callable[..., Awaitable[func.HttpResponse]]:
     async def serve(
-        req: func.HttpRequest, client: df.DurableOrchestrationClient
+        req: func.HttpRequest, client: df.DurableOrchestrationClient, outbox: func.Out[list[str]]
     ) -> func.HttpResponse:
         from aos.api import http  # the handlers load on the first request (a shorter cold start)
 
-        return await http.dispatch(function, req, client, runtime)
+        with invocation_outbox() as sent:
+            response = await http.dispatch(function, req, client, runtime)
+        if sent.messages:  # the host writes them before the response goes out
+            outbox.set(sent.messages)
+        return response
 
     serve.__name__ = serve.__qualname__ = function
     return serve

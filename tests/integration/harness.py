@@ -6,6 +6,7 @@ Durable HTTP API and run through the SDK's entity handler."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -182,9 +183,27 @@ async def running_aos(
     kinds: AgentKinds | None = None,
     queues: bool = False,
 ) -> AsyncIterator[Aos]:
-    """With ``queues`` the host polls the queues itself (set ``AOS_EVENTS_QUEUE`` in the
-    environment to ``settings_for(...).events_queue`` first: the trigger's binding names it)."""
+    """With ``queues`` the host polls the queues itself. ``AOS_EVENTS_QUEUE`` is set in the
+    environment to the test's events queue while it runs: the queue trigger's binding and the
+    HTTP functions' queue output binding name it (``%AOS_EVENTS_QUEUE%``), as the app settings do
+    in Azure."""
     settings = settings_for(connection_string, names, limits)
+    previous = os.environ.get("AOS_EVENTS_QUEUE")
+    os.environ["AOS_EVENTS_QUEUE"] = settings.events_queue
+    try:
+        async with _running(connection_string, settings, kinds, queues) as running:
+            yield running
+    finally:
+        if previous is None:
+            os.environ.pop("AOS_EVENTS_QUEUE", None)
+        else:
+            os.environ["AOS_EVENTS_QUEUE"] = previous
+
+
+@asynccontextmanager
+async def _running(
+    connection_string: str, settings: Settings, kinds: AgentKinds | None, queues: bool
+) -> AsyncIterator[Aos]:
     runtime = AppRuntime(kinds, load_settings=lambda: settings, settle_timeout=10.0)
     app = create_app(runtime=runtime)
     host = DevHost(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 
 from aos.adapters.azure.tables import storage_error
+from aos.adapters.outbox import current_outbox
 from aos.errors import StorageError
 
 if TYPE_CHECKING:
@@ -31,6 +32,12 @@ class AzureEventQueue(EventQueue):
         self._ready: set[str] = set()
 
     async def send(self, *, message: str) -> None:
+        """To the running HTTP invocation's queue output binding if there is one (see
+        ``aos.adapters.outbox``), else straight to the queue."""
+        outbox = current_outbox()
+        if outbox is not None:
+            outbox.messages.append(message)
+            return
         await self._send(self._events, message)
 
     async def dead_letter(self, *, letter: DeadLetter) -> None:

@@ -1,0 +1,46 @@
+"""An event POSTed over HTTP is picked up at once, however long the host's queue polling has
+backed off: the HTTP functions hand the events a request sent to their queue output binding, and
+the host, as the queues extension does (``SharedQueueWatcher`` → ``QueueListener.Notify``), tells
+its listener for that queue to poll now."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from harness import running_aos
+
+from devhost import Azurite, queue_listener  # the module, to slow its polling down
+from devhost.storage_names import UniqueName
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.azurite]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], limit: float = 20.0) -> None:
+    async with asyncio.timeout(limit):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_an_event_posted_over_http_wakes_the_queue_listener(
+    azurite: Azurite, unique_name: UniqueName, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue_listener, "MIN_POLL", 3600.0)  # else: one poll an hour
+    async with running_aos(azurite.connection_string, unique_name, queues=True) as aos:
+        await aos.register("a1")
+        await aos.register("s1", subscriptions=["tick"])
+
+        async def handled(agent_id: str, count: int) -> bool:
+            context = (await aos.call("GET", f"agents/{agent_id}")).json
+            return bool(context["counters"]["events_handled"] == count)
+
+        for n in (1, 2):  # the second after the listener went back to waiting
+            body = {"event_id": f"e{n}", "type": "t"}
+            assert (await aos.call("POST", "agents/a1/events", body)).status == 202
+            await eventually(lambda n=n: handled("a1", n))  # type: ignore[misc]
+        published = await aos.call("POST", "events", {"event_id": "b1", "type": "tick"})
+        assert published.status == 202
+        await eventually(lambda: handled("s1", 1))
