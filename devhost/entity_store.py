@@ -167,10 +167,19 @@ class EntityStore:
         )
         self._seq = _SeqGenerator()
         self._writer = PartitionWriter(self._table, ENTITIES_PARTITION)
+        self._older_layouts = True
+        """Whether the table held rows of an older layout when opened (until then: assume so)."""
 
     async def open(self) -> None:
         with contextlib.suppress(ResourceExistsError):
             await self._table.create_table()
+        rows = self._table.query_entities(
+            f"PartitionKey ne '{ENTITIES_PARTITION}'", select=["RowKey"], results_per_page=1
+        )
+        self._older_layouts = False
+        async for _ in rows:  # rows of an older layout: look for them where the state is missing
+            self._older_layouts = True
+            break
 
     async def close(self) -> None:
         await self._writer.drain()
@@ -203,9 +212,10 @@ class EntityStore:
     async def load_state(self, entity: EntityId) -> StoredState:
         """The entity's stored state: its head row, then any further rows, read by key (point
         reads; Azurite answers a query by scanning the whole table). Older layouts are looked for
-        only when the current one has no head row."""
+        only when the current one has no head row, and only if the table had rows of one."""
         layout: Layout
-        for layout in ("current", "tagged", "plain"):
+        layouts: tuple[Layout, ...] = ("current", "tagged", "plain")
+        for layout in layouts if self._older_layouts else layouts[:1]:
             partition, names = _state_rows_of(entity, 1, layout)
             head = await self._row(partition, names[0])
             if head is not None:
