@@ -33,6 +33,8 @@ Operation = tuple[Any, ...]
 """A transaction operation as ``submit_transaction`` takes it: ``("create" | "upsert" | "delete",
 row[, options])``; the row's ``PartitionKey`` is set by the writer."""
 
+_NO_CONTENT = "return-no-content"
+
 TRANSACTION_OPERATIONS = 100
 """Azure Table's limit of operations in one transaction."""
 TRANSACTION_CHARS = 500_000
@@ -61,8 +63,9 @@ class PartitionWriter:
         self._flushing: asyncio.Task[None] | None = None
 
     async def create(self, row: dict[str, Any]) -> None:
-        """Insert one row; ``ResourceExistsError`` if it exists."""
-        await self.submit([("create", row)])
+        """Insert one row; ``ResourceExistsError`` if it exists. (The service is asked not to echo
+        the row back: a row read back is parsed for nothing, in a transaction's body too.)"""
+        await self.submit([("create", row, {"response_preference": _NO_CONTENT})])
 
     async def submit(self, operations: Sequence[Operation]) -> None:
         """Make ``operations`` (at most 100, no row twice) all or none, in a transaction shared
@@ -189,7 +192,7 @@ class PartitionWriter:
             return
         kind, row, *options = operations[0]
         if kind == "create":
-            await self._table.create_entity(row)
+            await self._table.create_entity(row, **(options[0] if options else {}))
         elif kind == "upsert":
             mode = options[0].get("mode", UpdateMode.MERGE) if options else UpdateMode.MERGE
             await self._table.upsert_entity(row, mode=mode)

@@ -31,9 +31,9 @@ class CountingTable:
         self.transactions.append(len(operations))
         return await self.table.submit_transaction(operations)
 
-    async def create_entity(self, row: dict[str, Any]) -> Any:
+    async def create_entity(self, row: dict[str, Any], **options: Any) -> Any:
         self.singles += 1
-        return await self.table.create_entity(row)
+        return await self.table.create_entity(row, **options)
 
     async def delete_entity(self, partition_key: str, row_key: str) -> None:
         self.singles += 1
