@@ -18,8 +18,8 @@ singles the broadcast was charged with the singles' garbage.
 
 Both end the same way, observed from outside the app so that observing costs it nothing: the
 events queue holds no message (visible or leased; a message is deleted only after its signals are
-stored) and the host's entity table holds no signal row (a signal row goes only after the state
-its operation produced is stored). Reading every agent over HTTP until
+stored) and the host's entity table holds no signal row (a signal row is deleted in the
+transaction that stores the state its operation produced). Reading every agent over HTTP until
 it shows the event, as an earlier version did, cost the app as much CPU as delivering the events
 and made the two paths look alike. Target: at least 2x, and broadcast time per agent about
 constant from the smallest N to the largest (linear in N).
