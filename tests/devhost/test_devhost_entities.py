@@ -31,6 +31,13 @@ async def _read(host: Any, key: str) -> Any:
     return await client.read_entity_state(df.EntityId("counter", key))
 
 
+async def _opened(azurite: Azurite, table: str) -> EntityStore:
+    """The store a host would use, opened (the table created), for writing rows as it would."""
+    store = EntityStore(azurite.connection_string, table)
+    await store.open()
+    return store
+
+
 def _rows_of(azurite: Azurite, table: str, entity: EntityId) -> list[str]:
     """The keys of the entity's rows (state rows, then signal rows) in the shared partition."""
     with TableClient.from_connection_string(azurite.connection_string, table) as t:
@@ -105,8 +112,7 @@ def test_a_commit_stores_the_state_and_deletes_its_signals_together(
     entity = EntityId.of("counter", "k4")
 
     async def scenario() -> None:
-        store = EntityStore(azurite.connection_string, table)
-        await store.open()
+        store = await _opened(azurite, table)
         signals = [
             store.new_signal(f"id{amount}", "add", json.dumps(json.dumps(amount)))
             for amount in (1, 2, 3)
@@ -143,8 +149,7 @@ def test_an_entity_that_deleted_itself_leaves_nothing_to_run_again(
     entity = EntityId.of("counter", "gone2")
 
     async def scenario() -> None:
-        store = EntityStore(azurite.connection_string, table)
-        await store.open()
+        store = await _opened(azurite, table)
         first = store.new_signal("id1", "add", json.dumps(json.dumps(1)))
         await store.add_signal(entity, first)
         state = json.dumps({"total": 1, "ops": 1, "seen": [1]})
