@@ -206,6 +206,16 @@ def upserts(group: list[Operation]) -> list[Any]:
     return [("upsert", row, {"mode": mode}) for row, mode in group]
 
 
+async def upsert_all(client: Any, operations: Sequence[Operation]) -> None:
+    """Upsert ``operations`` through an async table client: one transaction per group
+    (``transactions``), or single upserts side by side for a group of up to ``SMALL_GROUP``."""
+    for group in transactions(operations):
+        if len(group) <= SMALL_GROUP:
+            await asyncio.gather(*(client.upsert_entity(row, mode=mode) for row, mode in group))
+        else:
+            await client.submit_transaction(upserts(group))
+
+
 class TableHistoryWriter:
     """Writes a batch's records: upserts (replace), one transaction per group of rows (single
     upserts for a group of up to ``SMALL_GROUP`` rows). Either way the rows are replaced, so a
@@ -260,13 +270,7 @@ class TableHistoryArchive(TableAdapter, HistoryArchive):
         write that failed half-way is completed by the batch's next execution."""
         try:
             await self._ensure_table()
-            for group in transactions(batch_operations(records)):
-                if len(group) <= SMALL_GROUP:
-                    await asyncio.gather(
-                        *(self._client.upsert_entity(row, mode=mode) for row, mode in group)
-                    )
-                else:
-                    await self._client.submit_transaction(upserts(group))
+            await upsert_all(self._client, batch_operations(records))
         except ResourceNotFoundError as exc:  # the table was deleted: create it on the retry
             self._table_ready = False
             raise storage_error(exc, "Archiving history records (table missing)") from exc

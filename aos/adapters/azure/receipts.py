@@ -20,7 +20,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from aos.adapters.azure.history import SMALL_GROUP, TRANSACTION_ROWS
+from aos.adapters.azure.history import SMALL_GROUP, TRANSACTION_ROWS, upsert_all
 from aos.adapters.azure.tables import TableAdapter, storage_error
 from aos.domain.models import format_timestamp, utc_now
 from aos.errors import StorageError
@@ -154,16 +154,7 @@ class TableDeliveryReceipts(TableAdapter, DeliveryReceipts):
         ]
         try:
             await self._ensure_table()
-            for start in range(0, len(rows), TRANSACTION_ROWS):
-                group = rows[start : start + TRANSACTION_ROWS]
-                if len(group) <= SMALL_GROUP:
-                    await asyncio.gather(
-                        *(self._client.upsert_entity(row, mode=UpdateMode.MERGE) for row in group)
-                    )
-                else:
-                    await self._client.submit_transaction(
-                        [("upsert", row, {"mode": UpdateMode.MERGE}) for row in group]
-                    )
+            await upsert_all(self._client, [(row, UpdateMode.MERGE) for row in rows])
         except AzureError as exc:
             raise storage_error(exc, "Delivery receipts") from exc
 
