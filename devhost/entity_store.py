@@ -253,6 +253,8 @@ class EntityStore:
         return found
 
     async def _move_old_signals(self) -> None:
+        if not self._older_layouts:  # every row is in the entities partition: none to move
+            return
         query = f"RowKey ge '{OLD_SIGNAL_PREFIX}' and RowKey lt 'sig.'"
         applied: dict[EntityId, set[str]] = {}
         async for row in self._table.query_entities(query):
