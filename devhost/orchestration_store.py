@@ -12,7 +12,7 @@ Layout (one partition per instance, so one transaction covers everything an epis
                                     a parent) the episode produced, until they are delivered
 
 An episode deletes the inbox rows it consumed, appends its history rows, replaces the instance row
-and adds its outbox row in one `submit_transaction`: a crash leaves either the old instance (the
+and adds its outbox row in one transaction (`devhost.table_transaction`): a crash leaves either the old instance (the
 messages still in the inbox, the episode runs again) or the new one (the messages gone, their
 effects in history). Work that is not a message (activities to run, timers to fire) is derived from
 history: a `TaskScheduled` without its completion, a `TimerCreated` without its `TimerFired`; their
@@ -34,6 +34,7 @@ from azure.data.tables.aio import TableClient
 
 from devhost.entity_store import CHUNK_CHARS, CHUNKS_PER_ROW, _SeqGenerator
 from devhost.storage_clients import client_options
+from devhost.table_transaction import submit_transaction
 
 __all__ = [
     "MAX_INBOX_PER_EPISODE",
@@ -216,7 +217,7 @@ class OrchestrationStore:
         key = INBOX_PREFIX + self.next_seq()
         rows = _chunked_row(pk, key, json.dumps(started))
         ops.extend(("create", row) for row in rows)
-        await self._table.submit_transaction(ops)
+        await submit_transaction(self._table, ops)
         return Message(key, started, len(rows))
 
     async def add_message(self, instance_id: str, event: dict[str, Any]) -> Message:
@@ -227,7 +228,7 @@ class OrchestrationStore:
         if len(rows) == 1:
             await self._table.create_entity(rows[0])
         else:
-            await self._table.submit_transaction([("create", r) for r in rows])
+            await submit_transaction(self._table, [("create", r) for r in rows])
         return Message(key, event, len(rows))
 
     async def commit_episode(
@@ -268,7 +269,7 @@ class OrchestrationStore:
             in_message = Message(key, restart_with, len(rows))
         if len(ops) > 100:
             raise ValueError(f"an episode of {record.instance_id} needs {len(ops)} row operations")
-        await self._table.submit_transaction(ops)
+        await submit_transaction(self._table, ops)
         return history_keys, out_message, in_message
 
     async def delete_message(self, instance_id: str, message: Message) -> None:
@@ -285,7 +286,7 @@ class OrchestrationStore:
             ("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]}) for r in rows
         ]
         for start in range(0, len(deletes), 100):
-            await self._table.submit_transaction(deletes[start : start + 100])
+            await submit_transaction(self._table, deletes[start : start + 100])
 
 
 def _assemble(rows: list[dict[str, Any]]) -> StoredInstance | None:
