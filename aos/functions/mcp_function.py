@@ -2,7 +2,9 @@
 """The MCP endpoint, ``/api/mcp``: the server of ``aos.api.mcp`` behind an ordinary HTTP trigger.
 
 Like the other routes it is ``AuthLevel.FUNCTION`` (Azure wants the function key, as
-``x-functions-key``) and gets the durable client binding. Each POST is one stateless MCP exchange,
+``x-functions-key``) and gets the durable client binding and the queue output binding on the events
+queue that carries the events a call sent (``aos.adapters.outbox``: the host's listener then polls
+at once, so ``send_event`` wakes an idle app as a POST does). Each POST is one stateless MCP exchange,
 bridged to the SDK's ASGI app with ``func.AsgiMiddleware``. The SDK loads on the first request, so
 indexing the app does not pay for it. GET (the optional server-to-client stream) and DELETE (ending
 a session) answer 405: a stateless endpoint offers neither.
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 import azure.durable_functions as df
 import azure.functions as func
 
+from aos.adapters.outbox import invocation_outbox
 from aos.functions.container import AppRuntime
 
 __all__ = ["MCP_ROUTE", "mcp_blueprint"]
@@ -38,11 +41,18 @@ def mcp_blueprint(runtime: AppRuntime) -> func.Blueprint:
     @bp.route(
         route=MCP_ROUTE, methods=["DELETE", "GET", "POST"], auth_level=func.AuthLevel.FUNCTION
     )
-    @bp.durable_client_input(client_name="client")
+    @bp.queue_output(
+        arg_name="outbox", queue_name="%AOS_EVENTS_QUEUE%", connection="AzureWebJobsStorage"
+    )
+    @bp.durable_client_input(client_name="client")  # innermost, as documented
     async def mcp(
-        req: func.HttpRequest, client: df.DurableOrchestrationClient
+        req: func.HttpRequest, client: df.DurableOrchestrationClient, outbox: func.Out[list[str]]
     ) -> func.HttpResponse:
-        return await _serve(runtime, req, client)
+        with invocation_outbox() as sent:
+            response = await _serve(runtime, req, client)
+        if sent.messages:  # the host writes them before the response goes out
+            outbox.set(sent.messages)
+        return response
 
     return bp
 

@@ -6,8 +6,10 @@ its listener for that queue to poll now."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 
+import azure.functions as func
 import pytest
 from harness import running_aos
 
@@ -44,3 +46,40 @@ async def test_an_event_posted_over_http_wakes_the_queue_listener(
         published = await aos.call("POST", "events", {"event_id": "b1", "type": "tick"})
         assert published.status == 202
         await eventually(lambda: handled("s1", 1))
+
+
+async def test_an_event_sent_over_mcp_wakes_the_queue_listener(
+    azurite: Azurite, unique_name: UniqueName, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The MCP function has the same queue output binding: ``send_event`` wakes an idle app."""
+    monkeypatch.setattr(queue_listener, "MIN_POLL", 3600.0)
+    async with running_aos(azurite.connection_string, unique_name, queues=True) as aos:
+        await aos.register("a1")
+        call = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {
+                "name": "send_event",
+                "arguments": {"agent_id": "a1", "event_id": "m1", "type": "t"},
+            },
+        }
+        request = func.HttpRequest(
+            method="POST",
+            url="http://localhost:7071/api/mcp",
+            headers={
+                "host": "localhost:7071",
+                "content-type": "application/json",
+                "accept": "application/json, text/event-stream",
+            },
+            body=json.dumps(call).encode(),
+        )
+        answer: func.HttpResponse = await aos.host.invoke("mcp", req=request)
+        assert answer.status_code == 200, answer.get_body()
+        assert '"isError":false' in answer.get_body().decode().replace(" ", "")
+
+        async def handled() -> bool:
+            context = (await aos.call("GET", "agents/a1")).json
+            return bool(context["counters"]["events_handled"] == 1)
+
+        await eventually(handled)

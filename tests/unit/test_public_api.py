@@ -82,6 +82,13 @@ def test_entity_contract() -> None:
 def test_the_app_registers_these_functions() -> None:
     """The function list with trigger types and routes, as the host indexes it."""
     functions = {f.get_function_name(): f for f in make_app().get_functions()}
+    outbox = {
+        "type": "queue",
+        "direction": "OUT",
+        "name": "outbox",
+        "queueName": "%AOS_EVENTS_QUEUE%",
+        "connection": "AzureWebJobsStorage",
+    }
     triggers = {}
     for name, function in functions.items():
         bindings = [json.loads(b) for b in function.get_raw_bindings()]
@@ -91,6 +98,7 @@ def test_the_app_registers_these_functions() -> None:
         if trigger["type"] == "httpTrigger":
             assert trigger["authLevel"] == "FUNCTION"
             assert {"type": "durableClient", "direction": "IN", "name": "client"} in bindings
+            assert outbox in bindings  # the events a request sends (aos.adapters.outbox)
     assert triggers == {
         "agent": ("entityTrigger", "agent", ()),
         "agents": ("httpTrigger", "agents", ("GET", "POST")),
