@@ -4,7 +4,8 @@ Each case runs both against Azurite, the SDK in one partition and ours in anothe
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -36,6 +37,15 @@ async def _rows(table: TableClient, partition: str) -> dict[str, dict[str, Any]]
     }
 
 
+@asynccontextmanager
+async def new_table(azurite: Azurite, unique_name: UniqueName) -> AsyncIterator[TableClient]:
+    """A client on a table of its own, created."""
+    name = unique_name.table_name("Txn")
+    async with TableClient.from_connection_string(azurite.connection_string, name) as table:
+        await table.create_table()
+        yield table
+
+
 def _in(partition: str, operations: list[Operation]) -> list[Operation]:
     return [(kind, {**row, "PartitionKey": partition}, *rest) for kind, row, *rest in operations]
 
@@ -44,10 +54,7 @@ def test_each_operation_stores_what_the_sdk_stores(
     azurite: Azurite, unique_name: UniqueName
 ) -> None:
     async def scenario() -> None:
-        async with TableClient.from_connection_string(
-            azurite.connection_string, unique_name.table_name("Txn")
-        ) as table:
-            await table.create_table()
+        async with new_table(azurite, unique_name) as table:
             for partition, submit in (("sdk", _sdk), ("ours", submit_transaction)):
                 await table.create_entity({"PartitionKey": partition, "RowKey": "kept", "k": "v"})
                 await submit(
@@ -109,10 +116,7 @@ def test_refusals_raise_what_the_sdk_raises(azurite: Azurite, unique_name: Uniqu
         return ("stored",)
 
     async def scenario() -> None:
-        async with TableClient.from_connection_string(
-            azurite.connection_string, unique_name.table_name("Txn")
-        ) as table:
-            await table.create_table()
+        async with new_table(azurite, unique_name) as table:
             for partition in ("sdk", "ours"):
                 await table.create_entity({"PartitionKey": partition, "RowKey": "taken"})
             for ops in cases:
@@ -136,10 +140,7 @@ def test_what_cannot_be_one_transaction_is_refused_before_it_is_sent(
     azurite: Azurite, unique_name: UniqueName
 ) -> None:
     async def scenario() -> None:
-        async with TableClient.from_connection_string(
-            azurite.connection_string, unique_name.table_name("Txn")
-        ) as table:
-            await table.create_table()
+        async with new_table(azurite, unique_name) as table:
             with pytest.raises(ValueError, match="one partition key"):
                 await submit_transaction(
                     table,
