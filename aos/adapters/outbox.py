@@ -9,7 +9,9 @@ while the queue is idle: an agent woken by an HTTP event would wait up to that l
 
 ``AzureEventQueue.send`` appends to the outbox of the invocation it runs in (a context variable,
 so concurrent invocations keep their own); outside one, or after it ended (a task the request left
-running), it sends directly.
+running), it sends directly. An invocation that waits for an event's effect before it returns (the
+MCP tool ``ask_agent`` waits for the turn its message starts) calls ``EventQueue.flush`` first,
+which sends what the outbox holds directly: the binding would write it only after the wait.
 """
 
 from __future__ import annotations

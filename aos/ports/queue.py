@@ -33,6 +33,12 @@ class EventQueue(ABC):
     @abstractmethod
     async def dead_letter(self, *, letter: DeadLetter) -> None: ...
 
+    async def flush(self) -> None:  # noqa: B027 - optional hook
+        """Make sure every message ``send`` accepted so far is on the queue now, before waiting
+        for its effect inside the same invocation. An adapter that holds sends back for the
+        invocation's queue output binding (``aos.adapters.azure.queues``: the binding is written
+        only when the function returns) sends them directly; the others have nothing to do."""
+
     @abstractmethod
     async def ping(self) -> None:
         """Raise if the events queue cannot be reached (for health checks)."""

@@ -108,7 +108,9 @@ class MessageService:
 
     async def wait_for_turn(self, agent_id: str, turn_id: str, *, within: float) -> TurnView:
         """Poll until the turn has finished (or waits for an approval), at most ``within``
-        seconds; the last view either way."""
+        seconds; the last view either way. The message that starts the turn may still be held
+        for the invocation's output binding, written only when it returns: it is flushed first."""
+        await self.agents.queue.flush()
         deadline = time.monotonic() + within
         delay = 0.05
         while True:

@@ -13,6 +13,7 @@ import azure.functions as func
 import pytest
 from harness import running_aos
 
+from aos.adapters.outbox import invocation_outbox
 from devhost import Azurite, queue_listener  # the module, to slow its polling down
 from devhost.storage_names import UniqueName
 
@@ -83,3 +84,23 @@ async def test_an_event_sent_over_mcp_wakes_the_queue_listener(
             return bool(context["counters"]["events_handled"] == 1)
 
         await eventually(handled)
+
+
+async def test_flush_sends_what_the_invocation_holds_back(
+    azurite: Azurite, unique_name: UniqueName
+) -> None:
+    """Inside an invocation the events wait for its output binding; ``flush`` (called before
+    waiting for an event's effect, as ``ask_agent`` does) puts them on the queue at once."""
+    async with running_aos(azurite.connection_string, unique_name) as aos:
+        queue = aos.runtime.storage().queue
+        with invocation_outbox() as held:
+            await queue.send(message='{"n": 1}')
+            await queue.send(message='{"n": 2}')
+            assert await aos.queued() == []
+            await queue.flush()
+            assert held.messages == []
+            assert await aos.queued() == ['{"n": 1}', '{"n": 2}']
+            await queue.send(message='{"n": 3}')
+        assert held.messages == ['{"n": 3}']  # for the binding
+        await queue.flush()  # outside an invocation: nothing held, nothing to do
+        assert await aos.queued() == []

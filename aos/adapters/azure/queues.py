@@ -40,6 +40,14 @@ class AzureEventQueue(EventQueue):
             return
         await self._send(self._events, message)
 
+    async def flush(self) -> None:
+        """Send what the running invocation's outbox holds straight to the queue (the binding
+        writes only what is left: a message that failed here and those after it)."""
+        outbox = current_outbox()
+        while outbox is not None and outbox.messages:
+            await self._send(self._events, outbox.messages[0])
+            del outbox.messages[0]
+
     async def dead_letter(self, *, letter: DeadLetter) -> None:
         await self._send(self._deadletter, letter.model_dump_json())
 
