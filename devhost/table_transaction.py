@@ -8,9 +8,12 @@ and reads its multipart answer with the standard library's ``email`` package (az
 that is 0.54-0.80 ms of the host's CPU per operation in transactions of 8 to 16, most of what a
 broadcast's recipient costs the host. Written here it is 0.08-0.18 ms (docs/PERFORMANCE.md).
 
-Only the body and its answer are ours. The request goes through the SDK client's own pipeline
-(``TableClient._client.send_request``, the generated client's documented escape hatch), so that
-authentication, retries, the transport and its options stay the SDK's. The format follows the
+Only the body and its answer are ours. The request goes through the SDK client's own pipeline,
+so that authentication, retries, the transport and its options stay the SDK's: the generated
+client's ``send_request``, reached, as the SDK's own ``submit_transaction`` reaches it, through
+``TableClient._client`` and ``_primary_hostname``. Those two names are private to the SDK; the
+version is pinned in ``requirements.txt``, and the tests run every kind of operation and refusal
+through both this and the SDK against Azurite, so an SDK that moved them fails there first. The format follows the
 Azure Storage REST reference, "Performing entity group transactions": a ``multipart/mixed`` batch
 holding one change set, each operation an ``application/http`` part; the answer holds one part
 per operation, or a single part with the failing operation's status and an OData error whose
