@@ -11,8 +11,6 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import snowballstemmer
-
 __all__ = ["STOPWORDS", "flatten_action", "stem", "surface_forms", "terms", "trigrams"]
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -29,14 +27,21 @@ STOPWORDS = frozenset(
     """.split()  # noqa: SIM905 - a word list reads best as text
 )
 
-_STEMMER = snowballstemmer.stemmer("english")
+
+@functools.cache
+def _english_stemmer() -> Any:
+    """Made on first use: importing ``snowballstemmer`` imports every language's stemmer, about
+    10 ms of a cold start (``bench/import_time.py``) that an app which never scores would pay."""
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
 
 
 @functools.lru_cache(maxsize=16384)
 def stem(word: str) -> str:
     """The Snowball English (Porter2) stem of a lower-case word, so that "hiring", "hires" and
     "hired" all match "hire". Memoised: the stemmer is pure Python and vocabularies repeat."""
-    return str(_STEMMER.stemWord(word))
+    return str(_english_stemmer().stemWord(word))
 
 
 def _words(text: str) -> Iterator[str]:

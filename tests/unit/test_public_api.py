@@ -145,3 +145,12 @@ def test_the_app_registers_these_functions() -> None:
         "aos_model_step": ("activityTrigger", None, ()),
         "aos_tool": ("activityTrigger", None, ()),
     }
+
+
+def test_a_cold_start_loads_only_what_indexing_the_app_needs() -> None:
+    """What the first request (or the first use) loads instead: the HTTP handlers and the MCP
+    server, the model clients, the stemmer of the alignment scorer (``bench/import_time.py``)."""
+    later = ["aos.api.http", "aos.api.mcp", "mcp", "openai", "azure.identity", "snowballstemmer"]
+    code = f"import sys, function_app; print([m for m in {later!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
