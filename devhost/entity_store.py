@@ -44,6 +44,7 @@ from azure.data.tables.aio import TableClient
 from devhost.errors import EntityStateTooLargeError
 from devhost.partition_writer import Operation, PartitionWriter
 from devhost.storage_clients import client_options
+from devhost.table_transaction import submit_transaction
 
 __all__ = [
     "ENTITIES_PARTITION",
@@ -327,8 +328,9 @@ class EntityStore:
         partition, names = _state_rows_of(entity, previous.rows, previous.layout)
         if len(names) > 1:
             with contextlib.suppress(ResourceNotFoundError, TableTransactionError):
-                await self._table.submit_transaction(
-                    [("delete", {"PartitionKey": partition, "RowKey": name}) for name in names]
+                await submit_transaction(
+                    self._table,
+                    [("delete", {"PartitionKey": partition, "RowKey": name}) for name in names],
                 )
                 return
         for name in names:
