@@ -41,7 +41,7 @@ from azure.core.rest import HttpRequest
 from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
-__all__ = ["Operation", "submit_transaction"]
+__all__ = ["Operation", "check_answer", "submit_transaction", "transaction_body"]
 
 Operation = tuple[Any, ...]
 """``("create" | "upsert" | "delete", row[, options])``, as ``TableClient.submit_transaction``
@@ -80,7 +80,7 @@ async def submit_transaction(table: TableClient, operations: Sequence[Operation]
             message=f"the transaction was refused ({response.status_code}): {_text(body)}",
             response=response,
         )
-    _check_answer(body, len(operations))
+    check_answer(body, len(operations))
 
 
 def transaction_body(table_url: str, batch: str, operations: Sequence[Operation]) -> bytes:
@@ -140,7 +140,7 @@ def _entity_json(row: dict[str, Any]) -> bytes:
     return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _check_answer(body: bytes, expected: int) -> None:
+def check_answer(body: bytes, expected: int) -> None:
     """Raise unless the change set's answer holds a success for each of ``expected`` operations."""
     parts = _answer_parts(body)
     failed = [(status, content) for status, content in parts if not 200 <= status < 300]

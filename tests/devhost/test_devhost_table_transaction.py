@@ -16,7 +16,7 @@ from helpers import run
 
 from devhost.azurite import Azurite
 from devhost.storage_names import UniqueName
-from devhost.table_transaction import Operation, submit_transaction
+from devhost.table_transaction import Operation, check_answer, submit_transaction
 
 pytestmark = pytest.mark.azurite
 
@@ -163,3 +163,44 @@ def test_what_cannot_be_one_transaction_is_refused_before_it_is_sent(
                 )
 
     run(scenario())
+
+
+def _answer(changeset: str, *parts: str) -> bytes:
+    """A batch answer as the service writes it: CRLF lines, one change set, a part each."""
+    lines = [f"--batchresponse_b1\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"]
+    for part in parts:
+        lines.append(
+            f"--{changeset}\r\nContent-Type: application/http\r\n"
+            f"Content-Transfer-Encoding: binary\r\n\r\n{part}\r\n"
+        )
+    lines.append(f"--{changeset}--\r\n--batchresponse_b1--\r\n")
+    return "".join(lines).encode()
+
+
+def test_answers_in_the_services_format_are_read() -> None:
+    """Answers shaped as the REST reference and the OData batch format show them (not only as
+    Azurite writes them): each operation's status line, headers, then its body if any."""
+    created = (
+        "HTTP/1.1 201 Created\r\nContent-ID: 1\r\nContent-Type: application/json\r\n"
+        "Location: https://a.table.core.windows.net/t(PartitionKey='p',RowKey='HTTP/1.1 500')\r\n\r\n"
+        '{"PartitionKey":"p","RowKey":"HTTP/1.1 500"}'
+    )
+    no_content = "HTTP/1.1 204 No Content\r\nContent-ID: 2\r\nDataServiceVersion: 1.0;\r\n"
+    check_answer(_answer("changesetresponse_c1", created, no_content), 2)
+    check_answer(_answer("changeset(77162fcd-b8da)", no_content, no_content), 2)
+
+    refused = (
+        "HTTP/1.1 409 Conflict\r\nContent-ID: 2\r\n"
+        "Content-Type: application/json;odata=minimalmetadata;streaming=true;charset=utf-8\r\n\r\n"
+        '{"odata.error":{"code":"EntityAlreadyExists","message":{"lang":"en-US",'
+        '"value":"1:The specified entity already exists.\\nRequestId:r"}}}'
+    )
+    with pytest.raises(TableTransactionError) as caught:
+        check_answer(_answer("changesetresponse_c2", refused), 2)
+    assert (caught.value.index, caught.value.status_code) == (1, 409)
+    assert getattr(caught.value, "error_code", None) == "EntityAlreadyExists"
+
+    with pytest.raises(HttpResponseError, match="1 results for 2 operations"):
+        check_answer(_answer("changesetresponse_c3", no_content), 2)
+    with pytest.raises(HttpResponseError, match="no change set"):
+        check_answer(b"<html>a proxy's page</html>", 1)
