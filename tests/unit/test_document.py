@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 
 from aos import Event, GenericPurposeDrivenAgent, Limits
-from aos.domain.document import ContextDocument, summarize_event, worst_case_state_bytes
+from aos.domain.document import (
+    ContextDocument,
+    id_digest,
+    summarize_event,
+    worst_case_state_bytes,
+)
 from aos.domain.models import AgentContext, EventSummary, format_timestamp, utc_now
 
 
@@ -69,3 +76,14 @@ def test_worst_case_is_a_real_bound() -> None:
         agent.decide({"decision_id": f"{i:0128d}", "options": [big], "context": {}})
     size = agent.document.size_bytes()
     assert size <= worst_case_state_bytes(limits) <= limits.max_state_bytes, size
+
+
+def test_id_digests_stay_what_stored_states_hold() -> None:
+    """The window holds digests written by every earlier version: 48 bits of BLAKE2b personalised
+    by the namespace, URL-safe base64. The fast path must give exactly these."""
+    for identifier in ("e1", "0" * 128, "évènement-🙂", ""):
+        for namespace in ("event", "decision", "turn-step"):
+            plain = hashlib.blake2b(identifier.encode(), digest_size=6, person=namespace.encode())
+            expected = base64.urlsafe_b64encode(plain.digest()).decode("ascii")
+            assert id_digest(identifier, namespace) == expected
+    assert id_digest("e1") == "LzjRAUjf"  # pinned: a change here forgets every stored window
