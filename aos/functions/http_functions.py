@@ -4,8 +4,8 @@
 Every function is ``AuthLevel.FUNCTION`` (Azure requires a function key, local hosts do not) and
 gets the durable client binding, which the services use to signal and read agent entities, and a
 queue output binding on the events queue, which carries the events the request sent
-(``aos.adapters.outbox``: the host's own listener then polls at once). The handlers and their
-table (``aos.api.http``) load on the first request.
+(``aos.functions.events_output``: the host's own listener then polls at once). The handlers and
+their table (``aos.api.http``) load on the first request.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 import azure.durable_functions as df
 import azure.functions as func
 
-from aos.adapters.outbox import invocation_outbox
 from aos.api.paths import FUNCTIONS
 from aos.functions.container import AppRuntime
+from aos.functions.events_output import events_output, sending_through
 
 __all__ = ["http_blueprint"]
 
@@ -27,9 +27,7 @@ def http_blueprint(runtime: AppRuntime) -> func.Blueprint:
     for function, path in FUNCTIONS.items():
         serve = _function(runtime, function)
         serve = bp.durable_client_input(client_name="client")(serve)  # innermost, as documented
-        serve = bp.queue_output(
-            arg_name="outbox", queue_name="%AOS_EVENTS_QUEUE%", connection="AzureWebJobsStorage"
-        )(serve)
+        serve = events_output(bp)(serve)
         serve = bp.route(
             route=path.route, methods=list(path.methods), auth_level=func.AuthLevel.FUNCTION
         )(serve)
@@ -43,11 +41,7 @@ def _function(runtime: AppRuntime, function: str) -> Callable[..., Awaitable[fun
     ) -> func.HttpResponse:
         from aos.api import http  # the handlers load on the first request (a shorter cold start)
 
-        with invocation_outbox() as sent:
-            response = await http.dispatch(function, req, client, runtime)
-        if sent.messages:  # the host writes them before the response goes out
-            outbox.set(sent.messages)
-        return response
+        return await sending_through(outbox, http.dispatch(function, req, client, runtime))
 
     serve.__name__ = serve.__qualname__ = function
     return serve

@@ -3,10 +3,10 @@
 
 Like the other routes it is ``AuthLevel.FUNCTION`` (Azure wants the function key, as
 ``x-functions-key``) and gets the durable client binding and the queue output binding on the events
-queue that carries the events a call sent (``aos.adapters.outbox``: the host's listener then polls
-at once, so ``send_event`` wakes an idle app as a POST does). Each POST is one stateless MCP exchange,
-bridged to the SDK's ASGI app with ``func.AsgiMiddleware``. The SDK loads on the first request, so
-indexing the app does not pay for it. GET (the optional server-to-client stream) and DELETE (ending
+queue that carries the events a call sent (``aos.functions.events_output``: the host's listener then
+polls at once, so ``send_event`` wakes an idle app as a POST does). Each POST is one stateless MCP
+exchange, bridged to the SDK's ASGI app with ``func.AsgiMiddleware``. The SDK loads on the first
+request, so indexing the app does not pay for it. GET (the optional server-to-client stream) and DELETE (ending
 a session) answer 405: a stateless endpoint offers neither.
 
 Before the SDK sees a request, the body must be ``application/json`` (else 415) and at most 64 KB,
@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 import azure.durable_functions as df
 import azure.functions as func
 
-from aos.adapters.outbox import invocation_outbox
 from aos.functions.container import AppRuntime
+from aos.functions.events_output import events_output, sending_through
 
 __all__ = ["MCP_ROUTE", "mcp_blueprint"]
 
@@ -41,18 +41,12 @@ def mcp_blueprint(runtime: AppRuntime) -> func.Blueprint:
     @bp.route(
         route=MCP_ROUTE, methods=["DELETE", "GET", "POST"], auth_level=func.AuthLevel.FUNCTION
     )
-    @bp.queue_output(
-        arg_name="outbox", queue_name="%AOS_EVENTS_QUEUE%", connection="AzureWebJobsStorage"
-    )
+    @events_output(bp)
     @bp.durable_client_input(client_name="client")  # innermost, as documented
     async def mcp(
         req: func.HttpRequest, client: df.DurableOrchestrationClient, outbox: func.Out[list[str]]
     ) -> func.HttpResponse:
-        with invocation_outbox() as sent:
-            response = await _serve(runtime, req, client)
-        if sent.messages:  # the host writes them before the response goes out
-            outbox.set(sent.messages)
-        return response
+        return await sending_through(outbox, _serve(runtime, req, client))
 
     return bp
 
